@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import path
+
+from demos import views as demos
+
+urlpatterns = [
+    path("", demos.index, name="index"),
+    path("echo/", demos.echo, name="echo"),
+    path("ping/", demos.ping, name="ping"),
+    path("admin/", admin.site.urls),
+]

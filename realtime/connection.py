@@ -1,0 +1,307 @@
+"""The transport: one WebSocket connection, as a view sees it.
+
+Framing, masking, UTF-8 and close-code rules are done by the sans-I/O protocol core of the
+`websockets` library (RFC 6455 checked against the Autobahn suite, masking in C); this module
+only moves bytes between that core and the gevent socket. Views see `receive()`, `send()`,
+`close(code)` and `closed`, never the socket.
+
+One writer per socket: every byte leaves through `_write`. It sends at once when nothing is
+queued (no greenlet switch on the common path); otherwise it appends to a bounded outbox that
+a single writer greenlet drains. So two greenlets sending on one connection can never
+interleave frames, and a client that stops reading fills only its own outbox.
+"""
+
+import collections
+import logging
+import socket
+import time
+
+import gevent
+from gevent.event import Event
+from geventwebsocket.exceptions import WebSocketError
+from websockets.frames import Opcode
+from websockets.protocol import Protocol, Side, State
+
+log = logging.getLogger("realtime.connection")
+
+READ_SIZE = 65536
+# websockets' sans-I/O core logs every normal close at INFO; its warnings still show.
+_core_log = logging.getLogger("websockets.server")
+
+# RFC 6455 close codes this layer sends.
+NORMAL = 1000
+GOING_AWAY = 1001
+INVALID_DATA = 1007
+POLICY_VIOLATION = 1008
+MESSAGE_TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
+
+
+class ConnectionClosed(WebSocketError):
+    """send() on a connection that is closed or closing.
+
+    A subclass of gevent-websocket's WebSocketError, so views written for it keep working;
+    a view that lets it escape simply ends.
+    """
+
+
+class Connection:
+    """A server-side WebSocket connection on a gevent socket.
+
+    Created by the handler before the 101 response is sent: the handshake completes on the
+    first `receive()`/`send()` (or an explicit `accept()`), so Django can still answer the
+    upgrade request with an ordinary 403 or 404 before that.
+    """
+
+    def __init__(self, sock, rfile, environ, *, accept, max_message_size, max_queue_bytes,
+                 max_queue_messages, close_timeout):
+        self.environ = environ
+        self.accepted = False
+        self.protocol = Protocol(Side.SERVER, max_size=max_message_size, logger=_core_log)
+        self.last_seen = time.monotonic()
+        # Called before each blocking read: the Django glue releases database connections here.
+        self.before_wait = None
+        self._accept = accept
+        self._sock = sock
+        # The real non-blocking socket under gevent's wrapper: `send` on it never yields.
+        self._raw = getattr(sock, "_sock", None)
+        self._read = rfile.read1
+        self._messages = collections.deque()
+        self._fragments = []
+        self._fragment_opcode = None
+        self._max_queue_bytes = max_queue_bytes
+        self._max_queue_messages = max_queue_messages
+        self._close_timeout = close_timeout
+        self._outbox = collections.deque()
+        self._queued_bytes = 0
+        self._writing = False
+        self._writer = None
+        self._wakeup = Event()
+        self._drained = Event()
+        self._dead = False
+
+    # --- what views use -------------------------------------------------------------------
+
+    @property
+    def closed(self):
+        """True once a close frame was sent or received, or the socket is gone."""
+        return self._dead or self.protocol.state is not State.OPEN
+
+    @property
+    def close_code(self):
+        """The code of the close frame received (or sent, if ours came first)."""
+        frame = self.protocol.close_rcvd or self.protocol.close_sent
+        return frame.code if frame else None
+
+    def accept(self):
+        """Send the 101 response; later calls do nothing."""
+        if not self.accepted:
+            self.accepted = True
+            self._accept()
+
+    def receive(self):
+        """The next message: `str` for text, `bytes` for binary; `None` once closed."""
+        self.accept()
+        while not self._messages:
+            if self.closed:
+                return None
+            self._read_some()
+        return self._messages.popleft()
+
+    def send(self, message, binary=None):
+        """Send `str` as text and bytes-like as binary (or as text, with binary=False)."""
+        self.accept()
+        if self.closed:
+            raise ConnectionClosed("the connection is closed")
+        if binary is None:
+            binary = not isinstance(message, str)
+        if isinstance(message, str):
+            message = message.encode()
+        elif not isinstance(message, (bytes, bytearray, memoryview)):
+            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        elif not binary:
+            bytes(message).decode()  # a text message must be UTF-8: fail here, not at the peer
+        if binary:
+            self.protocol.send_binary(message)
+        else:
+            self.protocol.send_text(message)
+        self._flush()
+        self._wait_for_room()
+
+    def send_frame(self, frame):
+        """Queue an already serialized server frame without waiting (fan-out path).
+
+        The hub serializes a message once for all its recipients. A recipient whose outbox
+        is full is closed with 1013 instead of making the sender wait.
+        """
+        if self.closed:
+            return False
+        self._write(frame)
+        if self._over_limit():
+            self.abort(TRY_AGAIN_LATER, "slow consumer: outbound queue full")
+            return False
+        return True
+
+    def ping(self, data=b""):
+        if not self.closed:
+            self.protocol.send_ping(data)
+            self._flush()
+
+    def close(self, code=NORMAL, reason=""):
+        """Start the closing handshake; the handler finishes it when the view returns."""
+        if self.accepted and not self.closed:
+            self.protocol.send_close(code, reason)
+            self._flush()
+
+    def abort(self, code, reason=""):
+        """Close at once without waiting for queued messages (slow or misbehaving peer)."""
+        log.warning("closing connection %s: %s (%s)", self.environ.get("PATH_INFO"), reason, code)
+        self._outbox.clear()
+        self._queued_bytes = 0
+        if not self.closed:
+            self.protocol.fail(code, reason)
+            self._flush()
+        # If the peer does not even read the close frame, cut the socket.
+        gevent.spawn_later(self._close_timeout, self._shutdown)
+
+    # --- what the handler uses ------------------------------------------------------------
+
+    def finish(self):
+        """After the view returns: complete the closing handshake, bounded in time."""
+        if not self.accepted:
+            return
+        self.close(NORMAL)
+        with gevent.Timeout(self._close_timeout, False):
+            while not self._dead and self.protocol.state is not State.CLOSED:
+                self._read_some()
+            while self._outbox or self._writing:
+                self._drained.wait()
+        self._shutdown()
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _read_some(self):
+        if self.before_wait is not None:
+            self.before_wait()
+        try:
+            data = self._read(READ_SIZE)
+        except OSError:
+            data = b""
+        if data:
+            self.last_seen = time.monotonic()
+            self.protocol.receive_data(data)
+            self._take_events()
+        else:
+            self.protocol.receive_eof()
+            self._dead = True
+        self._flush()
+
+    def _take_events(self):
+        for frame in self.protocol.events_received():
+            opcode = frame.opcode
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if frame.fin:
+                    self._deliver(opcode, frame.data)
+                else:
+                    self._fragment_opcode, self._fragments = opcode, [frame.data]
+            elif opcode is Opcode.CONT:
+                self._fragments.append(frame.data)
+                if frame.fin:
+                    self._deliver(self._fragment_opcode, b"".join(self._fragments))
+                    self._fragments = []
+            # PING is answered and CLOSE echoed by the protocol core; PONG only proves life.
+
+    def _deliver(self, opcode, data):
+        if opcode is Opcode.BINARY:
+            self._messages.append(bytes(data))
+            return
+        try:
+            self._messages.append(bytes(data).decode())
+        except UnicodeDecodeError:
+            self.protocol.fail(INVALID_DATA, "invalid UTF-8 in a text message")
+
+    # --- writing: the one writer ----------------------------------------------------------
+
+    def _flush(self):
+        for data in self.protocol.data_to_send():
+            if data:
+                self._write(data)
+            else:
+                self._write(None)  # end of stream: half-close after what is queued
+
+    def _write(self, data):
+        if self._dead:
+            return
+        if not self._outbox and not self._writing and self._raw is not None:
+            if data is None:
+                self._shutdown_write()
+                return
+            try:
+                sent = self._raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self._dead = True
+                return
+            if sent == len(data):
+                return
+            data = data[sent:]
+        self._outbox.append(data)
+        self._queued_bytes += len(data) if data else 0
+        self._drained.clear()
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write_loop)
+        else:
+            self._wakeup.set()
+
+    def _write_loop(self):
+        try:
+            while not self._dead:
+                while self._outbox:
+                    data = self._outbox.popleft()
+                    if data is None:
+                        self._shutdown_write()
+                        return
+                    self._queued_bytes -= len(data)
+                    self._writing = True
+                    self._sock.sendall(data)
+                    self._writing = False
+                self._drained.set()
+                self._wakeup.clear()
+                self._wakeup.wait()
+        except OSError:
+            self._dead = True
+        finally:
+            self._writing = False
+            self._outbox.clear()
+            self._queued_bytes = 0
+            self._drained.set()
+
+    def _over_limit(self):
+        return (self._queued_bytes > self._max_queue_bytes
+                or len(self._outbox) > self._max_queue_messages)
+
+    def _wait_for_room(self):
+        """The view's own sends wait (bounded) for a slow reader instead of overflowing."""
+        if not self._over_limit():
+            return
+        if not self._drained.wait(self._close_timeout * 6):
+            self.abort(TRY_AGAIN_LATER, "slow consumer: the client stopped reading")
+
+    def _shutdown_write(self):
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def _shutdown(self):
+        """Cut the TCP connection; blocked reads return EOF and blocked writes fail."""
+        self._dead = True
+        self._outbox.clear()
+        self._drained.set()
+        self._wakeup.set()
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -1,0 +1,62 @@
+"""`make run`: Redis (when installed), Django's runserver and the websocket worker, together.
+
+Pages on HTTP_PORT (8000), WebSockets on WS_PORT (8001). Ctrl-C stops everything started here.
+Without redis-server (or with REDIS_URL set) no Redis is started; with neither, the worker
+uses its in-process broker, which serves a single worker process.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main():
+    http_port = os.environ.get("HTTP_PORT", "8000")
+    ws_port = os.environ.get("WS_PORT", "8001")
+    env = dict(os.environ, WEBSOCKET_SERVER=os.environ.get("WEBSOCKET_SERVER", f":{ws_port}"))
+    processes = []
+    if not env.get("REDIS_URL") and shutil.which("redis-server"):
+        redis_port = os.environ.get("REDIS_PORT") or str(free_port())
+        processes.append(subprocess.Popen(
+            ["redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--loglevel", "warning"]))
+        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+    processes.append(subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{http_port}"], env=env))
+    processes.append(subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn_ws.py", "--bind", f"127.0.0.1:{ws_port}",
+         "project.wsgi:websocket"], env=env))
+    print(f"\n  Pages:      http://127.0.0.1:{http_port}/\n"
+          f"  WebSockets: ws://127.0.0.1:{ws_port}/  (e.g. ws://127.0.0.1:{ws_port}/echo/)\n"
+          f"  Broker:     {env.get('REDIS_URL') or 'in-process (redis-server not installed; one worker only)'}\n"
+          f"  Ctrl-C stops everything.\n", flush=True)
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        print("a process exited; stopping the others", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    main()
