@@ -1,10 +1,14 @@
 """WEBSOCKET_URLCONF: the routes the websocket worker serves (reverse them with {% websocket_url %})."""
 
-from django.urls import path
+from django.urls import path, re_path
 
+from chat.models import ROOM_NAME_PATTERN
+from chat.sockets import chat_room
 from demos import sockets as demos
 
 urlpatterns = [
     path("echo/", demos.echo, name="echo"),
     path("ping/", demos.ping, name="ping"),
+    path("chat/", chat_room, name="chat"),
+    re_path(rf"^chat/(?P<room>{ROOM_NAME_PATTERN})/$", chat_room, name="chat_room"),
 ]

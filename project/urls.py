@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from demos import views as demos
 
@@ -7,5 +7,6 @@ urlpatterns = [
     path("", demos.index, name="index"),
     path("echo/", demos.echo, name="echo"),
     path("ping/", demos.ping, name="ping"),
+    path("chat/", include("chat.urls")),
     path("admin/", admin.site.urls),
 ]

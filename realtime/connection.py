@@ -71,7 +71,7 @@ class Connection:
         self._fragments = []
         self._fragment_opcode = None
         self._max_queue_bytes = max_queue_bytes
-        self._max_queue_messages = max_queue_messages
+        self.max_queue_messages = max_queue_messages
         self._close_timeout = close_timeout
         self._outbox = collections.deque()
         self._queued_bytes = 0
@@ -135,6 +135,7 @@ class Connection:
         The hub serializes a message once for all its recipients. A recipient whose outbox
         is full is closed with 1013 instead of making the sender wait.
         """
+        self.accept()
         if self.closed:
             return False
         self._write(frame)
@@ -280,7 +281,7 @@ class Connection:
 
     def _over_limit(self):
         return (self._queued_bytes > self._max_queue_bytes
-                or len(self._outbox) > self._max_queue_messages)
+                or len(self._outbox) > self.max_queue_messages)
 
     def _wait_for_room(self):
         """The view's own sends wait (bounded) for a slow reader instead of overflowing."""

@@ -14,3 +14,9 @@ class WebSocketWorker(GeventWebSocketWorker):
         from .handler import WebSocketHandler
 
         self.wsgi_handler = WebSocketHandler
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        from .broker import get_broker
+
+        self.log.info("websocket worker %s: %s", self.pid, get_broker().describe())

@@ -1,0 +1,38 @@
+"""The JSON envelope every application message uses: {"event": "...", "data": {...}}."""
+
+import json
+
+
+class ClientError(Exception):
+    """Bad input from a client: it gets an `error` event with this code and detail, and stays connected."""
+
+    def __init__(self, code, detail, fields=None):
+        super().__init__(detail)
+        self.code, self.detail, self.fields = code, detail, fields
+
+    def as_event(self):
+        data = {"code": self.code, "detail": self.detail}
+        if self.fields:
+            data["fields"] = self.fields
+        return envelope("error", data)
+
+
+def envelope(event, data):
+    """The text frame for an event (compact JSON; non-ASCII text kept as is)."""
+    return json.dumps({"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_envelope(message):
+    """(event, data) from a client's message, or ClientError saying what is wrong with it."""
+    if not isinstance(message, str):
+        raise ClientError("binary_not_supported", "Send JSON text frames, not binary.")
+    try:
+        decoded = json.loads(message)
+    except ValueError:
+        raise ClientError("invalid_json", "The message is not valid JSON.") from None
+    if not isinstance(decoded, dict) or not isinstance(decoded.get("event"), str):
+        raise ClientError("invalid_envelope", 'Expected {"event": "<name>", "data": {...}}.')
+    data = decoded.get("data", {})
+    if not isinstance(data, dict):
+        raise ClientError("invalid_envelope", '"data" must be a JSON object.')
+    return decoded["event"], data

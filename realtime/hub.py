@@ -1,0 +1,111 @@
+"""The per-process hub: channel -> local subscriptions, fed by one broker subscription.
+
+A worker subscribes to a channel at the broker when its first local member joins and
+unsubscribes when the last leaves. Each broker message is framed once and handed to every
+local member's outbound queue (`Connection.send_frame`), which never waits: a slow client is
+closed by its own queue limit and stalls nobody else.
+"""
+
+import logging
+
+from websockets.frames import Frame, Opcode
+
+from .broker import get_broker
+
+log = logging.getLogger("realtime.hub")
+
+
+def text_frame(payload):
+    """A server text frame (unmasked), serialized once for any number of recipients."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
+
+
+class Subscription:
+    """One connection's membership of one channel.
+
+    Created paused when the application must send a backlog first (history): live messages
+    are held meanwhile, and `resume(skip)` sends the held ones the backlog did not contain.
+    """
+
+    def __init__(self, hub, channel, connection, paused):
+        self.hub, self.channel, self.connection = hub, channel, connection
+        self.held = [] if paused else None
+        self.on_resync = None  # called after the broker reconnected: messages may have been missed
+
+    def deliver(self, frame, payload):
+        if self.held is None:
+            self.connection.send_frame(frame)
+        elif len(self.held) < self.connection.max_queue_messages:
+            self.held.append((frame, payload))
+        else:
+            self.connection.abort(1013, "slow consumer: too many messages held while syncing")
+
+    def resume(self, skip=None):
+        held, self.held = self.held or [], None
+        for frame, payload in held:
+            if skip is None or not skip(payload):
+                self.connection.send_frame(frame)
+
+    def push(self, text):
+        """Send one text message to this member only, without waiting (safe from the listener)."""
+        self.connection.send_frame(text_frame(text.encode()))
+
+    def close(self):
+        self.hub.unsubscribe(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Hub:
+    def __init__(self, broker):
+        self.broker = broker
+        self.groups = {}
+        broker.start(self.dispatch, self.resync_all)
+
+    def subscribe(self, channel, connection, paused=False):
+        subscription = Subscription(self, channel, connection, paused)
+        self.groups.setdefault(channel, set()).add(subscription)
+        # Idempotent; returns once the broker delivers this channel to this process.
+        self.broker.subscribe(channel)
+        return subscription
+
+    def unsubscribe(self, subscription):
+        members = self.groups.get(subscription.channel)
+        if members is None:
+            return
+        members.discard(subscription)
+        if not members:
+            del self.groups[subscription.channel]
+            self.broker.unsubscribe(subscription.channel)
+
+    def dispatch(self, channel, payload):
+        members = self.groups.get(channel)
+        if not members:
+            return
+        frame = text_frame(payload)
+        for subscription in list(members):
+            subscription.deliver(frame, payload)
+
+    def resync_all(self):
+        for members in list(self.groups.values()):
+            for subscription in list(members):
+                if subscription.on_resync is not None:
+                    subscription.on_resync()
+
+    def connection_count(self):
+        return len({s.connection for members in self.groups.values() for s in members})
+
+
+_hub = None
+
+
+def get_hub():
+    """This worker process's hub (created on first use, inside the gevent worker)."""
+    global _hub
+    if _hub is None:
+        _hub = Hub(get_broker())
+    return _hub
