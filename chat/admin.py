@@ -5,7 +5,7 @@ from .models import Message, Room
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
-    list_display = ["name", "created"]
+    list_display = ["name", "private", "created"]
     search_fields = ["name"]
 
 

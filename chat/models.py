@@ -6,6 +6,8 @@ ROOM_NAME_PATTERN = r"[a-z0-9_-]{1,64}"
 
 class Room(models.Model):
     name = models.CharField(max_length=64, unique=True)
+    # Private rooms admit logged-in users only, under their account name.
+    private = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
 
     def __str__(self):

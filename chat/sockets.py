@@ -10,6 +10,7 @@ import logging
 import random
 
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseForbidden
 from django.utils import timezone
 
 from realtime.broker import BrokerUnavailable, publish
@@ -36,17 +37,20 @@ def message_id(payload):
 
 
 class ChatSession:
-    def __init__(self, request, ws, room_name):
+    def __init__(self, request, ws, room):
         self.ws = ws
-        self.room_name = room_name
-        self.channel = room_channel(room_name)
+        self.room = room
+        self.room_name = room.name
+        self.channel = room_channel(room.name)
         self.last_id = 0
-        self.name = f"guest-{random.randrange(16**4):04x}"
+        # A logged-in user chats under the account name; in a private room it cannot be changed.
+        self.account_name = request.user.get_username() if request.user.is_authenticated else None
+        self.name = self.account_name or f"guest-{random.randrange(16**4):04x}"
         self.color = random.choice(PALETTE)
         self.query = request.GET
 
     def run(self):
-        room, _ = Room.objects.get_or_create(name=self.room_name)
+        room = self.room
         self.ws.accept()
         with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
             self.send_backlog(room)
@@ -115,6 +119,8 @@ class ChatSession:
         form = NickForm({"name": data.get("name"), "color": data.get("color")})
         if not form.is_valid():
             raise ClientError("invalid_nick", errors_detail(form), form.errors.get_json_data())
+        if self.room.private and form.cleaned_data["name"] != self.account_name:
+            raise ClientError("invalid_nick", "name: In a private room your name is your account name.")
         old_name = self.name
         self.name, self.color = form.cleaned_data["name"], form.cleaned_data["color"]
         if announce:
@@ -129,4 +135,7 @@ class ChatSession:
 
 @websocket
 def chat_room(request, ws, room="lobby"):
+    room, _ = Room.objects.get_or_create(name=room)
+    if room.private and not request.user.is_authenticated:
+        return HttpResponseForbidden("This room is private: log in first.\n", content_type="text/plain; charset=utf-8")
     ChatSession(request, ws, room).run()

@@ -108,17 +108,27 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+LOGIN_REDIRECT_URL = "/chat/"
+
 # TLS ends at nginx, which says so in X-Forwarded-Proto: pages and the websocket
 # template tag then know the request was https (and give wss:// URLs).
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- The WebSocket layer (realtime app); defaults and meaning in docs/settings.md ---
-WEBSOCKET_URLCONF = "websocket_urls"
+# --- The WebSocket layer (realtime app); defaults and meaning in docs/settings.md and docs/limits.md ---
+WEBSOCKET_URLCONF = os.environ.get("WEBSOCKET_URLCONF", "websocket_urls")
 # "" = same origin (behind nginx); ":8001" = same host, other port; or a full ws(s):// URL.
 WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
 # Empty: an in-process broker that serves one worker process only.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# Limits and liveness: any of realtime.conf.DEFAULTS may be set from the environment too.
+for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",
+              "WEBSOCKET_SEND_BUFFER", "WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_HANDSHAKE_TIMEOUT", "WEBSOCKET_MAX_CONNECTIONS",
+              "WEBSOCKET_RATE_LIMIT", "WEBSOCKET_RATE_BURST", "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT",
+              "WEBSOCKET_IDLE_TIMEOUT"):
+    if os.environ.get(_name):
+        globals()[_name] = float(os.environ[_name]) if "." in os.environ[_name] else int(os.environ[_name])
 
 TEST_RUNNER = "project.test_runner.SummaryRunner"
 

@@ -8,5 +8,6 @@ urlpatterns = [
     path("echo/", demos.echo, name="echo"),
     path("ping/", demos.ping, name="ping"),
     path("chat/", include("chat.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
 ]

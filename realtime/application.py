@@ -17,10 +17,11 @@ import logging
 import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseForbidden
 from django_websocket.wsgi import WebSocketHandler as PackageHandler
 
 from .db import release_db_connections
+from .origin import origin_allowed
 
 log = logging.getLogger("realtime")
 
@@ -49,6 +50,11 @@ def websocket_view(view):
         ws = request.META.get("wsgi.websocket")
         if ws is None:
             return upgrade_required()
+        origin = request.META.get("HTTP_ORIGIN")
+        if origin is not None and not origin_allowed(origin):
+            # Another site's page must not open a socket that carries our user's cookies.
+            return HttpResponseForbidden(f"Origin {origin} is not allowed to open WebSockets here.\n",
+                                         content_type="text/plain; charset=utf-8")
         # A socket may stay open for hours: never keep a database connection across waits.
         ws.before_wait = release_db_connections
         try:

@@ -19,6 +19,8 @@ from django.conf import settings
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .metrics import publish_seconds
+
 log = logging.getLogger("realtime.broker")
 
 RECONNECT_MIN, RECONNECT_MAX = 0.1, 5.0
@@ -72,8 +74,11 @@ class RedisBroker:
         # Named, so that CLIENT LIST shows which process holds which connection.
         name = f"realtime-{socket.gethostname()}-{os.getpid()}"
         # Publishing: a few connections at most, whatever the number of sockets.
+        # One immediate retry covers a pooled connection that went stale while Redis restarted;
+        # no more, so a sender learns at once that Redis is down.
         self.client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            url, max_connections=4, timeout=5, socket_timeout=5, socket_connect_timeout=2, client_name=f"{name}-pub"))
+            url, max_connections=4, timeout=5, socket_timeout=5, socket_connect_timeout=2, client_name=f"{name}-pub",
+            retry=Retry(NoBackoff(), 1)))
         # Listening: no silent retries, so that every lost connection is seen and resynced.
         self.listen_client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2,
                                                   client_name=f"{name}-sub")
@@ -118,7 +123,8 @@ class RedisBroker:
 
     def publish(self, channel, message):
         try:
-            self.client.publish(channel, message)
+            with publish_seconds.time():
+                self.client.publish(channel, message)
         except (redis.RedisError, OSError) as exc:
             raise BrokerUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
 

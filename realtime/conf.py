@@ -8,8 +8,23 @@ DEFAULTS = {
     # A connection's outbound queue; a client that lets it overflow is closed with 1013.
     "WEBSOCKET_MAX_QUEUE_BYTES": 4 * 1024 * 1024,
     "WEBSOCKET_MAX_QUEUE_MESSAGES": 1000,
+    # The kernel's send buffer per socket (SO_SNDBUF) in bytes; 0 keeps the system's autotuning
+    # (up to tcp_wmem, often 4 MiB per slow socket). Lower it to bound memory with many slow clients.
+    "WEBSOCKET_SEND_BUFFER": 0,
     # Seconds to wait for the peer's close frame before cutting the TCP connection.
     "WEBSOCKET_CLOSE_TIMEOUT": 5.0,
+    # Seconds a client has to send a complete upgrade request after connecting.
+    "WEBSOCKET_HANDSHAKE_TIMEOUT": 10.0,
+    # Open connections per worker process; one more gets 503 at the handshake.
+    "WEBSOCKET_MAX_CONNECTIONS": 9000,
+    # Incoming messages per second per connection (0: no limit), and the burst allowed above it.
+    "WEBSOCKET_RATE_LIMIT": 50,
+    "WEBSOCKET_RATE_BURST": 100,
+    # Ping a client silent for this long; drop it if nothing comes back within the timeout (1011).
+    "WEBSOCKET_PING_INTERVAL": 20.0,
+    "WEBSOCKET_PING_TIMEOUT": 20.0,
+    # Close a connection that sent no message for this long (1001); 0 disables.
+    "WEBSOCKET_IDLE_TIMEOUT": 3600.0,
 }
 
 

@@ -22,6 +22,9 @@ from geventwebsocket.exceptions import WebSocketError
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 
+from .envelope import envelope
+from .metrics import stats
+
 log = logging.getLogger("realtime.connection")
 
 READ_SIZE = 65536
@@ -36,6 +39,9 @@ POLICY_VIOLATION = 1008
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
+
+# Why the protocol core failed a connection, for the metrics.
+FAILURE_REASONS = {1002: "protocol_error", 1007: "invalid_data", 1009: "message_too_big", 1011: "internal_error"}
 
 
 class ConnectionClosed(WebSocketError):
@@ -55,11 +61,19 @@ class Connection:
     """
 
     def __init__(self, sock, rfile, environ, *, accept, max_message_size, max_queue_bytes,
-                 max_queue_messages, close_timeout):
+                 max_queue_messages, close_timeout, rate_limit=0, rate_burst=0):
         self.environ = environ
         self.accepted = False
         self.protocol = Protocol(Side.SERVER, max_size=max_message_size, logger=_core_log)
-        self.last_seen = time.monotonic()
+        # Liveness: any bytes from the peer (a pong too) vs. a whole message.
+        self.last_seen = self.last_message = time.monotonic()
+        self._ping_sent_at = None
+        # Token bucket for incoming messages (rate_limit messages/s, bursts of rate_burst).
+        self._rate, self._burst = rate_limit, rate_burst
+        self._tokens, self._tokens_at = float(rate_burst), self.last_seen
+        self._dropped = 0
+        self._warned_at = 0.0
+        self._failure_counted = False
         # Called before each blocking read: the Django glue releases database connections here.
         self.before_wait = None
         self._accept = accept
@@ -99,6 +113,7 @@ class Connection:
         if not self.accepted:
             self.accepted = True
             self._accept()
+            stats.connections_opened += 1
 
     def receive(self):
         """The next message: `str` for text, `bytes` for binary; `None` once closed."""
@@ -126,6 +141,7 @@ class Connection:
             self.protocol.send_binary(message)
         else:
             self.protocol.send_text(message)
+        stats.messages_out += 1
         self._flush()
         self._wait_for_room()
 
@@ -138,9 +154,10 @@ class Connection:
         self.accept()
         if self.closed:
             return False
+        stats.messages_out += 1
         self._write(frame)
         if self._over_limit():
-            self.abort(TRY_AGAIN_LATER, "slow consumer: outbound queue full")
+            self.abort(TRY_AGAIN_LATER, "slow consumer: outbound queue full", "slow_consumer")
             return False
         return True
 
@@ -155,16 +172,37 @@ class Connection:
             self.protocol.send_close(code, reason)
             self._flush()
 
-    def abort(self, code, reason=""):
-        """Close at once without waiting for queued messages (slow or misbehaving peer)."""
-        log.warning("closing connection %s: %s (%s)", self.environ.get("PATH_INFO"), reason, code)
+    def abort(self, code, reason, cause, linger=True):
+        """Close at once without waiting for queued messages (slow, flooding or dead peer).
+
+        The close frame goes out if the socket takes it; the TCP connection is cut after the
+        close timeout (linger) or right away.
+        """
+        log.warning("closing %s with %s: %s", self.environ.get("PATH_INFO"), code, reason)
+        stats.count_close(cause)
         self._outbox.clear()
         self._queued_bytes = 0
         if not self.closed:
             self.protocol.fail(code, reason)
             self._flush()
-        # If the peer does not even read the close frame, cut the socket.
-        gevent.spawn_later(self._close_timeout, self._shutdown)
+        if linger:
+            gevent.spawn_later(self._close_timeout, self._shutdown)
+        else:
+            self._shutdown()
+
+    def check_liveness(self, now, ping_interval, ping_timeout, idle_timeout):
+        """Called about once a second by the registry's sweeper: ping, and drop the dead or idle."""
+        if self.closed or not self.accepted:
+            return
+        if idle_timeout and now - self.last_message > idle_timeout:
+            stats.count_close("idle")
+            self.close(GOING_AWAY, "idle timeout")
+        elif self._ping_sent_at is not None and self.last_seen < self._ping_sent_at:
+            if now - self._ping_sent_at > ping_timeout:
+                self.abort(INTERNAL_ERROR, "keepalive ping timeout", "keepalive_timeout", linger=False)
+        elif now - self.last_seen >= ping_interval:
+            self._ping_sent_at = now
+            self.ping()
 
     # --- what the handler uses ------------------------------------------------------------
 
@@ -174,7 +212,8 @@ class Connection:
             return
         self.close(NORMAL)
         with gevent.Timeout(self._close_timeout, False):
-            while not self._dead and self.protocol.state is not State.CLOSED:
+            # Both close frames exchanged: the server closes the TCP connection (RFC 6455 7.1.1).
+            while not self._dead and self.protocol.close_rcvd is None:
                 self._read_some()
             while self._outbox or self._writing:
                 self._drained.wait()
@@ -191,8 +230,12 @@ class Connection:
             data = b""
         if data:
             self.last_seen = time.monotonic()
+            stats.bytes_in += len(data)
             self.protocol.receive_data(data)
             self._take_events()
+            if self.protocol.parser_exc is not None and not self._failure_counted:
+                self._failure_counted = True
+                stats.count_close(FAILURE_REASONS.get(self.close_code, "protocol_error"))
         else:
             self.protocol.receive_eof()
             self._dead = True
@@ -214,6 +257,10 @@ class Connection:
             # PING is answered and CLOSE echoed by the protocol core; PONG only proves life.
 
     def _deliver(self, opcode, data):
+        self.last_message = self.last_seen
+        if self.closed or (self._rate and not self._take_token()):
+            return
+        stats.messages_in += 1
         if opcode is Opcode.BINARY:
             self._messages.append(bytes(data))
             return
@@ -221,6 +268,27 @@ class Connection:
             self._messages.append(bytes(data).decode())
         except UnicodeDecodeError:
             self.protocol.fail(INVALID_DATA, "invalid UTF-8 in a text message")
+            stats.count_close("invalid_data")
+
+    def _take_token(self):
+        """The rate limit: drop a message over it with an `error` event; close 1008 if the flood goes on."""
+        now = self.last_seen
+        self._tokens = min(self._burst, self._tokens + (now - self._tokens_at) * self._rate)
+        self._tokens_at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            self._dropped = 0
+            return True
+        self._dropped += 1
+        if self._dropped > self._burst:
+            self.abort(POLICY_VIOLATION, "rate limit exceeded", "rate_limited")
+        elif now - self._warned_at >= 1.0:
+            self._warned_at = now
+            self.protocol.send_text(envelope("error", {
+                "code": "rate_limited",
+                "detail": f"Too many messages: at most {self._rate:g} per second. This one was dropped; "
+                          f"keep flooding and the connection is closed (1008)."}).encode())
+        return False
 
     # --- writing: the one writer ----------------------------------------------------------
 
@@ -240,6 +308,7 @@ class Connection:
                 return
             try:
                 sent = self._raw.send(data)
+                stats.bytes_out += sent
             except BlockingIOError:
                 sent = 0
             except OSError:
@@ -267,6 +336,7 @@ class Connection:
                     self._queued_bytes -= len(data)
                     self._writing = True
                     self._sock.sendall(data)
+                    stats.bytes_out += len(data)
                     self._writing = False
                 self._drained.set()
                 self._wakeup.clear()
@@ -288,7 +358,7 @@ class Connection:
         if not self._over_limit():
             return
         if not self._drained.wait(self._close_timeout * 6):
-            self.abort(TRY_AGAIN_LATER, "slow consumer: the client stopped reading")
+            self.abort(TRY_AGAIN_LATER, "slow consumer: the client stopped reading", "slow_consumer")
 
     def _shutdown_write(self):
         try:

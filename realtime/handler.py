@@ -10,15 +10,24 @@ connection that closes at once.
 import base64
 import binascii
 import hashlib
+import json
+import socket
 
+import gevent
 from geventwebsocket.handler import WebSocketHandler as GeventWebSocketHandler
 from gevent.pywsgi import WSGIHandler
 from gunicorn.workers.ggevent import PyWSGIHandler
 
-from . import conf
+from . import conf, metrics
+from .broker import get_broker
 from .connection import Connection
+from .registry import registry
 
 SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7, 8) are not served
+
+
+class HandshakeTimeout(socket.timeout):
+    """The client did not finish its request in time (a socket error: gevent just drops the connection)."""
 
 
 def handshake_error(environ, request_version):
@@ -46,24 +55,50 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
 
     websocket = None
 
+    def handle_one_request(self):
+        # A slow or silent client must not hold a connection slot before it has even asked.
+        self.handshake_timer = gevent.Timeout.start_new(conf.get("WEBSOCKET_HANDSHAKE_TIMEOUT"), HandshakeTimeout)
+        try:
+            return super().handle_one_request()
+        finally:
+            self.handshake_timer.close()
+
+    def _handle_client_error(self, ex):
+        if isinstance(ex, HandshakeTimeout):  # the request line came, the headers did not
+            return ("408", b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        return super()._handle_client_error(ex)
+
     def run_application(self):
+        self.handshake_timer.close()  # the request is read
+        self.close_connection = True
+        path = self.environ.get("PATH_INFO")
         if not self.is_upgrade_request():
+            if path in ("/healthz", "/metrics"):
+                return self.send_worker_status(path)
             # Plain HTTP: Django answers (426 on a WebSocket route, 404 elsewhere).
-            self.close_connection = True
             return WSGIHandler.run_application(self)
         error = handshake_error(self.environ, self.request_version)
         if error:
             return self.send_plain_response(*error)
+        if len(registry) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
+            metrics.stats.count_close("max_connections")
+            return self.send_plain_response("503 Service Unavailable",
+                                            "This worker is at its connection limit; try another or retry later.",
+                                            [("Retry-After", "5")])
         self.websocket = Connection(
             self.socket, self.rfile, self.environ, accept=self.send_switching_protocols,
             max_message_size=conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"),
             max_queue_bytes=conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
             max_queue_messages=conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"),
             close_timeout=conf.get("WEBSOCKET_CLOSE_TIMEOUT"),
+            rate_limit=conf.get("WEBSOCKET_RATE_LIMIT"),
+            rate_burst=conf.get("WEBSOCKET_RATE_BURST"),
         )
         self.environ["wsgi.websocket"] = self.websocket
         self.environ["wsgi.websocket_version"] = SUPPORTED_VERSION
-        self.close_connection = True
+        if conf.get("WEBSOCKET_SEND_BUFFER"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, conf.get("WEBSOCKET_SEND_BUFFER"))
+        registry.add(self.websocket)
         try:
             self.result = self.application(self.environ, self.start_response)
             if self.websocket.accepted:
@@ -71,11 +106,27 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             else:
                 self.process_result()  # Django refused the upgrade: its response goes out as HTTP
         finally:
+            registry.discard(self.websocket)
             close = getattr(self.result, "close", None)
             if close is not None:
                 close()
             self.result = None
             self.environ["wsgi.websocket"] = None
+
+    def send_worker_status(self, path):
+        """/healthz (JSON; 503 when the broker is down) and /metrics (Prometheus text)."""
+        if path == "/metrics":
+            body = metrics.render()
+            WSGIHandler.start_response(self, "200 OK", [
+                ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))])
+            return self.write(body)
+        broker = get_broker()
+        health = {"status": "ok" if broker.connected else "degraded", "broker": broker.kind,
+                  "broker_connected": broker.connected, "connections": len(registry)}
+        body = json.dumps(health).encode()
+        WSGIHandler.start_response(self, "200 OK" if broker.connected else "503 Service Unavailable", [
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        self.write(body)
 
     def is_upgrade_request(self):
         return (self.environ.get("REQUEST_METHOD") == "GET"

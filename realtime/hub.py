@@ -38,7 +38,7 @@ class Subscription:
         elif len(self.held) < self.connection.max_queue_messages:
             self.held.append((frame, payload))
         else:
-            self.connection.abort(1013, "slow consumer: too many messages held while syncing")
+            self.connection.abort(1013, "slow consumer: too many messages held while syncing", "slow_consumer")
 
     def resume(self, skip=None):
         held, self.held = self.held or [], None

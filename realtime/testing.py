@@ -219,12 +219,21 @@ class WebSocketClient:
                 return message["data"]
 
     def receive_close(self, timeout=DEFAULT_TIMEOUT):
-        """Read until the server's close frame; return its code (None if the TCP connection just ended)."""
+        """Read until the server's close frame; return its code (None if the TCP connection just ended).
+
+        Pings are answered meanwhile and the close is echoed, as a live client would.
+        """
         self.ws.settimeout(timeout)
         try:
             while True:
                 frame = self.ws.recv_frame()
-                if frame.opcode == websocket_client.ABNF.OPCODE_CLOSE:
+                if frame.opcode == websocket_client.ABNF.OPCODE_PING:
+                    self.ws.pong(frame.data)
+                elif frame.opcode == websocket_client.ABNF.OPCODE_CLOSE:
+                    try:
+                        self.ws.send_close(self.close_code(frame.data) or 1000)
+                    except (OSError, websocket_client.WebSocketException):
+                        pass
                     return self.close_code(frame.data)
         except (websocket_client.WebSocketConnectionClosedException, ConnectionError):
             return None

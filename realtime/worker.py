@@ -3,6 +3,7 @@
 Use it as `worker_class = "realtime.worker.WebSocketWorker"` (deploy/gunicorn_ws.py does).
 """
 
+import gevent
 from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
 
 
@@ -17,6 +18,19 @@ class WebSocketWorker(GeventWebSocketWorker):
 
     def load_wsgi(self):
         super().load_wsgi()
+        from . import metrics
         from .broker import get_broker
+        from .registry import registry
 
+        metrics.install(lambda: len(registry), get_broker)
         self.log.info("websocket worker %s: %s", self.pid, get_broker().describe())
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM: tell every client we are going away (1001) so it resumes elsewhere.
+
+        gunicorn then waits up to graceful_timeout for the connections to end.
+        """
+        super().handle_exit(sig, frame)
+        from .registry import registry
+
+        gevent.spawn(registry.close_all, 1001, "server shutting down")

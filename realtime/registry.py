@@ -1,0 +1,47 @@
+"""This worker process's open WebSocket connections.
+
+Counted for the connection limit and /healthz, swept by ONE greenlet per process for
+liveness (server pings, dead peers, idle connections), and closed together on shutdown.
+"""
+
+import time
+
+import gevent
+
+from . import conf
+
+SWEEP_INTERVAL = 1.0
+
+
+class Registry:
+    def __init__(self):
+        self.connections = set()
+        self._sweeper = None
+
+    def __len__(self):
+        return len(self.connections)
+
+    def add(self, connection):
+        self.connections.add(connection)
+        if self._sweeper is None:
+            self._sweeper = gevent.spawn(self._sweep_forever)
+
+    def discard(self, connection):
+        self.connections.discard(connection)
+
+    def close_all(self, code, reason):
+        for connection in list(self.connections):
+            connection.close(code, reason)
+
+    def _sweep_forever(self):
+        ping_interval = conf.get("WEBSOCKET_PING_INTERVAL")
+        ping_timeout = conf.get("WEBSOCKET_PING_TIMEOUT")
+        idle_timeout = conf.get("WEBSOCKET_IDLE_TIMEOUT")
+        while True:
+            gevent.sleep(min(SWEEP_INTERVAL, ping_interval / 2))
+            now = time.monotonic()
+            for connection in list(self.connections):
+                connection.check_liveness(now, ping_interval, ping_timeout, idle_timeout)
+
+
+registry = Registry()

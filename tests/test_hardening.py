@@ -1,0 +1,285 @@
+"""The transport against bad, slow, flooding and vanishing clients, on a real worker.
+
+Each test says what the client sees: a close code from RFC 6455, an `error` event, or an HTTP status.
+"""
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import websocket as websocket_client
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.raw import RawClient, frame
+
+TEXT, BINARY, CLOSE, PING, CONT = 0x1, 0x2, 0x8, 0x9, 0x0
+
+
+def close_payload(code, reason=b""):
+    return struct.pack("!H", code) + reason
+
+
+class OneWriterTests(LiveWebSocketTestCase):
+    worker_env = {"WEBSOCKET_URLCONF": "tests.websocket_urls"}
+
+    def test_two_greenlets_sending_at_once_never_interleave_frames(self):
+        client = self.connect("/test/two-senders/")
+        seen = {"a": 0, "b": 0}
+        for _ in range(400):
+            message = client.receive(timeout=10)
+            sender, seq, rest = message.split(b":", 2)
+            sender = sender.decode()
+            self.assertEqual(len(message), 65536)
+            self.assertEqual(rest, sender.encode() * len(rest), "a frame mixes the two senders' bytes")
+            self.assertEqual(int(seq), seen[sender], "a sender's messages arrive in order")
+            seen[sender] += 1
+        self.assertEqual(seen, {"a": 200, "b": 200})
+
+
+class ProtocolViolationTests(LiveWebSocketTestCase):
+    """Each violation gets the close code RFC 6455 requires; the worker and other clients carry on."""
+
+    def raw(self):
+        client = RawClient(self.worker.port)
+        self.addCleanup(client.close)
+        return client
+
+    def assert_closed_with(self, data, code):
+        client = self.raw()
+        client.send(data)
+        self.assertEqual(client.close_code(), code)
+
+    def test_violations(self):
+        cases = {
+            "unmasked client frame": (frame(TEXT, b"hi", mask=False), 1002),
+            "reserved bits set": (frame(TEXT, b"hi", rsv=0b100), 1002),
+            "reserved data opcode": (frame(0x3, b"hi"), 1002),
+            "reserved control opcode": (frame(0xB, b""), 1002),
+            "control frame over 125 bytes": (frame(PING, b"x" * 126), 1002),
+            "fragmented control frame": (frame(PING, b"x", fin=False), 1002),
+            "continuation without a start": (frame(CONT, b"x"), 1002),
+            "invalid UTF-8 text": (frame(TEXT, b"\xff\xfe"), 1007),
+            "close code 999": (frame(CLOSE, close_payload(999)), 1002),
+            "close code 1005 (reserved)": (frame(CLOSE, close_payload(1005)), 1002),
+            "close frame of one byte": (frame(CLOSE, b"\x03"), 1002),
+            "close reason not UTF-8": (frame(CLOSE, close_payload(1000, b"\xff")), 1007),
+        }
+        for name, (data, code) in cases.items():
+            with self.subTest(name):
+                self.assert_closed_with(data, code)
+        self.assert_worker_healthy()
+
+    def test_valid_close_codes_are_echoed(self):
+        for code in (1000, 1001, 3000, 4999):
+            with self.subTest(code=code):
+                self.assert_closed_with(frame(CLOSE, close_payload(code, b"bye")), code)
+
+    def test_frame_header_declaring_4_gib_is_refused_at_once_with_1009(self):
+        # Only the header is sent: the worker must answer without waiting for (or reserving) 4 GiB.
+        self.assert_closed_with(frame(BINARY, declared_length=4 * 1024**3)[:14], 1009)
+
+    def test_message_over_the_size_limit_is_closed_with_1009(self):
+        client = self.connect("/echo/")
+        client.send(b"x" * (1024 * 1024 + 1))
+        self.assertEqual(client.receive_close(), 1009)
+
+    def test_fragmented_message_over_the_limit_is_closed_with_1009(self):
+        client = self.raw()
+        client.send(frame(BINARY, b"x" * 600_000, fin=False) + frame(CONT, b"x" * 600_000))
+        self.assertEqual(client.close_code(), 1009)
+
+    def test_fragmented_message_within_the_limit_is_reassembled(self):
+        client = self.raw()
+        client.send(frame(TEXT, "héllo ".encode()[:2], fin=False) + frame(PING, b"p")
+                    + frame(CONT, "héllo ".encode()[2:], fin=False) + frame(CONT, b"world"))
+        self.assertEqual(client.read_frame(), (0xA, b"p"))  # the ping is answered in between
+        self.assertEqual(client.read_frame(), (TEXT, "héllo world".encode()))
+
+    def test_peer_vanishing_mid_frame_is_a_clean_end(self):
+        for _ in range(5):
+            client = self.raw()
+            client.send(frame(BINARY, b"x" * 1000)[:300])
+            client.close()
+        self.assert_worker_healthy()
+
+    def test_http_1_0_upgrade_gets_400_with_a_body(self):
+        with socket.create_connection(("127.0.0.1", self.worker.port), timeout=5) as sock:
+            sock.sendall(b"GET /echo/ HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            response = b""
+            while chunk := sock.recv(4096):
+                response += chunk
+        head, _, body = response.partition(b"\r\n\r\n")
+        self.assertIn(b" 400 ", head.split(b"\r\n")[0])
+        self.assertIn(b"HTTP/1.1", body)
+
+    def test_random_and_mutated_frames_never_hurt_the_worker(self):
+        frames = st.builds(lambda op, payload, fin, rsv, mask, cut: frame(op, payload, fin, rsv, mask)[:cut],
+                           st.integers(0, 15), st.binary(max_size=200), st.booleans(), st.integers(0, 7),
+                           st.booleans(), st.integers(0, 400))
+
+        @hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @given(data=st.one_of(st.binary(max_size=300), frames, st.lists(frames, max_size=4).map(b"".join)))
+        def each_connection_ends_cleanly(data):
+            client = RawClient(self.worker.port, timeout=3)
+            try:
+                client.send(data)
+                client.sock.shutdown(socket.SHUT_WR)
+                code = client.close_code()
+                # A close code RFC 6455 allows on the wire, or a dropped connection.
+                self.assertTrue(code is None or code == "no code" or 1000 <= code <= 4999, code)
+            finally:
+                client.close()
+            self.assertEqual(self.echo("still fine"), "still fine")
+
+        each_connection_ends_cleanly()
+        self.assert_worker_healthy()
+
+    def echo(self, text):
+        if not hasattr(self, "_bystander"):
+            self._bystander = self.connect("/echo/")
+        self._bystander.send(text)
+        return self._bystander.receive()
+
+    def assert_worker_healthy(self):
+        self.assertEqual(self.echo("alive"), "alive")
+        log = self.worker.log()
+        self.assertNotIn("Traceback", log)
+        self.assertNotIn("Internal Server Error", log)
+
+
+class LimitTests(LiveWebSocketTestCase):
+    worker_env = {"WEBSOCKET_RATE_LIMIT": "10", "WEBSOCKET_RATE_BURST": "20", "WEBSOCKET_MAX_CONNECTIONS": "5",
+                  "WEBSOCKET_HANDSHAKE_TIMEOUT": "0.5"}
+
+    def test_flood_gets_an_error_event_then_close_1008(self):
+        client = self.connect("/chat/flood/")
+        client.receive_event("welcome")
+        for i in range(60):
+            client.send_json("message", {"text": f"flood {i}"})
+        error = client.receive_event("error")
+        self.assertEqual(error["code"], "rate_limited")
+        self.assertIn("at most 10 per second", error["detail"])
+        self.assertEqual(client.receive_close(), 1008)
+
+    def test_a_burst_within_the_limit_is_fine(self):
+        client = self.connect("/echo/")
+        for i in range(20):
+            client.send(f"m{i}")
+        self.assertEqual([client.receive() for _ in range(20)], [f"m{i}" for i in range(20)])
+
+    def test_connections_over_the_worker_limit_get_503_at_the_handshake(self):
+        open_ones = [self.connect("/echo/") for _ in range(5)]
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.connect("/echo/")
+        self.assertEqual(refused.exception.status_code, 503)
+        open_ones[0].close()
+        wait_until(lambda: self.can_connect(), message="a free slot after one client left")
+
+    def can_connect(self):
+        try:
+            self.connect("/echo/")
+            return True
+        except websocket_client.WebSocketBadStatusException:
+            return False
+
+    def test_slow_handshake_gets_408_and_silent_client_is_dropped(self):
+        for sent, expected in ((b"GET /echo/ HTTP/1.1\r\n", b"HTTP/1.1 408 "), (b"", b"")):
+            with self.subTest(sent=sent), socket.create_connection(("127.0.0.1", self.worker.port), timeout=5) as sock:
+                sock.sendall(sent)  # ...and never finishes the request
+                started = time.monotonic()
+                self.assertTrue(sock.recv(100).startswith(expected))
+                self.assertEqual(sock.recv(100), b"")  # then the worker hangs up
+                self.assertLess(time.monotonic() - started, 4)
+
+
+class LivenessTests(LiveWebSocketTestCase):
+    worker_env = {"WEBSOCKET_PING_INTERVAL": "0.5", "WEBSOCKET_PING_TIMEOUT": "0.5", "WEBSOCKET_IDLE_TIMEOUT": "3"}
+
+    def test_client_that_answers_pings_stays_connected(self):
+        client = self.connect("/echo/")  # websocket-client answers pings while it reads
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            client.send("tick")
+            self.assertEqual(client.receive(), "tick")
+            time.sleep(0.2)
+
+    def test_client_that_stops_answering_pings_is_dropped(self):
+        client = RawClient(self.worker.port)
+        self.addCleanup(client.close)
+        started = time.monotonic()
+        # The raw client reads but never answers: it sees pings, then a 1011 close or the end.
+        opcodes = []
+        while (received := client.read_frame()) is not None:
+            opcodes.append(received[0])
+            if received[0] == CLOSE:
+                self.assertEqual(struct.unpack("!H", received[1][:2])[0], 1011)
+        self.assertIn(PING, opcodes)
+        self.assertLess(time.monotonic() - started, 4)  # interval + timeout + a sweep, with margin
+
+    def test_idle_connection_is_closed_with_1001(self):
+        client = self.connect("/echo/")
+        self.assertEqual(client.receive_close(timeout=8), 1001)
+
+
+class SlowConsumerTests(LiveWebSocketTestCase):
+    use_redis = True
+    worker_env = {"WEBSOCKET_MAX_QUEUE_MESSAGES": "200", "WEBSOCKET_MAX_QUEUE_BYTES": "65536",
+                  "WEBSOCKET_SEND_BUFFER": "16384"}
+
+    def test_a_client_that_never_reads_is_closed_and_the_others_keep_receiving(self):
+        slow = websocket_client.create_connection(self.worker.url("/chat/busy/"), timeout=5,
+                                                  sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
+        self.addCleanup(slow.close)
+        others = [self.connect("/chat/busy/") for _ in range(100)]
+        for client in others:
+            client.receive_event("welcome")
+        rss_before = self.worker_rss()
+        text = "x" * 300
+        for round_ in range(8):
+            for i, client in enumerate(others):
+                client.send_json("message", {"text": f"{round_}:{i}:{text}"})
+            expected = {f"{round_}:{i}" for i in range(100)}
+            for client in others:  # everyone keeps receiving every message
+                got = {client.receive_event("message")["text"].rsplit(":", 1)[0] for _ in range(100)}
+                self.assertEqual(got, expected)
+        metrics = self.worker.http_get("/metrics")[2]
+        self.assertRegex(metrics, r'realtime_closes_total\{pid="\d+",reason="slow_consumer"\} 1\.0')
+        self.assertRegex(metrics, r'realtime_connections\{pid="\d+"\} 100\.0')  # the slow one is gone
+        self.assertLess(self.worker_rss() - rss_before, 50 * 1024 * 1024)
+
+    def worker_rss(self):
+        children = open(f"/proc/{self.worker.process.pid}/task/{self.worker.process.pid}/children").read().split()
+        with open(f"/proc/{children[0]}/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+
+
+class OriginTests(LiveWebSocketTestCase):
+    def test_allowed_origin_connects(self):
+        for origin in ("http://localhost:8000", "http://127.0.0.1:8000"):
+            with self.subTest(origin=origin):
+                ws = self.connect_with_origin(origin)
+                ws.send("hi")
+                self.assertEqual(ws.recv(), "hi")
+
+    def test_foreign_origin_gets_403(self):
+        for origin in ("https://evil.example", "null", "http://localhost.evil.example"):
+            with self.subTest(origin=origin):
+                with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+                    self.connect_with_origin(origin)
+                self.assertEqual(refused.exception.status_code, 403)
+
+    def test_no_origin_is_a_non_browser_client_and_connects(self):
+        ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, suppress_origin=True)
+        self.addCleanup(ws.close)
+        ws.send("no origin")
+        self.assertEqual(ws.recv(), "no origin")
+
+    def connect_with_origin(self, origin):
+        ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, origin=origin)
+        self.addCleanup(ws.close)
+        return ws

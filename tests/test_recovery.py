@@ -1,0 +1,86 @@
+"""What users see when Redis or a worker goes away: nothing stored is lost, and clients resume."""
+
+import json
+import signal
+import time
+
+from django.contrib.auth.models import User
+from django.test import Client
+
+import websocket as websocket_client
+from chat.models import Room
+from realtime.testing import LiveWebSocketTestCase, WebSocketClient, wait_until
+
+
+class RedisOutageTests(LiveWebSocketTestCase):
+    use_redis = True
+
+    def health(self):
+        status, _, body = self.worker.http_get("/healthz")
+        return status, json.loads(body)
+
+    def test_redis_killed_and_restarted_mid_chat(self):
+        ann = self.connect("/chat/outage/", name="ann", color="#ff0000")
+        bob = self.connect("/chat/outage/", name="bob", color="#0000ff")
+        ann.receive_event("welcome")
+        bob.receive_event("welcome")
+        ann.send_json("message", {"text": "before"})
+        last_seen = bob.receive_event("message")["id"]
+        self.assertEqual(self.health(), (200, {"status": "ok", "broker": "redis", "broker_connected": True,
+                                               "connections": 2}))
+
+        self.redis.stop()
+        wait_until(lambda: self.health()[0] == 503, message="healthz to report the broker down")
+        ann.send_json("message", {"text": "during the outage"})
+        error = ann.receive_event("error")
+        self.assertEqual(error["code"], "delivery_degraded")  # the sender is told; the message is stored
+        echo = self.connect("/echo/")
+        echo.send("worker still up")
+        self.assertEqual(echo.receive(), "worker still up")
+
+        self.redis.start()
+        wait_until(lambda: self.health()[0] == 200, timeout=15, message="the hub to reconnect")
+        self.assertIn("reconnected to Redis; resubscribed", self.worker.log())
+        self.assertEqual(bob.receive_event("resync")["reason"], "broker_reconnected")
+
+        # Bob resumes from the last id he saw: he gets the stored message, then live ones again.
+        bob.close()
+        bob = self.connect("/chat/outage/", name="bob", color="#0000ff", since=last_seen)
+        self.assertEqual(bob.receive_event("message")["text"], "during the outage")
+        bob.receive_event("welcome")
+        ann.send_json("message", {"text": "after"})
+        self.assertEqual(bob.receive_event("message")["text"], "after")
+
+
+class GracefulShutdownTests(LiveWebSocketTestCase):
+    worker_env = {"WS_GRACEFUL_TIMEOUT": "5"}
+
+    def test_sigterm_closes_every_client_with_1001_and_exits_within_the_graceful_timeout(self):
+        clients = [self.connect("/echo/") for _ in range(3)] + [self.connect("/chat/shutdown/")]
+        clients[-1].receive_event("welcome")
+        started = time.monotonic()
+        self.worker.process.send_signal(signal.SIGTERM)
+        for client in clients:
+            self.assertEqual(client.receive_close(), 1001)
+        self.worker.process.wait(timeout=10)
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertNotIn("graceful timeout", self.worker.log())
+
+
+class PrivateRoomTests(LiveWebSocketTestCase):
+    def test_private_room_needs_a_logged_in_user_who_chats_under_the_account_name(self):
+        Room.objects.create(name="staff", private=True)
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.connect("/chat/staff/")
+        self.assertEqual(refused.exception.status_code, 403)
+
+        user = User.objects.create_user("alice", password="a long enough password")
+        browser = Client()
+        browser.force_login(user)
+        client = WebSocketClient(self.worker.url("/chat/staff/"), cookie=f"sessionid={browser.cookies['sessionid'].value}")
+        self.clients.append(client)
+        self.assertEqual(client.receive_event("welcome")["name"], "alice")
+        client.send_json("nick", {"name": "mallory", "color": "#ff0000"})
+        self.assertIn("account name", client.receive_event("error")["detail"])
+        client.send_json("nick", {"name": "alice", "color": "#00ff00"})
+        self.assertEqual(client.receive_event("nick")["color"], "#00ff00")  # the colour may change

@@ -1,0 +1,23 @@
+"""WEBSOCKET_URLCONF for tests that need views of their own: the real routes plus test views."""
+
+import gevent
+from django.urls import path
+
+from realtime.decorators import websocket
+from websocket_urls import urlpatterns as real_urlpatterns
+
+
+@websocket
+def two_senders(request, ws):
+    """Two greenlets send 200 messages of 64 KiB each on one connection at the same time."""
+
+    def send_all(sender):
+        for seq in range(200):
+            head = f"{sender}:{seq:03d}:".encode()
+            ws.send(head + sender.encode() * (65536 - len(head)))
+
+    gevent.joinall([gevent.spawn(send_all, "a"), gevent.spawn(send_all, "b")], raise_error=True)
+    ws.receive()  # until the client closes
+
+
+urlpatterns = real_urlpatterns + [path("test/two-senders/", two_senders)]
