@@ -39,6 +39,10 @@ class OneWriterTests(LiveWebSocketTestCase):
             seen[sender] += 1
         self.assertEqual(seen, {"a": 200, "b": 200})
 
+    def test_bytes_sent_as_text_arrive_as_that_text(self):
+        client = self.connect("/test/bytes-as-text/")
+        self.assertEqual(client.receive(), "café")
+
 
 class ProtocolViolationTests(LiveWebSocketTestCase):
     """Each violation gets the close code RFC 6455 requires; the worker and other clients carry on."""
@@ -73,10 +77,12 @@ class ProtocolViolationTests(LiveWebSocketTestCase):
                 self.assert_closed_with(data, code)
         self.assert_worker_healthy()
 
-    def test_valid_close_codes_are_echoed(self):
+    def test_valid_close_codes_and_reasons_are_echoed(self):
         for code in (1000, 1001, 3000, 4999):
             with self.subTest(code=code):
-                self.assert_closed_with(frame(CLOSE, close_payload(code, b"bye")), code)
+                client = self.raw()
+                client.send(frame(CLOSE, close_payload(code, "au revoir é".encode())))
+                self.assertEqual(client.read_frame(), (CLOSE, close_payload(code, "au revoir é".encode())))
 
     def test_frame_header_declaring_4_gib_is_refused_at_once_with_1009(self):
         # Only the header is sent: the worker must answer without waiting for (or reserving) 4 GiB.

@@ -20,4 +20,14 @@ def two_senders(request, ws):
     ws.receive()  # until the client closes
 
 
-urlpatterns = real_urlpatterns + [path("test/two-senders/", two_senders)]
+@websocket
+def bytes_as_text(request, ws):
+    """gevent-websocket put the repr "b'caf\\xc3\\xa9'" on the wire for this."""
+    ws.send("café".encode(), binary=False)
+    ws.receive()
+
+
+urlpatterns = real_urlpatterns + [
+    path("test/two-senders/", two_senders),
+    path("test/bytes-as-text/", bytes_as_text),
+]

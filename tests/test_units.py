@@ -1,0 +1,86 @@
+"""Pure unit tests: no sockets, no servers."""
+
+from django.test import SimpleTestCase, override_settings
+
+from chat.forms import MessageForm, NickForm
+from realtime.broker import LocalBroker
+from realtime.envelope import ClientError, envelope, parse_envelope
+from realtime.hub import Hub, text_frame
+from realtime.origin import origin_allowed
+
+
+class EnvelopeTests(SimpleTestCase):
+    def test_round_trip(self):
+        self.assertEqual(parse_envelope(envelope("message", {"text": "é"})), ("message", {"text": "é"}))
+        self.assertEqual(parse_envelope('{"event": "nick"}'), ("nick", {}))
+
+    def test_errors_name_what_is_wrong(self):
+        for message, code in ((b"\x00", "binary_not_supported"), ("{", "invalid_json"), ("[]", "invalid_envelope"),
+                              ('{"event": 1}', "invalid_envelope"), ('{"event": "x", "data": []}', "invalid_envelope")):
+            with self.subTest(message=message), self.assertRaises(ClientError) as error:
+                parse_envelope(message)
+            self.assertEqual(error.exception.code, code)
+
+
+class FormTests(SimpleTestCase):
+    def test_message_text_is_stripped_and_1_to_2000_characters(self):
+        form = MessageForm({"text": "  hi  "})
+        self.assertTrue(form.is_valid())
+        self.assertEqual(form.cleaned_data["text"], "hi")
+        for text in ("", "   ", "x" * 2001):
+            self.assertFalse(MessageForm({"text": text}).is_valid())
+
+    def test_nick_name_printable_1_to_32_and_colour_rrggbb(self):
+        form = NickForm({"name": " Ann ", "color": "#ABCDEF"})
+        self.assertTrue(form.is_valid())
+        self.assertEqual(form.cleaned_data, {"name": "Ann", "color": "#abcdef"})
+        for data in ({"name": "x" * 33, "color": "#000000"}, {"name": "a\nb", "color": "#000000"},
+                     {"name": "ok", "color": "#12345"}, {"name": "ok", "color": "red"}):
+            self.assertFalse(NickForm(data).is_valid(), data)
+
+
+class OriginTests(SimpleTestCase):
+    @override_settings(ALLOWED_HOSTS=["example.com", ".example.org"], CSRF_TRUSTED_ORIGINS=["https://*.partner.net"])
+    def test_allowed_hosts_and_trusted_origins(self):
+        for origin in ("https://example.com", "http://example.com:8000", "https://www.example.org",
+                       "https://app.partner.net"):
+            self.assertTrue(origin_allowed(origin), origin)
+        for origin in ("https://evil.com", "https://example.com.evil.com", "null", "", "http://partner.net.evil"):
+            self.assertFalse(origin_allowed(origin), origin)
+
+
+class RecordingConnection:
+    max_queue_messages = 10
+
+    def __init__(self):
+        self.frames = []
+
+    def send_frame(self, frame):
+        self.frames.append(frame)
+
+
+class HubTests(SimpleTestCase):
+    def test_subscribes_once_per_channel_and_frames_once_for_all(self):
+        broker = LocalBroker()
+        hub = Hub(broker)
+        ann, bob, eve = RecordingConnection(), RecordingConnection(), RecordingConnection()
+        subscriptions = [hub.subscribe("room", ann), hub.subscribe("room", bob), hub.subscribe("other", eve)]
+        broker.publish("room", "hello")
+        self.assertEqual(ann.frames, [text_frame(b"hello")])
+        self.assertEqual(bob.frames, ann.frames)
+        self.assertEqual(eve.frames, [])
+        for subscription in subscriptions:
+            subscription.close()
+        self.assertEqual(hub.groups, {})  # the last one out unsubscribes the channel
+
+    def test_paused_subscription_holds_live_messages_and_skips_what_the_backlog_had(self):
+        broker = LocalBroker()
+        hub = Hub(broker)
+        ann = RecordingConnection()
+        subscription = hub.subscribe("room", ann, paused=True)
+        broker.publish("room", "1")
+        broker.publish("room", "2")
+        self.assertEqual(ann.frames, [])
+        subscription.resume(skip=lambda payload: payload == b"1")
+        broker.publish("room", "3")
+        self.assertEqual(ann.frames, [text_frame(b"2"), text_frame(b"3")])
