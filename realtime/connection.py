@@ -80,7 +80,10 @@ class Connection:
         self._sock = sock
         # The real non-blocking socket under gevent's wrapper: `send` on it never yields.
         self._raw = getattr(sock, "_sock", None)
-        self._read = rfile.read1
+        # The first read drains what the HTTP parser buffered past the handshake; later ones go
+        # straight to the socket, skipping the buffered reader.
+        self._read = self._read_buffered_first
+        self._rfile = rfile
         self._messages = collections.deque()
         self._fragments = []
         self._fragment_opcode = None
@@ -240,6 +243,11 @@ class Connection:
             self.protocol.receive_eof()
             self._dead = True
         self._flush()
+
+    def _read_buffered_first(self, size):
+        data = self._rfile.read1(size)  # returns what is buffered (at most 8 KiB) before reading more
+        self._read = self._sock.recv
+        return data
 
     def _take_events(self):
         for frame in self.protocol.events_received():

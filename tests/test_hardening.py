@@ -39,6 +39,11 @@ class OneWriterTests(LiveWebSocketTestCase):
             seen[sender] += 1
         self.assertEqual(seen, {"a": 200, "b": 200})
 
+    def test_a_view_does_not_hold_its_database_connection_while_it_waits(self):
+        client = self.connect("/test/db-then-wait/")
+        client.send("go")
+        self.assertEqual(client.receive(), "before wait: held; while waiting: released")
+
     def test_bytes_sent_as_text_arrive_as_that_text(self):
         client = self.connect("/test/bytes-as-text/")
         self.assertEqual(client.receive(), "café")

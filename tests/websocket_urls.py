@@ -27,7 +27,22 @@ def bytes_as_text(request, ws):
     ws.receive()
 
 
+@websocket
+def db_then_wait(request, ws):
+    """Uses the ORM, then waits for the client; reports whether it still holds a database connection."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    User.objects.count()
+    held_before = connection.connection is not None
+    ws.receive()
+    ws.send(f"before wait: {'held' if held_before else 'none'}; while waiting: "
+            f"{'held' if connection.connection is not None else 'released'}")
+    ws.receive()
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/db-then-wait/", db_then_wait),
     path("test/two-senders/", two_senders),
     path("test/bytes-as-text/", bytes_as_text),
 ]
