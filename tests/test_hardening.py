@@ -23,7 +23,7 @@ def close_payload(code, reason=b""):
     return struct.pack("!H", code) + reason
 
 
-class OneWriterTests(LiveWebSocketTestCase):
+class TransportTests(LiveWebSocketTestCase):
     worker_env = {"WEBSOCKET_URLCONF": "tests.websocket_urls"}
 
     def test_two_greenlets_sending_at_once_never_interleave_frames(self):
