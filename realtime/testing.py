@@ -116,10 +116,10 @@ class ServerProcess:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
-    def http_get(self, path, headers=None):
-        """(status, headers, body) of a plain HTTP GET, or None if nothing answers."""
+    def http_get(self, path, headers=None, timeout=2):
+        """(status, headers, body) of a plain HTTP GET, or None if nothing answers in time."""
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
             conn.request("GET", path, headers=headers or {})
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read().decode(errors="replace")

@@ -85,6 +85,8 @@ class SiteTemplateTests(SimpleTestCase):
 
 
 class NginxDeploymentTests(TransactionTestCase):
+    """One nginx port in front of pages, two websocket workers and Redis, as deployed."""
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -129,6 +131,12 @@ class NginxDeploymentTests(TransactionTestCase):
         self.clients.append(client)
         return client
 
+    def get(self, path, headers=None, nginx=None):
+        """(status, headers, body) of a GET through nginx; AssertionError if none comes in time."""
+        response = (nginx or self.nginx).http_get(path, headers, timeout=10)
+        self.assertIsNotNone(response, f"no answer from nginx for {path}")
+        return response
+
     def ws_url(self, path):
         return f"ws://127.0.0.1:{self.nginx.port}{path}"
 
@@ -139,7 +147,7 @@ class NginxDeploymentTests(TransactionTestCase):
             self.assertIn("test is successful", result.stderr)
 
     def test_a_plain_get_of_chat_is_the_page_from_the_page_server(self):
-        status, headers, body = self.nginx.http_get("/chat/")
+        status, headers, body = self.get("/chat/")
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/html"))
         # Same origin, through nginx's port: the browser needs nothing else.
@@ -164,22 +172,22 @@ class NginxDeploymentTests(TransactionTestCase):
             self.assertTrue(any(probe in worker.log() for probe in probes), f"no socket on worker {worker.port}")
 
     def test_the_old_internal_prefix_is_not_there(self):
-        self.assertEqual(self.nginx.http_get("/__ws__/chat/")[0], 404)
+        self.assertEqual(self.get("/__ws__/chat/")[0], 404)
         with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
             self.connect(self.ws_url("/__ws__/chat/"))
         self.assertEqual(refused.exception.status_code, 404)
 
     def test_static_files_come_from_nginx_and_never_reach_django(self):
-        status, headers, body = self.nginx.http_get("/static/chat/chat.js")
+        status, headers, body = self.get("/static/chat/chat.js")
         self.assertEqual(status, 200)
         self.assertEqual(body, (self.static_root / "chat" / "chat.js").read_text())
         self.assertEqual(headers["Content-Type"], "application/javascript")
-        self.assertEqual(self.nginx.http_get("/static/chat/missing.js")[0], 404)
+        self.assertEqual(self.get("/static/chat/missing.js")[0], 404)
         wait_until(lambda: "/static/chat/missing.js" in self.nginx.access_log(), message="nginx's log line")
         self.assertNotIn("/static/", self.pages.log())
 
     def test_forwarded_headers_are_set_by_nginx_and_https_cannot_be_claimed(self):
-        status, _, body = self.nginx.http_get("/chat/?forwarded", headers={
+        status, _, body = self.get("/chat/?forwarded", headers={
             "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
         self.assertEqual(status, 200)
         self.assertIn(f'"ws://127.0.0.1:{self.nginx.port}/chat/lobby/"', body)
@@ -189,7 +197,7 @@ class NginxDeploymentTests(TransactionTestCase):
 
     def test_with_tls_pages_give_wss_urls_that_chat_and_plain_http_redirects(self):
         context = ssl.create_default_context(cafile=str(self.certificate))
-        conn = http.client.HTTPSConnection("127.0.0.1", self.tls_port, timeout=5, context=context)
+        conn = http.client.HTTPSConnection("127.0.0.1", self.tls_port, timeout=10, context=context)
         conn.request("GET", "/chat/")
         response = conn.getresponse()
         self.assertEqual(response.status, 200)
@@ -197,7 +205,7 @@ class NginxDeploymentTests(TransactionTestCase):
         self.assertIn(f'data-url="{url}"', response.read().decode())
         client = self.connect(url, sslopt={"ca_certs": str(self.certificate)})
         self.assertEqual(client.receive_event("welcome")["room"], "lobby")
-        status, headers, _ = self.tls_nginx.http_get("/chat/")
+        status, headers, _ = self.get("/chat/", nginx=self.tls_nginx)
         self.assertEqual((status, headers["Location"]), (308, "https://127.0.0.1/chat/"))
 
     def test_a_one_mebibyte_echo_goes_through_nginx(self):
