@@ -11,6 +11,8 @@ from pathlib import Path
 from django.conf import settings
 from django.test import SimpleTestCase
 
+from realtime.testing import require_binary
+
 DEPLOY = Path(settings.BASE_DIR) / "deploy"
 UNITS = {
     "realtime-http.service": ("deploy/gunicorn_http.py", "project.wsgi:application"),
@@ -45,9 +47,7 @@ class SystemdUnitTests(SimpleTestCase):
                 self.assertGreater(int(service["TimeoutStopSec"]), graceful_timeout)
 
     def test_systemd_analyze_finds_nothing_but_the_missing_deployment(self):
-        analyze = shutil.which("systemd-analyze")
-        if not analyze:
-            self.skipTest("systemd-analyze is not installed")
+        analyze = require_binary("systemd-analyze")
         for name in UNITS:
             with self.subTest(name):
                 # An instance of the template unit, as `systemctl enable realtime-ws@8001` makes.
