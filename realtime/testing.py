@@ -265,6 +265,10 @@ class NginxServer(ServerProcess):
         path = self.directory / "access.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def stop(self, *args, **kwargs):
+        super().stop(*args, **kwargs)
+        shutil.rmtree(self.directory, ignore_errors=True)  # the error log stays, in log_path
+
 
 class WebSocketClient:
     """A blocking test client (websocket-client) where every receive has a timeout."""
