@@ -112,8 +112,11 @@ LOGIN_REDIRECT_URL = "/chat/"
 
 # TLS ends at nginx, which says so in X-Forwarded-Proto: pages and the websocket
 # template tag then know the request was https (and give wss:// URLs).
+# nginx must set that header itself (deploy/nginx.conf does), or a client could claim https.
+# With TLS, session and CSRF cookies never travel over plain http.
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
 # --- The WebSocket layer (realtime app); defaults and meaning in docs/settings.md and docs/limits.md ---
 WEBSOCKET_URLCONF = os.environ.get("WEBSOCKET_URLCONF", "websocket_urls")

@@ -13,6 +13,9 @@ test sees exactly what a client would. Typical use::
 
 Servers start once per test class on free loopback ports and stop afterwards. A system
 binary that is missing skips the class locally, with the reason, and fails it in CI (CI=true).
+
+For a whole deployment there are also PageServer (gunicorn with deploy/gunicorn_http.py) and
+NginxServer (an unprivileged nginx in front of them, serving a site configuration you give it).
 """
 
 import http.client
@@ -35,7 +38,8 @@ from django.db import connection
 from django.test import TransactionTestCase
 
 DEFAULT_TIMEOUT = 5.0
-GUNICORN_CONFIG = Path(settings.BASE_DIR) / "deploy" / "gunicorn_ws.py"
+DEPLOY_DIR = Path(settings.BASE_DIR) / "deploy"
+GUNICORN_CONFIG = DEPLOY_DIR / "gunicorn_ws.py"
 
 
 def free_port():
@@ -112,6 +116,16 @@ class ServerProcess:
     def log(self):
         return self.log_path.read_text(errors="replace")
 
+    def http_get(self, path, headers=None, timeout=2):
+        """(status, headers, body) of a plain HTTP GET, or None if nothing answers in time."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+            conn.request("GET", path, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read().decode(errors="replace")
+        except OSError:
+            return None
+
 
 class RedisServer(ServerProcess):
     """A throwaway redis-server: no persistence, loopback only."""
@@ -145,38 +159,115 @@ def database_url():
     raise NotImplementedError(f"no DATABASE_URL form for {db['ENGINE']}")
 
 
-class WebSocketWorker(ServerProcess):
-    """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket` on a free port."""
+class GunicornServer(ServerProcess):
+    """gunicorn with one of the shipped configs (deploy/) on a free port, on the test database."""
 
-    name = "ws-worker"
+    config = None
+    app = None
 
-    def __init__(self, redis_url="", env=None, workers=1):
+    def __init__(self, env=None):
         super().__init__()
-        self.extra_env = {"REDIS_URL": redis_url, "WS_WORKERS": str(workers), **(env or {})}
+        self.extra_env = dict(env or {})
 
     def command(self):
-        return [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONFIG),
-                "--bind", f"127.0.0.1:{self.port}", "project.wsgi:websocket"]
+        return [sys.executable, "-m", "gunicorn", "-c", str(self.config),
+                "--bind", f"127.0.0.1:{self.port}", self.app]
 
     def env(self):
         return {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", **self.extra_env}
 
     def ready(self):
-        # The master binds before the worker boots: wait for an HTTP answer from the worker.
+        # The master binds before its workers boot: wait for an HTTP answer from a worker.
         return self.http_get("/__ready__") is not None
 
-    def http_get(self, path, headers=None):
-        """(status, headers, body) of a plain HTTP GET, or None if nothing answers."""
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-            conn.request("GET", path, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read().decode(errors="replace")
-        except OSError:
-            return None
+
+class PageServer(GunicornServer):
+    """`gunicorn -c deploy/gunicorn_http.py project.wsgi:application`: the pages, as in production."""
+
+    name = "page-server"
+    config = DEPLOY_DIR / "gunicorn_http.py"
+    app = "project.wsgi:application"
+
+
+class WebSocketWorker(GunicornServer):
+    """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket` on a free port."""
+
+    name = "ws-worker"
+    config = GUNICORN_CONFIG
+    app = "project.wsgi:websocket"
+
+    def __init__(self, redis_url="", env=None, workers=1):
+        super().__init__({"REDIS_URL": redis_url, "WS_WORKERS": str(workers), **(env or {})})
 
     def url(self, path, **query):
         return f"ws://127.0.0.1:{self.port}{path}" + (f"?{urlencode(query)}" if query else "")
+
+
+NGINX_MAIN_CONF = """\
+# What Debian's /etc/nginx/nginx.conf puts around a site, with every path in this directory.
+worker_processes 1;
+pid nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 1024; }}
+http {{
+    {mime_types}
+    default_type application/octet-stream;
+    access_log access.log;
+    client_body_temp_path temp/body;
+    proxy_temp_path temp/proxy;
+    fastcgi_temp_path temp/fastcgi;
+    uwsgi_temp_path temp/uwsgi;
+    scgi_temp_path temp/scgi;
+    include site.conf;
+}}
+"""
+SYSTEM_MIME_TYPES = Path("/etc/nginx/mime.types")
+
+
+class NginxServer(ServerProcess):
+    """nginx without root on a free port, serving the site that `render_site(nginx)` returns.
+
+    `render_site` gets this object (its `port` and `directory`) and returns what goes in the http {}
+    block, e.g. the shipped deploy/nginx.conf rendered for these ports. pid, temp files and logs
+    stay in `directory` (nginx's -p prefix); `daemon off` keeps nginx a child that stop() ends.
+    """
+
+    name = "nginx"
+
+    def __init__(self, render_site):
+        super().__init__()
+        self.binary = require_binary("nginx")
+        self.directory = Path(tempfile.mkdtemp(prefix="nginx-"))
+        # Run as root (some CI containers), nginx's workers become 'nobody': let them in.
+        self.directory.chmod(0o755)
+        (self.directory / "temp").mkdir()
+        mime_types = f"include {SYSTEM_MIME_TYPES};" if SYSTEM_MIME_TYPES.exists() else \
+            "types { text/html html; text/css css; application/javascript js; }"
+        (self.directory / "nginx.conf").write_text(NGINX_MAIN_CONF.format(mime_types=mime_types))
+        (self.directory / "site.conf").write_text(render_site(self))
+
+    def command(self, *options):
+        return [self.binary, "-p", f"{self.directory}/", "-c", str(self.directory / "nginx.conf"),
+                "-e", "stderr", "-g", "daemon off;", *options]
+
+    def check(self):
+        """`nginx -t` on this configuration: the CompletedProcess (returncode, and output in stderr)."""
+        return subprocess.run(self.command("-t"), capture_output=True, text=True, timeout=30)
+
+    def ready(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def access_log(self):
+        path = self.directory / "access.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, *args, **kwargs):
+        super().stop(*args, **kwargs)
+        shutil.rmtree(self.directory, ignore_errors=True)  # the error log stays, in log_path
 
 
 class WebSocketClient:

@@ -1,0 +1,1 @@
+"""Deployment files: gunicorn configs, the nginx site template and its renderer, systemd units."""
