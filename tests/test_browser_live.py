@@ -10,6 +10,7 @@ import time
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 
 from chat.services import post_message
 from jobs.models import Job
@@ -51,9 +52,14 @@ class LivePagesTests(StaticLiveServerTestCase):
     def wait_for_status(self, status, timeout=15):
         wait_for(self.browser, lambda d: text_of(d, "status") == status, timeout, f"status {status!r}")
 
+    def texts(self, selector):
+        """The texts of the elements matching `selector`, read in one go (the page may redraw them)."""
+        return self.browser.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0])).map(function (e) { return e.textContent; })",
+            selector)
+
     def message_texts(self):
-        return [e.text for e in self.browser.find_elements(
-            By.CSS_SELECTOR, '[data-testid="messages"] [data-testid="message"] .text')]
+        return self.texts('[data-testid="messages"] [data-testid="message"] .text')
 
     def wait_for_messages(self, texts):
         wait_for(self.browser, lambda d: self.message_texts() == texts, message=f"messages {texts}")
@@ -90,7 +96,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.wait_for_messages(["while frozen"])
 
     def members(self):
-        return [e.text for e in self.browser.find_elements(*by_testid("member"))]
+        return self.texts('[data-testid="member"]')
 
     def test_chat_lists_who_is_here_and_follows_joins_and_leaves(self):
         self.open("/chat/people/")
@@ -107,7 +113,9 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.open("/jobs/")
         self.browser.find_element(By.ID, "id_steps").clear()
         self.browser.find_element(By.ID, "id_steps").send_keys("20")  # 20 steps of 0.2 s
-        self.browser.find_element(*by_testid("start-job")).click()  # a POST with the CSRF token, then back here
+        button = self.browser.find_element(*by_testid("start-job"))
+        button.click()  # a POST with the CSRF token, then back here
+        wait_for(self.browser, staleness_of(button), message="the page after the POST")
         self.wait_for_status("live")
         self.browser.execute_script("window.notReloaded = true")
         row = self.browser.find_element(*by_testid("job"))

@@ -63,7 +63,7 @@
   socket.onStatus(function (value) { status.textContent = value; });
   socket.on("welcome", function (data) {
     myId = data.id;
-    if (!nameInput.value.trim()) nameInput.value = data.name;
+    if (!nameInput.value.trim() && document.activeElement !== nameInput) nameInput.value = data.name;
     remember();
   });
   socket.on("message", function (data) {
