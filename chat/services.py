@@ -1,15 +1,19 @@
 """Posting to a room from any Django code: a WebSocket view, a view, a signal, a command."""
 
+import logging
 import re
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
-from realtime.broker import publish
+from realtime.broker import BrokerUnavailable, publish
 from realtime.envelope import envelope
 
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
+
+log = logging.getLogger("chat")
 
 HISTORY_ON_JOIN = 50
 # A client resuming from further back than this many messages gets `resync` and recent history.
@@ -45,11 +49,35 @@ def post_message(room_name, text, name, color):
     return message
 
 
+def now_iso():
+    return timezone.now().isoformat().replace("+00:00", "Z")
+
+
+def announce(room_name, event, data):
+    """Publish a notice (`join`, `leave`, `nick`) to a room; notices are not stored."""
+    try:
+        publish(room_channel(room_name), envelope(event, {"room": room_name, "ts": now_iso(), **data}))
+    except BrokerUnavailable:
+        log.warning("could not announce %s in %s: broker unavailable", event, room_name)
+
+
+def recent_history(room):
+    return list(reversed(room.messages.order_by("-id")[:HISTORY_ON_JOIN]))
+
+
 def backlog(room, since=None):
-    """(messages to send on join, resync reason or None): the last 50, or everything after `since`."""
+    """(messages to send on join, resync reason or None).
+
+    Without `since`: the last 50. With it: every message after it, in id order (0: from the
+    start). The client must start over from recent history (a resync reason) when `since` is
+    not a message this room still stores ("unknown_since": history was reset or pruned) or is
+    more than RESUME_LIMIT messages back ("too_far_behind").
+    """
     if since is None:
-        return list(reversed(room.messages.order_by("-id")[:HISTORY_ON_JOIN])), None
+        return recent_history(room), None
+    if since != 0 and not room.messages.filter(id=since).exists():
+        return recent_history(room), "unknown_since"
     missed = list(room.messages.filter(id__gt=since).order_by("id")[: RESUME_LIMIT + 1])
     if len(missed) > RESUME_LIMIT:
-        return list(reversed(room.messages.order_by("-id")[:HISTORY_ON_JOIN])), "too_far_behind"
+        return recent_history(room), "too_far_behind"
     return missed, None

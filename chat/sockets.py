@@ -1,34 +1,35 @@
 """The chat WebSocket view: one ChatSession per connection.
 
-Protocol (docs/protocol.md): the client sends `message` {"text"} and `nick` {"name", "color"};
-the server sends `message` events (history first, then live), `join`/`leave`/`nick` notices,
-and `error` {"code", "detail"} for bad input, after which the connection stays open.
+Protocol (docs/protocol.md): the client sends `message` {"text"}, `nick` {"name", "color"} and
+the heartbeat `ping`; the server sends `message` events (history first, then live), `welcome`,
+`presence` (who is here, in every worker), `join`/`leave`/`nick` notices, `resync`, and
+`error` {"code", "detail"} for bad input, after which the connection stays open.
 """
 
+import functools
 import json
-import logging
 import random
+import secrets
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden
-from django.utils import timezone
 
-from realtime.broker import BrokerUnavailable, publish
+from realtime.broker import BrokerUnavailable
 from realtime.decorators import websocket
-from realtime.envelope import ClientError, envelope, parse_envelope
+from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
+from realtime.presence import get_presence
 
 from .forms import NickForm, errors_detail
 from .models import Room
-from .services import backlog, post_message, room_channel
-
-log = logging.getLogger("chat")
+from .services import announce, backlog, post_message, room_channel
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
-
-def now_iso():
-    return timezone.now().isoformat().replace("+00:00", "Z")
+RESYNC_DETAILS = {
+    "too_far_behind": "Too many messages missed; here is recent history.",
+    "unknown_since": "'since' is not a message this room still has; here is recent history.",
+}
 
 
 def message_id(payload):
@@ -42,7 +43,9 @@ class ChatSession:
         self.room = room
         self.room_name = room.name
         self.channel = room_channel(room.name)
-        self.last_id = 0
+        self.member_id = secrets.token_hex(6)  # this connection in presence lists and notices
+        self.last_id = 0  # the last message id this client has: its resume point
+        self.backlog_ids = set()
         # A logged-in user chats under the account name; in a private room it cannot be changed.
         self.account_name = request.user.get_username() if request.user.is_authenticated else None
         self.name = self.account_name or f"guest-{random.randrange(16**4):04x}"
@@ -52,41 +55,58 @@ class ChatSession:
     def run(self):
         room = self.room
         self.ws.accept()
+        presence = get_presence()
         with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
             self.send_backlog(room)
             subscription.resume(skip=self.already_sent)
+            self.backlog_ids = set()
             subscription.on_resync = lambda: subscription.push(envelope("resync", {
                 "reason": "broker_reconnected", "detail": "Messages may have been missed: reconnect with 'since'."}))
             if "name" in self.query or "color" in self.query:
                 nick = {"name": self.query.get("name", self.name), "color": self.query.get("color", self.color)}
-                self.reply_to_errors(self.change_nick, nick, announce=False)
-            subscription.push(envelope("welcome", {"room": self.room_name, "name": self.name, "color": self.color,
-                                                   "last_id": self.last_id or None}))
-            self.announce("join", {"name": self.name, "color": self.color})
+                self.reply_to_errors(self.change_nick, nick, quietly=True)
+            subscription.push(envelope("welcome", {"room": self.room_name, "last_id": self.last_id, **self.member()}))
+            # Listed first, announced second: whoever reads the list after this sees us, whoever
+            # read it before gets the `join` (clients apply both idempotently, by member id).
+            # Members a dead worker left behind get their `leave` from the presence refresher.
+            presence.join(self.channel, self.member_id, self.member(),
+                          on_expired=functools.partial(announce, self.room_name, "leave"))
+            members = sorted(presence.members(self.channel), key=lambda member: member["name"].lower())
+            subscription.push(envelope("presence", {"room": self.room_name, "members": members}))
+            announce(self.room_name, "join", self.member())
             try:
-                while (raw := self.ws.receive()) is not None:
-                    self.handle(raw)
+                for event, data in receive_events(self.ws):
+                    self.reply_to_errors(self.dispatch, event, data)
             finally:
-                self.announce("leave", {"name": self.name, "color": self.color})
+                presence.leave(self.channel, self.member_id)
+                announce(self.room_name, "leave", self.member())
+
+    def member(self):
+        return {"id": self.member_id, "name": self.name, "color": self.color}
 
     def send_backlog(self, room):
         since = self.query.get("since")
         try:
             since = int(since) if since not in (None, "") else None
+            if since is not None and since < 0:
+                raise ValueError
         except ValueError:
             self.ws.send(ClientError("invalid_since", "'since' must be a message id (an integer).").as_event())
             since = None
         messages, resync = backlog(room, since)
         if resync:
-            self.ws.send(envelope("resync", {"reason": resync, "detail": "Too many messages missed; here is recent history."}))
+            self.ws.send(envelope("resync", {"reason": resync, "detail": RESYNC_DETAILS[resync]}))
+        elif since is not None:
+            self.last_id = since
         for message in messages:
             self.ws.send(envelope("message", message.as_event_data()))
+            self.backlog_ids.add(message.id)
             self.last_id = message.id
 
     def already_sent(self, payload):
-        """True for a live message the backlog already contained."""
-        sent_id = message_id(payload)
-        return sent_id is not None and sent_id <= self.last_id
+        """True for a live message the backlog already contained (exactly those: ids published
+        out of order by two workers are still delivered)."""
+        return message_id(payload) in self.backlog_ids
 
     def reply_to_errors(self, action, *args, **kwargs):
         try:
@@ -94,17 +114,13 @@ class ChatSession:
         except ClientError as error:
             self.ws.send(error.as_event())
 
-    def handle(self, raw):
-        self.reply_to_errors(self.dispatch, raw)
-
-    def dispatch(self, raw):
-        event, data = parse_envelope(raw)
+    def dispatch(self, event, data):
         if event == "message":
             self.post(data)
         elif event == "nick":
             self.change_nick(data)
         else:
-            raise ClientError("unknown_event", f"Unknown event {event!r}; expected 'message' or 'nick'.")
+            raise ClientError("unknown_event", f"Unknown event {event!r}; expected 'message', 'nick' or 'ping'.")
 
     def post(self, data):
         try:
@@ -115,7 +131,7 @@ class ChatSession:
             raise ClientError("delivery_degraded", "Your message was saved but live delivery is degraded; "
                                                    "others will get it when they reconnect.") from None
 
-    def change_nick(self, data, announce=True):
+    def change_nick(self, data, quietly=False):
         form = NickForm({"name": data.get("name"), "color": data.get("color")})
         if not form.is_valid():
             raise ClientError("invalid_nick", errors_detail(form), form.errors.get_json_data())
@@ -123,14 +139,9 @@ class ChatSession:
             raise ClientError("invalid_nick", "name: In a private room your name is your account name.")
         old_name = self.name
         self.name, self.color = form.cleaned_data["name"], form.cleaned_data["color"]
-        if announce:
-            self.announce("nick", {"old_name": old_name, "name": self.name, "color": self.color})
-
-    def announce(self, event, data):
-        try:
-            publish(self.channel, envelope(event, {"room": self.room_name, "ts": now_iso(), **data}))
-        except BrokerUnavailable:
-            log.warning("could not announce %s in %s: broker unavailable", event, self.room_name)
+        if not quietly:  # before joining (the name in the query string) there is nobody to tell
+            get_presence().update(self.channel, self.member_id, self.member())
+            announce(self.room_name, "nick", {"old_name": old_name, **self.member()})
 
 
 @websocket

@@ -1,6 +1,10 @@
-"""The demo WebSocket views of seed 003: echo and ping."""
+"""The demo WebSocket views: echo and ping (seed 003), and the clock (seed 004)."""
 
 from realtime.decorators import websocket
+from realtime.envelope import ClientError, envelope, receive_events
+from realtime.hub import get_hub
+
+from .clock import CHANNEL as CLOCK_CHANNEL, get_ticker
 
 PING_REPLIES = {"ping": "pong", "pong": "ping"}
 
@@ -19,3 +23,18 @@ def ping(request, ws):
         reply = PING_REPLIES.get(message)
         if reply is not None:
             ws.send(reply)
+
+
+@websocket
+def clock(request, ws):
+    """`time` events from the process's one ticker; {"event": "close"} gets `goodbye`, then close 1000."""
+    ticker = get_ticker()
+    with get_hub().subscribe(CLOCK_CHANNEL, ws) as subscription:
+        if ticker.latest:  # no greenlet switch since subscribing: this cannot overtake a newer tick
+            subscription.push(ticker.latest)
+        for event, _data in receive_events(ws):
+            if event == "close":
+                ws.send(envelope("goodbye", {"detail": "Bye: the server closes the connection."}))
+                ws.close(1000)
+                return
+            ws.send(ClientError("unknown_event", f"Unknown event {event!r}; expected 'close' or 'ping'.").as_event())

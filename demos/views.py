@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.shortcuts import render
 
 
@@ -11,3 +12,7 @@ def echo(request):
 
 def ping(request):
     return render(request, "demos/ping.html")
+
+
+def clock(request):
+    return render(request, "demos/time.html", {"interval": settings.CLOCK_INTERVAL})

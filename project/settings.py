@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "realtime",
     "demos",
     "chat",
+    "jobs",
 ]
 
 MIDDLEWARE = [
@@ -124,6 +125,16 @@ WEBSOCKET_URLCONF = os.environ.get("WEBSOCKET_URLCONF", "websocket_urls")
 WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
 # Empty: an in-process broker that serves one worker process only.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+
+# Live features; the defaults of the first four are in realtime/conf.py, all are in docs/settings.md.
+PRESENCE_TTL = float(os.environ.get("PRESENCE_TTL", "30"))
+PRESENCE_REFRESH = float(os.environ.get("PRESENCE_REFRESH", "10"))
+CLIENT_HEARTBEAT_INTERVAL = float(os.environ.get("CLIENT_HEARTBEAT_INTERVAL", "20"))
+CLIENT_HEARTBEAT_TIMEOUT = float(os.environ.get("CLIENT_HEARTBEAT_TIMEOUT", "10"))
+# Seconds between two pushes of the clock (/time/).
+CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
+# Seconds one step of the demo job (/jobs/) takes.
+JOB_STEP_SECONDS = float(os.environ.get("JOB_STEP_SECONDS", "0.5"))
 
 # Limits and liveness: any of realtime.conf.DEFAULTS may be set from the environment too.
 for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",

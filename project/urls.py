@@ -7,7 +7,9 @@ urlpatterns = [
     path("", demos.index, name="index"),
     path("echo/", demos.echo, name="echo"),
     path("ping/", demos.ping, name="ping"),
+    path("time/", demos.clock, name="time"),
     path("chat/", include("chat.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("jobs/", include("jobs.urls")),
     path("admin/", admin.site.urls),
 ]

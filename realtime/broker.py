@@ -16,6 +16,8 @@ import threading
 
 import redis
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -189,6 +191,15 @@ def get_broker():
         if _broker is None:
             _broker = RedisBroker(settings.REDIS_URL) if settings.REDIS_URL else LocalBroker()
         return _broker
+
+
+@receiver(setting_changed)
+def forget_broker(setting, **kwargs):
+    """A test that overrides REDIS_URL publishes through a broker for the new value."""
+    global _broker
+    if setting == "REDIS_URL":
+        with _lock:
+            _broker = None
 
 
 def publish(channel, message):

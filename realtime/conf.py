@@ -25,6 +25,14 @@ DEFAULTS = {
     "WEBSOCKET_PING_TIMEOUT": 20.0,
     # Close a connection that sent no message for this long (1001); 0 disables.
     "WEBSOCKET_IDLE_TIMEOUT": 3600.0,
+    # Presence (realtime/presence.py): a member of a worker that died is gone from member lists
+    # within PRESENCE_TTL s, and reported (a `leave`) within PRESENCE_TTL + PRESENCE_REFRESH s.
+    "PRESENCE_TTL": 30.0,
+    "PRESENCE_REFRESH": 10.0,
+    # The browser client's heartbeat (client.js): a `ping` every INTERVAL s; nothing received within
+    # TIMEOUT s after it (or no open within TIMEOUT s) and it drops the connection and reconnects.
+    "CLIENT_HEARTBEAT_INTERVAL": 20.0,
+    "CLIENT_HEARTBEAT_TIMEOUT": 10.0,
 }
 
 

@@ -1,4 +1,7 @@
-"""The JSON envelope every application message uses: {"event": "...", "data": {...}}."""
+"""The JSON envelope every application message uses: {"event": "...", "data": {...}}.
+
+Every envelope route also answers the client heartbeat: {"event": "ping"} gets {"event": "pong"}.
+"""
 
 import json
 
@@ -36,3 +39,22 @@ def parse_envelope(message):
     if not isinstance(data, dict):
         raise ClientError("invalid_envelope", '"data" must be a JSON object.')
     return decoded["event"], data
+
+
+def receive_events(ws):
+    """Yield (event, data) for each client message until the connection closes.
+
+    Answers the client's heartbeat itself (`ping` gets `pong` with the same data: the browser
+    cannot see WebSocket ping frames, so it proves the connection is alive this way), and
+    answers a malformed message with an `error` event, keeping the connection open.
+    """
+    while (raw := ws.receive()) is not None:
+        try:
+            event, data = parse_envelope(raw)
+        except ClientError as error:
+            ws.send(error.as_event())
+            continue
+        if event == "ping":
+            ws.send(envelope("pong", data))
+            continue
+        yield event, data

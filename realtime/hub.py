@@ -4,6 +4,9 @@ A worker subscribes to a channel at the broker when its first local member joins
 unsubscribes when the last leaves. Each broker message is framed once and handed to every
 local member's outbound queue (`Connection.send_frame`), which never waits: a slow client is
 closed by its own queue limit and stalls nobody else.
+
+Channels named `local:...` never reach the broker: they serve what one process produces for
+its own sockets (the clock ticker), fed by `hub.dispatch(channel, payload)`.
 """
 
 import logging
@@ -13,6 +16,13 @@ from websockets.frames import Frame, Opcode
 from .broker import get_broker
 
 log = logging.getLogger("realtime.hub")
+
+LOCAL_PREFIX = "local:"
+
+
+def is_local(channel):
+    """A process-local channel: fed by hub.dispatch in this process, never sent to the broker."""
+    return channel.startswith(LOCAL_PREFIX)
 
 
 def text_frame(payload):
@@ -69,8 +79,9 @@ class Hub:
     def subscribe(self, channel, connection, paused=False):
         subscription = Subscription(self, channel, connection, paused)
         self.groups.setdefault(channel, set()).add(subscription)
-        # Idempotent; returns once the broker delivers this channel to this process.
-        self.broker.subscribe(channel)
+        if not is_local(channel):
+            # Idempotent; returns once the broker delivers this channel to this process.
+            self.broker.subscribe(channel)
         return subscription
 
     def unsubscribe(self, subscription):
@@ -80,7 +91,8 @@ class Hub:
         members.discard(subscription)
         if not members:
             del self.groups[subscription.channel]
-            self.broker.unsubscribe(subscription.channel)
+            if not is_local(subscription.channel):
+                self.broker.unsubscribe(subscription.channel)
 
     def dispatch(self, channel, payload):
         members = self.groups.get(channel)

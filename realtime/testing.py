@@ -113,6 +113,15 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def start_if_stopped(self):
+        """For the cleanup of a test that kills the server: the next test finds it running."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+
+    def signal(self, sig):
+        """Signal the whole process group: SIGSTOP freezes it (its TCP connections hang), SIGCONT thaws it."""
+        os.killpg(self.process.pid, sig)
+
     def log(self):
         return self.log_path.read_text(errors="replace")
 
@@ -308,6 +317,16 @@ class WebSocketClient:
             message = self.receive_json(max(0.01, deadline - time.monotonic()))
             if message.get("event") == event:
                 return message["data"]
+
+    def receive_until(self, event, timeout=DEFAULT_TIMEOUT):
+        """(every message before the first `event`, as parsed JSON; that event's data)."""
+        deadline = time.monotonic() + timeout
+        before = []
+        while True:
+            message = self.receive_json(max(0.01, deadline - time.monotonic()))
+            if message.get("event") == event:
+                return before, message["data"]
+            before.append(message)
 
     def receive_close(self, timeout=DEFAULT_TIMEOUT):
         """Read until the server's close frame; return its code (None if the TCP connection just ended).

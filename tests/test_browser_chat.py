@@ -28,6 +28,8 @@ class ChatPageTests(StaticLiveServerTestCase):
         browser.get(f"{self.live_server_url}/chat/browsers/")
         wait_for(browser, lambda d: text_of(d, "status") == "live", message="chat live")
         name_input = browser.find_element(*by_testid("name-input"))
+        # The welcome fills in a guest name: wait for it, or it could land in the middle of our typing.
+        wait_for(browser, lambda d: name_input.get_attribute("value"), message="welcome")
         name_input.clear()
         name_input.send_keys(name)
         # A colour input has no keyboard entry: set it as a user's picker would, then 'change'.

@@ -45,3 +45,11 @@ class WebSocketUrlTagTests(SimpleTestCase):
     def test_tls_terminated_at_proxy_gives_wss(self):
         request = self.factory.get("/", HTTP_HOST="example.com", HTTP_X_FORWARDED_PROTO="https")
         self.assertEqual(render(request), "wss://example.com/echo/")
+
+
+class RealtimeClientTagTests(SimpleTestCase):
+    @override_settings(CLIENT_HEARTBEAT_INTERVAL=2.5, CLIENT_HEARTBEAT_TIMEOUT=1)
+    def test_script_tag_passes_the_heartbeat_settings_in_milliseconds(self):
+        html = Template("{% load websockets %}{% realtime_client %}").render(Context())
+        self.assertEqual(html, '<script src="/static/realtime/client.js" data-heartbeat-interval="2500" '
+                               'data-heartbeat-timeout="1000"></script>')

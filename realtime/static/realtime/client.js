@@ -1,30 +1,55 @@
 // RealtimeSocket: the browser side of the {"event": ..., "data": ...} protocol (docs/protocol.md).
+// Load it with {% load websockets %}{% realtime_client %}, which passes the heartbeat settings.
 //
 //   var socket = new RealtimeSocket(url, {params: function () { return {name: "ann"}; }});
 //   socket.on("message", function (data) { ... });
-//   socket.onStatus(function (status) { ... });  // connecting, live, reconnecting, offline
+//   socket.onStatus(function (status) { ... });  // connecting, live, reconnecting, offline, closed
 //   socket.send("message", {text: "hi"});
 //
-// It reconnects by itself with exponential backoff and jitter, resumes with the last message id it
-// saw (`since`), and drops any message it has already seen, so nothing shows twice.
+// Reconnect: after any lost connection, with exponential backoff and jitter; not after socket.close()
+// nor after the server closed with 1000 (it ended the session on purpose, e.g. after `goodbye`).
+// Resume: it remembers the last `message` id (or the `last_id` of `welcome`), reconnects with
+// ?since=<id> and never delivers one message id twice.
+// Heartbeat: browsers hide WebSocket ping frames, so every heartbeatInterval ms it sends
+// {"event": "ping"} (the server answers `pong`). If nothing at all arrives within heartbeatTimeout ms
+// after a ping, or a connection does not open within heartbeatTimeout ms, the connection is taken
+// for dead even if TCP says nothing (a frozen server, a dead NAT entry): dropped, then reconnected.
+// So a dead connection is noticed within heartbeatInterval + heartbeatTimeout.
 (function (global) {
   "use strict";
+
+  var script = document.currentScript;
+  var DEFAULTS = {
+    minDelay: 500,
+    maxDelay: 15000,
+    heartbeatInterval: Number(script && script.dataset.heartbeatInterval) || 20000,
+    heartbeatTimeout: Number(script && script.dataset.heartbeatTimeout) || 10000
+  };
+  // After these resyncs the server sends recent history afresh: forget what was seen.
+  var START_OVER = {too_far_behind: true, unknown_since: true};
+  var SEEN_LIMIT = 2000;
 
   function RealtimeSocket(url, options) {
     options = options || {};
     this.url = url;
     this.params = options.params || function () { return {}; };
-    this.minDelay = options.minDelay || 500;
-    this.maxDelay = options.maxDelay || 15000;
+    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout"].forEach(function (name) {
+      this[name] = options[name] || DEFAULTS[name];
+    }, this);
     this.handlers = {};
     this.statusHandlers = [];
-    this.lastId = null;
+    this.lastId = null;  // resume point: the newest message id delivered
+    this.seen = new Set();  // recent message ids delivered (a bounded window)
     this.attempt = 0;
+    this.wasLive = false;
     this.stopped = false;
     this.status = null;
-    this.connect();
+    this.ws = null;
+    this.timers = {};
     var self = this;
     global.addEventListener("online", function () { if (self.status === "offline") self.connect(); });
+    global.addEventListener("offline", function () { self.drop(); });
+    this.connect();
   }
 
   RealtimeSocket.prototype.on = function (event, handler) {
@@ -44,15 +69,19 @@
     return true;
   };
 
-  // Drop the connection and open a new one at once (e.g. after changing params).
+  // Drop the connection and open a new one soon (e.g. after changing params).
   RealtimeSocket.prototype.reconnect = function () {
     this.attempt = 0;
-    if (this.ws) this.ws.close(1000, "reconnecting");
+    this.drop();
   };
 
+  // Stop for good: no reconnecting.
   RealtimeSocket.prototype.close = function () {
     this.stopped = true;
-    if (this.ws) this.ws.close(1000, "bye");
+    clearTimeout(this.timers.retry);
+    var ws = this.detach();
+    if (ws) ws.close(1000, "bye");
+    this.setStatus("closed");
   };
 
   RealtimeSocket.prototype.setStatus = function (status) {
@@ -76,43 +105,100 @@
 
   RealtimeSocket.prototype.connect = function () {
     var self = this;
-    if (this.stopped) return;
-    this.setStatus(this.attempt === 0 && this.lastId === null ? "connecting" : "reconnecting");
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.timers.retry);
+    this.setStatus(this.wasLive ? "reconnecting" : "connecting");
     var ws = this.ws = new WebSocket(this.buildUrl());
+    this.timers.open = setTimeout(function () { self.drop(); }, this.heartbeatTimeout);
     ws.onopen = function () {
-      self.attempt = 0;
+      clearTimeout(self.timers.open);
+      self.wasLive = true;
       self.setStatus("live");
+      self.timers.heartbeat = setInterval(function () { self.ping(); }, self.heartbeatInterval);
     };
     ws.onmessage = function (event) {
-      var message;
-      try { message = JSON.parse(event.data); } catch (e) { return; }
-      var data = message.data || {};
-      if (message.event === "message" && typeof data.id === "number") {
-        if (self.lastId !== null && data.id <= self.lastId) return;  // already shown
-        self.lastId = data.id;
-      }
-      if (message.event === "resync" && data.reason === "broker_reconnected") {
-        self.reconnect();  // the server may have missed messages for us: resume from lastId
-      }
-      self.emit(message.event, data);
+      clearTimeout(self.timers.pong);  // the connection is alive
+      self.timers.pong = null;
+      self.attempt = 0;  // the server is really there: the next reconnect starts fast again
+      self.receive(event.data);
     };
-    ws.onclose = function () {
-      if (ws !== self.ws || self.stopped) return;
-      self.scheduleReconnect();
+    ws.onclose = function (event) {
+      self.detach();
+      if (event.code === 1000) {  // the server ended the session on purpose
+        self.stopped = true;
+        self.setStatus("closed");
+      } else {
+        self.scheduleReconnect();
+      }
     };
+  };
+
+  RealtimeSocket.prototype.receive = function (text) {
+    var message;
+    try { message = JSON.parse(text); } catch (e) { return; }
+    var event = message.event, data = message.data || {};
+    if (event === "message" && typeof data.id === "number") {
+      if (this.seen.has(data.id)) return;  // already delivered
+      this.remember(data.id);
+    } else if (event === "welcome" && typeof data.last_id === "number" && this.lastId === null) {
+      this.lastId = data.last_id;  // nothing shown yet: resume from where the server says we are
+    } else if (event === "resync" && START_OVER[data.reason]) {
+      this.seen.clear();
+      this.lastId = null;
+    }
+    this.emit(event, data);
+    if (event === "resync" && data.reason === "broker_reconnected") {
+      this.reconnect();  // the server may have missed messages for us: resume from lastId
+    }
+  };
+
+  RealtimeSocket.prototype.remember = function (id) {
+    this.seen.add(id);
+    if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value);
+    if (this.lastId === null || id > this.lastId) this.lastId = id;
+  };
+
+  // Heartbeat: if nothing at all arrives within heartbeatTimeout after a ping, the connection is dead.
+  // Any message stops the countdown; the first ping after it starts a new one.
+  RealtimeSocket.prototype.ping = function () {
+    var self = this;
+    if (!this.send("ping", {}) || this.timers.pong) return;
+    this.timers.pong = setTimeout(function () { self.drop(); }, this.heartbeatTimeout);
+  };
+
+  // Give up on the current connection without waiting for a closing handshake (a hung TCP
+  // connection would never finish one), then reconnect.
+  RealtimeSocket.prototype.drop = function () {
+    var ws = this.detach();
+    if (!ws) return;
+    try { ws.close(4000, "reconnecting"); } catch (e) { /* closing a dead socket may throw: it is gone anyway */ }
+    this.scheduleReconnect();
+  };
+
+  RealtimeSocket.prototype.detach = function () {
+    var ws = this.ws;
+    clearTimeout(this.timers.open);
+    clearTimeout(this.timers.pong);
+    clearInterval(this.timers.heartbeat);
+    this.timers.pong = null;
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
+    this.ws = null;
+    return ws;
   };
 
   RealtimeSocket.prototype.scheduleReconnect = function () {
     var self = this;
+    if (this.stopped) return;
     if (global.navigator.onLine === false) {
-      this.setStatus("offline");
+      this.setStatus("offline");  // the "online" event reconnects
       return;
     }
     this.setStatus("reconnecting");
     var delay = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this.attempt));
     delay = delay / 2 + Math.random() * delay / 2;  // jitter: not every client at the same moment
     this.attempt += 1;
-    setTimeout(function () { self.connect(); }, delay);
+    clearTimeout(this.timers.retry);
+    this.timers.retry = setTimeout(function () { self.connect(); }, delay);
   };
 
   global.RealtimeSocket = RealtimeSocket;

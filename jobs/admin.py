@@ -1,0 +1,9 @@
+from django.contrib import admin
+
+from .models import Job
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["id", "state", "progress", "detail", "created", "updated"]
+    list_filter = ["state"]

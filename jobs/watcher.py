@@ -1,0 +1,39 @@
+"""Jobs without Redis: the page server runs jobs in its own process, which the in-process broker
+cannot leave. ONE greenlet per websocket worker process then reads the recent jobs from the
+database every JOB_POLL_SECONDS and hands each change to the hub, as if it had been published.
+With Redis this module is not used.
+"""
+
+import gevent
+from django.db import connection
+
+from realtime.envelope import envelope
+from realtime.hub import get_hub
+
+from .models import Job
+from .services import CHANNEL
+
+JOB_POLL_SECONDS = 0.5
+
+_watcher = None
+
+
+def watch_database():
+    """Start this process's database watcher (once)."""
+    global _watcher
+    if _watcher is None:
+        _watcher = gevent.spawn(poll_forever)
+
+
+def poll_forever():
+    versions = {}  # job id -> the version last handed on
+    while True:
+        gevent.sleep(JOB_POLL_SECONDS)
+        hub = get_hub()
+        if CHANNEL not in hub.groups:
+            continue  # nobody watches: no queries
+        for job in Job.objects.recent():
+            if versions.get(job.id) != job.version:
+                versions[job.id] = job.version
+                hub.dispatch(CHANNEL, envelope("job", job.as_event_data()).encode())
+        connection.close()  # not kept between polls
