@@ -1,11 +1,13 @@
 # make run: the whole system on this machine.  make test: the test suite, real servers included.
+# make bench [QUICK=1]: the benchmark beside Django Channels (docs/performance.md); not part of test.
 PYTHON ?= python3
 VENV := .venv
+CHANNELS_VENV := bench/.venv-channels
 export DEBUG ?= 1
 export HTTP_PORT ?= 8000
 export WS_PORT ?= 8001
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,5 +21,17 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/python manage.py test tests --noinput
 
+$(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+$(CHANNELS_VENV)/.installed: bench/requirements-channels.txt
+	$(PYTHON) -m venv $(CHANNELS_VENV)
+	$(CHANNELS_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-channels.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed $(CHANNELS_VENV)/.installed
+	$(VENV)/bin/python -m bench.run $(if $(QUICK),--quick)
+
 clean:
-	rm -rf $(VENV) db.sqlite3 test-db.sqlite3 staticfiles
+	rm -rf $(VENV) $(CHANNELS_VENV) db.sqlite3 test-db.sqlite3 staticfiles

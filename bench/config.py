@@ -1,0 +1,54 @@
+"""What the benchmark runs: the servers, the scenarios and their sizes (full and QUICK)."""
+
+SERVERS = {
+    "ours": "ours: Django views on the gevent websocket worker",
+    "bare": "bare gevent-websocket, one Redis PubSub greenlet per process",
+    "channels-core": "Channels + daphne + channels_redis (RedisChannelLayer)",
+    "channels-pubsub": "Channels + daphne + channels_redis (PubSub layer)",
+}
+CHANNELS = ("channels-core", "channels-pubsub")
+
+ROOM = "bench"  # every fan-out scenario uses one chat room: /chat/bench/
+
+FULL = {
+    "servers": ["ours", "bare", "channels-core", "channels-pubsub"],
+    "echo": {"connections": 100, "size": 64, "warmup": 2, "seconds": 10},
+    "echo-large": {"connections": 10, "size": 256 * 1024, "warmup": 2, "seconds": 10},
+    "fanout-1": {"subscribers": 1000, "rate": 50, "seconds": 15},
+    "fanout-2": {"subscribers": 3000, "rate": 20, "seconds": 15},
+    "idle": {"connections": 5000},
+    "slow-consumer": {"subscribers": 1000, "rate": 50, "seconds": 10},
+    "scaling": {"subscribers": 1000, "in_flight": 50, "warmup": 2, "seconds": 10},
+    # A delivery later than this after its publish counts as lost (and ends the drain).
+    "late_after": 30.0,
+    # The whole run stops starting new scenarios after this many seconds.
+    "budget": 40 * 60,
+}
+
+# `make bench QUICK=1`: the same scenarios, smaller and shorter, under 3 minutes in all.
+QUICK = {
+    "servers": ["ours", "bare", "channels-core"],
+    "echo": {"connections": 100, "size": 64, "warmup": 0.5, "seconds": 2},
+    "echo-large": {"connections": 10, "size": 256 * 1024, "warmup": 0.5, "seconds": 2},
+    "fanout-1": {"subscribers": 300, "rate": 50, "seconds": 3},
+    "fanout-2": {"subscribers": 600, "rate": 20, "seconds": 3},
+    "idle": {"connections": 1000},
+    "slow-consumer": {"subscribers": 300, "rate": 50, "seconds": 3},
+    "scaling": {"subscribers": 300, "in_flight": 50, "warmup": 0.5, "seconds": 3},
+    "late_after": 5.0,
+    "budget": 165,
+}
+
+# Which servers each scenario runs against (the targets need no more).
+SCENARIO_SERVERS = {
+    "echo": "all",
+    "echo-large": "all",
+    "fanout-1": "all",
+    "fanout-2": "all",
+    "idle": "all",
+    "slow-consumer": ["ours"],
+    "scaling": ["ours"],
+}
+
+# The load generator is "saturated" above this share of its core: its numbers are flagged.
+LOADGEN_SATURATED = 0.90

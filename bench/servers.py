@@ -1,0 +1,215 @@
+"""The processes under test: Redis plus the server of one kind, pinned to the server CPUs.
+
+Each scenario gets a fresh stack (new Redis, new server processes, a fresh copy of a migrated
+SQLite database), so no scenario inherits another's load, state or memory.
+Needs Django set up (realtime.testing reads settings.BASE_DIR).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from realtime.testing import RedisServer, ServerProcess, WebSocketWorker
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+CHANNELS_PYTHON = BENCH / ".venv-channels" / "bin" / "python"
+BARE_WORKER = "geventwebsocket.gunicorn.workers.GeventWebSocketWorker"
+STOP_TIMEOUT = 5
+
+
+def pinned(command, cpus):
+    """`command` under taskset when there are CPUs to pin it to."""
+    return ["taskset", "-c", ",".join(map(str, cpus)), *command] if cpus else command
+
+
+def production_env(**extra):
+    """Our settings as in production (DEBUG off), quiet logs, a short graceful stop."""
+    return {"DEBUG": "0", "SECRET_KEY": "benchmark-only", "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "WS_ACCESS_LOG": "/dev/null", "WS_GRACEFUL_TIMEOUT": "1", "LOG_LEVEL": "WARNING", **extra}
+
+
+class Logged:
+    """Keep a server's log in the run's log folder instead of a temporary file."""
+
+    def place_log(self, log_dir, label):
+        old = self.log_path
+        self.log_path = Path(log_dir) / f"{label}-{self.port}.log"
+        old.unlink(missing_ok=True)
+
+
+class BenchRedis(Logged, RedisServer):
+    def __init__(self, cpus, log_dir):
+        super().__init__()
+        self.cpus = cpus
+        self.place_log(log_dir, "redis")
+
+    def command(self):
+        return pinned(super().command(), self.cpus) + ["--maxclients", "20000"]
+
+
+class OurWorker(Logged, WebSocketWorker):
+    """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket`: the real chat and echo views."""
+
+    def __init__(self, redis_url, database_url, cpus, log_dir):
+        # The per-connection rate limit (50 msg/s by default) is a policy the echo scenario would
+        # hit at once; set so high it never triggers, its token bucket still runs per message.
+        super().__init__(redis_url=redis_url, env=production_env(
+            DATABASE_URL=database_url, WEBSOCKET_RATE_LIMIT="1000000", WEBSOCKET_RATE_BURST="1000000"))
+        self.cpus = cpus
+        self.place_log(log_dir, "ours")
+
+    def command(self):
+        return pinned(super().command(), self.cpus)
+
+    def env(self):
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
+
+
+class BareWorker(Logged, WebSocketWorker):
+    """bench/bare_server.py under gevent-websocket's own gunicorn worker."""
+
+    def __init__(self, redis_url, cpus, log_dir):
+        super().__init__(redis_url=redis_url)
+        self.cpus = cpus
+        self.place_log(log_dir, "bare")
+
+    def command(self):
+        return pinned([sys.executable, "-m", "gunicorn", "-k", BARE_WORKER, "--workers", "1",
+                       # gunicorn's default of 1,000 connections per worker would cap the idle test.
+                       "--worker-connections", "20000", "--timeout", "120", "--graceful-timeout", "1",
+                       "--no-control-socket", "--bind", f"127.0.0.1:{self.port}",
+                       "bench.bare_server:application"], self.cpus)
+
+    def env(self):
+        return {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
+
+
+class ChannelsServer(Logged, ServerProcess):
+    """daphne serving bench/channels_app with the chosen channels_redis layer."""
+
+    name = "daphne"
+
+    def __init__(self, layer, redis_url, database_path, cpus, log_dir):
+        super().__init__()
+        self.layer, self.redis_url, self.database_path, self.cpus = layer, redis_url, database_path, cpus
+        self.place_log(log_dir, f"channels-{layer}")
+
+    def command(self):
+        # The listen backlog raised like gunicorn's (2048): twisted's default of 50 drops SYNs
+        # while thousands connect, which would measure the kernel, not Channels.
+        return pinned([str(CHANNELS_PYTHON), "-m", "daphne", "-v", "0",
+                       "-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog=2048",
+                       "channels_app.asgi:application"], self.cpus)
+
+    def env(self):
+        return {**os.environ, "PYTHONPATH": str(BENCH), "DJANGO_SETTINGS_MODULE": "channels_app.settings",
+                "CHANNEL_LAYER": self.layer, "REDIS_URL": self.redis_url, "CHANNELS_DB": str(self.database_path),
+                "PYTHONUNBUFFERED": "1"}
+
+    def ready(self):
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+def migrate_templates(run_dir):
+    """Migrate one SQLite database for us and one for Channels; stacks copy them."""
+    ours = Path(run_dir) / "ours-template.sqlite3"
+    channels = Path(run_dir) / "channels-template.sqlite3"
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True,
+                   env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
+    subprocess.run([str(CHANNELS_PYTHON), "-m", "django", "migrate", "-v0", "--settings", "channels_app.settings"],
+                   cwd=BENCH, check=True, env={**os.environ, "CHANNELS_DB": str(channels)})
+    return {"ours": ours, "channels": channels}
+
+
+class Stack:
+    """Redis and `len(cpu_sets)` server processes of one kind (one per CPU set), started together."""
+
+    def __init__(self, kind, cpu_sets, run_dir, templates):
+        self.kind, self.cpu_sets, self.run_dir, self.templates = kind, cpu_sets, Path(run_dir), templates
+        self.redis = None
+        self.servers = []
+
+    def start(self):
+        # Redis belongs to the server side: it shares the first server CPU set.
+        self.redis = BenchRedis(self.cpu_sets[0], self.run_dir).start()
+        try:
+            for index, cpus in enumerate(self.cpu_sets):
+                self.servers.append(self.make_server(index, cpus).start())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def make_server(self, index, cpus):
+        if self.kind == "ours":
+            database = self.fresh_database("ours", index)
+            return OurWorker(self.redis.url, f"sqlite:///{database}", cpus, self.run_dir)
+        if self.kind == "bare":
+            return BareWorker(self.redis.url, cpus, self.run_dir)
+        layer = self.kind.removeprefix("channels-")
+        return ChannelsServer(layer, self.redis.url, self.fresh_database("channels", index), cpus, self.run_dir)
+
+    def fresh_database(self, which, index):
+        # Servers in one stack share one database, as workers of one deployment do.
+        path = self.run_dir / f"{which}-{self.kind}-{self.redis.port}.sqlite3"
+        if index == 0:
+            shutil.copy(self.templates[which], path)
+        return path
+
+    def urls(self, path):
+        return [server.url(path) for server in self.servers]
+
+    def processes(self):
+        """The server processes (gunicorn master and workers, daphne), not Redis."""
+        found = []
+        for server in self.servers:
+            try:
+                root = psutil.Process(server.process.pid)
+                found += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    def rss_bytes(self):
+        return sum(_safe(lambda p: p.memory_info().rss, process) for process in self.processes())
+
+    def cpu_seconds(self):
+        return sum(_safe(lambda p: sum(p.cpu_times()[:2]), process) for process in self.processes())
+
+    def redis_cpu_seconds(self):
+        return _safe(lambda p: sum(p.cpu_times()[:2]), psutil.Process(self.redis.process.pid)) if self.redis else 0
+
+    def alive(self):
+        return all(server.process.poll() is None for server in self.servers)
+
+    def logs_tail(self, lines=20):
+        return {server.log_path.name: server.log().splitlines()[-lines:] for server in self.servers}
+
+    def stop(self):
+        for server in self.servers:
+            server.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
+        if self.redis is not None:
+            self.redis.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
+        for path in self.run_dir.glob(f"*-{self.kind}-*.sqlite3*"):
+            path.unlink(missing_ok=True)
+
+
+def _safe(measure, process):
+    try:
+        return measure(process)
+    except psutil.Error:
+        return 0
