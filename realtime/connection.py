@@ -93,9 +93,9 @@ class Connection:
         self._outbox = collections.deque()
         self._queued_bytes = 0
         self._writing = False
-        self._writer = None
-        self._wakeup = Event()
-        self._drained = Event()
+        # The writer greenlet and its two events exist only once a write had to wait: most
+        # connections never need them, and thousands of idle ones should not pay for them.
+        self._writer = self._wakeup = self._drained = None
         self._dead = False
 
     # --- what views use -------------------------------------------------------------------
@@ -245,9 +245,20 @@ class Connection:
         self._flush()
 
     def _read_buffered_first(self, size):
-        data = self._rfile.read1(size)  # returns what is buffered (at most 8 KiB) before reading more
+        """What the HTTP parser read past the handshake, taken without waiting.
+
+        A blocking read1() would hold its `size` result buffer for as long as the client stays
+        silent: 64 KiB on every idle connection. gevent's recv() allocates only once data is there.
+        """
         self._read = self._sock.recv
-        return data
+        self._sock.settimeout(0.0)
+        try:
+            data = self._rfile.read1(size)  # buffered bytes, or None: nothing to read yet
+        except OSError:
+            data = None
+        finally:
+            self._sock.settimeout(None)
+        return data if data else self._sock.recv(size)
 
     def _take_events(self):
         for frame in self.protocol.events_received():
@@ -327,10 +338,11 @@ class Connection:
             data = data[sent:]
         self._outbox.append(data)
         self._queued_bytes += len(data) if data else 0
-        self._drained.clear()
         if self._writer is None:
+            self._wakeup, self._drained = Event(), Event()
             self._writer = gevent.spawn(self._write_loop)
         else:
+            self._drained.clear()
             self._wakeup.set()
 
     def _write_loop(self):
@@ -378,8 +390,9 @@ class Connection:
         """Cut the TCP connection; blocked reads return EOF and blocked writes fail."""
         self._dead = True
         self._outbox.clear()
-        self._drained.set()
-        self._wakeup.set()
+        if self._writer is not None:
+            self._drained.set()
+            self._wakeup.set()
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
