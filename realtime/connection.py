@@ -13,6 +13,7 @@ interleave frames, and a client that stops reading fills only its own outbox.
 
 import collections
 import logging
+import random
 import socket
 import time
 
@@ -68,6 +69,9 @@ class Connection:
         # Liveness: any bytes from the peer (a pong too) vs. a whole message.
         self.last_seen = self.last_message = time.monotonic()
         self._ping_sent_at = None
+        # Ping after 50-100 % of the interval: clients that joined together are not all pinged,
+        # and do not all answer, in the same second.
+        self._ping_share = random.uniform(0.5, 1.0)
         # Token bucket for incoming messages (rate_limit messages/s, bursts of rate_burst).
         self._rate, self._burst = rate_limit, rate_burst
         self._tokens, self._tokens_at = float(rate_burst), self.last_seen
@@ -203,7 +207,7 @@ class Connection:
         elif self._ping_sent_at is not None and self.last_seen < self._ping_sent_at:
             if now - self._ping_sent_at > ping_timeout:
                 self.abort(INTERNAL_ERROR, "keepalive ping timeout", "keepalive_timeout", linger=False)
-        elif now - self.last_seen >= ping_interval:
+        elif now - self.last_seen >= ping_interval * self._ping_share:
             self._ping_sent_at = now
             self.ping()
 
