@@ -88,7 +88,10 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Page server, websocket workers and management commands write to one file:
     # take the write lock up front and wait for it rather than fail with "database is locked".
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # WAL lets readers run beside the writer, and commits skip the fsync (a websocket worker's
+    # event loop waits for every SQLite call); use PostgreSQL in production (docs/deployment.md).
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE",
+                                       "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
     # Tests start real worker processes that must see the test database: keep it in a file.
     DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DATABASE_NAME", str(BASE_DIR / "test-db.sqlite3"))}
 
