@@ -108,9 +108,6 @@ class Hub:
                 if subscription.on_resync is not None:
                     subscription.on_resync()
 
-    def connection_count(self):
-        return len({s.connection for members in self.groups.values() for s in members})
-
 
 _hub = None
 
