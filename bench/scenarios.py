@@ -168,15 +168,23 @@ async def publish_at_rate(ctx, stack, subs, publishers, rate, seconds, first_seq
             "deliveries_per_s": deliveries.received / window.seconds, **window.as_dict()}
 
 
+async def joined_and_warm(ctx, stack, crowd, cfg):
+    """(subscribers, publishers, settle seconds) of a warmed-up room, or None if it could not be joined."""
+    subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
+    if not subs or not publishers:
+        return None
+    await warm_up(ctx, subs, publishers, cfg["rate"])
+    return subs, publishers, settled
+
+
 async def fanout(ctx, kind, cfg):
     """`subscribers` in one room; probes at `rate`/s through the chat path; latency and loss."""
     async with ctx.stack(kind) as stack:
         crowd = Crowd(ctx.progress)
         try:
-            subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
-            if not subs or not publishers:
+            if not (room := await joined_and_warm(ctx, stack, crowd, cfg)):
                 return {"error": "could not join the room", **crowd.health()}
-            await warm_up(ctx, subs, publishers, cfg["rate"])
+            subs, publishers, settled = room
             result = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
             return {**result, "wanted_subscribers": cfg["subscribers"], "settle_s": round(settled, 2),
                     **crowd.health()}
@@ -192,10 +200,9 @@ async def slow_consumer(ctx, kind, cfg):
     async with ctx.stack(kind) as stack:
         crowd = Crowd(ctx.progress)
         try:
-            subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
-            if not subs or not publishers:
+            if not (room := await joined_and_warm(ctx, stack, crowd, cfg)):
                 return {"error": "could not join the room", **crowd.health()}
-            await warm_up(ctx, subs, publishers, cfg["rate"])
+            subs, publishers, settled = room
             without = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
             ctx.progress.phase("adding a client that never reads")
             slow = await crowd.connect(stack.urls(CHAT), 1, welcome=True, deadline=connect_deadline(1))

@@ -54,7 +54,6 @@ class ChatSession:
 
     def run(self):
         room = self.room
-        self.ws.accept()
         presence = get_presence()
         with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
             self.send_backlog(room)

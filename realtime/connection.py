@@ -156,14 +156,14 @@ class Connection:
         """Queue an already serialized server frame without waiting (fan-out path).
 
         The hub serializes a message once for all its recipients. A recipient whose outbox
-        is full is closed with 1013 instead of making the sender wait.
+        is full is closed with 1013 instead of making the sender wait. Only for accepted
+        connections (the hub accepts its members when they subscribe).
         """
-        self.accept()
         if self.closed:
             return False
         stats.messages_out += 1
         self._write(frame)
-        if self._over_limit():
+        if self._outbox and self._over_limit():
             self.abort(TRY_AGAIN_LATER, "slow consumer: outbound queue full", "slow_consumer")
             return False
         return True

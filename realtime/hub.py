@@ -77,6 +77,9 @@ class Hub:
         broker.start(self.dispatch, self.resync_all)
 
     def subscribe(self, channel, connection, paused=False):
+        # A member gets frames from now on: its handshake must be complete (the 101 sent) first,
+        # once here rather than on every delivery.
+        connection.accept()
         subscription = Subscription(self, channel, connection, paused)
         self.groups.setdefault(channel, set()).add(subscription)
         if not is_local(channel):

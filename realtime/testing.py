@@ -359,7 +359,25 @@ class WebSocketClient:
             pass
 
 
-class LiveWebSocketTestCase(TransactionTestCase):
+class ClientsMixin:
+    """Test cases that open WebSocketClients: each one is closed after the test."""
+
+    def setUp(self):
+        super().setUp()
+        self.clients = []
+
+    def tearDown(self):
+        for client in self.clients:
+            client.close()
+        super().tearDown()
+
+    def open_client(self, url, **options):
+        client = WebSocketClient(url, **options)
+        self.clients.append(client)
+        return client
+
+
+class LiveWebSocketTestCase(ClientsMixin, TransactionTestCase):
     """Starts `worker_count` websocket workers (and Redis when `use_redis`) for the class."""
 
     worker_count = 1
@@ -396,17 +414,6 @@ class LiveWebSocketTestCase(TransactionTestCase):
         cls.stop_servers()
         super().tearDownClass()
 
-    def setUp(self):
-        super().setUp()
-        self.clients = []
-
-    def tearDown(self):
-        for client in self.clients:
-            client.close()
-        super().tearDown()
-
     def connect(self, path, worker=None, **query):
         """Open a WebSocket to `path` on a worker (the first by default); closed after the test."""
-        client = WebSocketClient((worker or self.worker).url(path, **query))
-        self.clients.append(client)
-        return client
+        return self.open_client((worker or self.worker).url(path, **query))

@@ -21,7 +21,7 @@ from django.test import SimpleTestCase, TransactionTestCase
 from selenium.webdriver.common.by import By
 
 from deploy.nginx_conf import TEMPLATE, render
-from realtime.testing import (NginxServer, PageServer, RedisServer, WebSocketClient, WebSocketWorker, free_port,
+from realtime.testing import (ClientsMixin, NginxServer, PageServer, RedisServer, WebSocketWorker, free_port,
                               require_binary, wait_until)
 from tests.browser import by_testid, start_browser, text_of, wait_for
 
@@ -84,7 +84,7 @@ class SiteTemplateTests(SimpleTestCase):
             render("80", ["127.0.0.1:8000"], [], "/srv/static")
 
 
-class NginxDeploymentTests(TransactionTestCase):
+class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
     """One nginx port in front of pages, two websocket workers and Redis, as deployed."""
 
     @classmethod
@@ -117,19 +117,8 @@ class NginxDeploymentTests(TransactionTestCase):
         cls.addClassCleanup(server.stop)
         return server.start()
 
-    def setUp(self):
-        super().setUp()
-        self.clients = []
-
-    def tearDown(self):
-        for client in self.clients:
-            client.close()
-        super().tearDown()
-
     def connect(self, url, **options):
-        client = WebSocketClient(url, **options)
-        self.clients.append(client)
-        return client
+        return self.open_client(url, **options)
 
     def get(self, path, headers=None, nginx=None):
         """(status, headers, body) of a GET through nginx; AssertionError if none comes in time."""

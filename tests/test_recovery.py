@@ -9,7 +9,7 @@ from django.test import Client
 
 import websocket as websocket_client
 from chat.models import Room
-from realtime.testing import LiveWebSocketTestCase, WebSocketClient, wait_until
+from realtime.testing import LiveWebSocketTestCase, wait_until
 
 
 class RedisOutageTests(LiveWebSocketTestCase):
@@ -77,8 +77,8 @@ class PrivateRoomTests(LiveWebSocketTestCase):
         user = User.objects.create_user("alice", password="a long enough password")
         browser = Client()
         browser.force_login(user)
-        client = WebSocketClient(self.worker.url("/chat/staff/"), cookie=f"sessionid={browser.cookies['sessionid'].value}")
-        self.clients.append(client)
+        client = self.open_client(self.worker.url("/chat/staff/"),
+                                  cookie=f"sessionid={browser.cookies['sessionid'].value}")
         self.assertEqual(client.receive_event("welcome")["name"], "alice")
         client.send_json("nick", {"name": "mallory", "color": "#ff0000"})
         self.assertIn("account name", client.receive_event("error")["detail"])

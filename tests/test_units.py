@@ -55,6 +55,9 @@ class RecordingConnection:
     def __init__(self):
         self.frames = []
 
+    def accept(self):
+        pass
+
     def send_frame(self, frame):
         self.frames.append(frame)
 
