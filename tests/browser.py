@@ -3,6 +3,7 @@
 import tempfile
 
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -27,7 +28,24 @@ def by_testid(testid):
 
 
 def wait_for(driver, condition, timeout=10, message=""):
-    return WebDriverWait(driver, timeout).until(condition, message)
+    """Wait until `condition(driver)` is true. An element not there yet or just redrawn counts as
+    not yet; on timeout the failure says what the page showed."""
+    waiting = WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+    try:
+        return waiting.until(condition, message)
+    except TimeoutException:
+        raise AssertionError(f"waited {timeout} s for {message}; the page showed: {page_summary(driver)}") from None
+
+
+def page_summary(driver):
+    """The URL, the connection status and the end of the visible text: enough to see why a wait failed."""
+    try:
+        return driver.execute_script(
+            "var s = document.querySelector('[data-testid=status]');"
+            "return location.href + ' | status: ' + (s ? s.textContent : '(none)') + ' | text: '"
+            " + document.body.innerText.slice(-400).replace(/\\s+/g, ' ');")
+    except Exception as error:  # the browser itself is gone: say so instead
+        return f"(unreadable: {type(error).__name__}: {str(error).splitlines()[0]})"
 
 
 def text_of(driver, testid):

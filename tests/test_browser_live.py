@@ -12,6 +12,7 @@ from django.test import override_settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 
+from chat.models import Room
 from chat.services import post_message
 from jobs.models import Job
 from jobs.services import report
@@ -83,6 +84,10 @@ class LivePagesTests(StaticLiveServerTestCase):
 
     def test_chat_notices_a_frozen_server_by_its_heartbeat_and_catches_up(self):
         self.open("/chat/frozen/")
+        # SQLite: the last connection to close (or the first to open) holds the file's exclusive
+        # lock for a moment; frozen then, the worker would lock us out. An open connection here
+        # means the worker is never the last.
+        self.assertTrue(Room.objects.filter(name="frozen").exists())
         self.worker.signal(signal.SIGSTOP)  # TCP stays up, nothing answers: no close event ever comes
         frozen_at = time.monotonic()
         self.wait_for_status("reconnecting")

@@ -3,6 +3,7 @@
 from django.test import SimpleTestCase, override_settings
 
 from chat.forms import MessageForm, NickForm
+from project.test_runner import error_line
 from realtime.broker import LocalBroker
 from realtime.envelope import ClientError, envelope, parse_envelope
 from realtime.hub import Hub, text_frame
@@ -87,3 +88,18 @@ class HubTests(SimpleTestCase):
         subscription.resume(skip=lambda payload: payload == b"1")
         broker.publish("room", "3")
         self.assertEqual(ann.frames, [text_frame(b"2"), text_frame(b"3")])
+
+
+class FailureLineTests(SimpleTestCase):
+    """The runner's closing line per failed test: what CI shows when it keeps only the tail."""
+
+    def test_the_last_exception_line_is_kept_and_a_driver_stacktrace_dropped(self):
+        traceback_text = (
+            "Traceback (most recent call last):\n  File \"x.py\", line 1, in test\n    wait()\n"
+            "KeyError: 'inner'\n\nThe above exception was the direct cause of the following exception:\n\n"
+            "selenium.common.exceptions.TimeoutException: Message: status 'live'\nStacktrace:\n"
+            "#0 0x55 <unknown>\n#1 0x56 <unknown>\n")
+        self.assertEqual(error_line(traceback_text),
+                         "selenium.common.exceptions.TimeoutException: Message: status 'live'")
+        self.assertEqual(error_line("AssertionError: Lists differ: [1, 1] != [1, 2]\n\nFirst differing element 1:\n"),
+                         "AssertionError: Lists differ: [1, 1] != [1, 2]")
