@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import TransactionTestCase
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 10.0  # generous: a busy CI machine is slow, and only a failing wait ever waits this long
 DEPLOY_DIR = Path(settings.BASE_DIR) / "deploy"
 GUNICORN_CONFIG = DEPLOY_DIR / "gunicorn_ws.py"
 
