@@ -9,27 +9,32 @@ class Room(models.Model):
     # Private rooms admit logged-in users only, under their account name.
     private = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
+    # The id of the room's newest message: post_message numbers messages 1, 2, 3, ... from it.
+    last_seq = models.PositiveIntegerField(default=0)
 
     def __str__(self):
         return self.name
 
 
 class Message(models.Model):
-    """A chat message. Its id is the message id of the protocol: unique and increasing in a room."""
+    """A chat message. `seq` is the message id of the protocol: 1, 2, 3, ... in its room, without
+    holes (the primary key stays internal)."""
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
     name = models.CharField(max_length=32)
     color = models.CharField(max_length=7)
     text = models.TextField()
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"])]
+        ordering = ["room", "seq"]
+        # Also the index that history and resume queries (room, seq > since) use.
+        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq")]
 
     def __str__(self):
-        return f"{self.room.name} #{self.id} {self.name}: {self.text[:40]}"
+        return f"{self.room.name} #{self.seq} {self.name}: {self.text[:40]}"
 
     def as_event_data(self):
-        return {"id": self.id, "room": self.room.name, "name": self.name, "color": self.color,
+        return {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
                 "text": self.text, "ts": self.created.isoformat().replace("+00:00", "Z")}

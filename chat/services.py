@@ -34,7 +34,8 @@ def post_message(room_name, text, name, color):
     """Validate, store and publish a chat message; returns the stored Message.
 
     Raises ValidationError for bad input, and BrokerUnavailable when the message was stored but
-    could not be published (clients get it from history when they resume).
+    could not be published (clients get it from history when they resume: a connected client
+    sees the hole in the ids when the next message arrives, and resumes).
     """
     validate_room_name(room_name)
     message_form, nick_form = MessageForm({"text": text}), NickForm({"name": name, "color": color})
@@ -42,8 +43,14 @@ def post_message(room_name, text, name, color):
         if not form.is_valid():
             raise ValidationError(errors_detail(form))
     with transaction.atomic():
-        room, _ = Room.objects.get_or_create(name=room_name)
-        message = Message.objects.create(room=room, text=message_form.cleaned_data["text"], **nick_form.cleaned_data)
+        # The room row stays locked until the commit (on SQLite the IMMEDIATE transaction locks the
+        # whole database): posts into one room take turns, so its ids are 1, 2, 3, ... without holes
+        # and a message is never committed before one with a lower id.
+        room, _ = Room.objects.select_for_update().get_or_create(name=room_name)
+        room.last_seq += 1
+        room.save(update_fields=["last_seq"])
+        message = Message.objects.create(room=room, seq=room.last_seq, text=message_form.cleaned_data["text"],
+                                         **nick_form.cleaned_data)
         # Published only once committed, or a client could fetch history that lacks it.
         transaction.on_commit(lambda: publish(room_channel(room_name), envelope("message", message.as_event_data())))
     return message
@@ -62,22 +69,22 @@ def announce(room_name, event, data):
 
 
 def recent_history(room):
-    return list(reversed(room.messages.order_by("-id")[:HISTORY_ON_JOIN]))
+    return list(reversed(room.messages.order_by("-seq")[:HISTORY_ON_JOIN]))
 
 
 def backlog(room, since=None):
     """(messages to send on join, resync reason or None).
 
-    Without `since`: the last 50. With it: every message after it, in id order (0: from the
-    start). The client must start over from recent history (a resync reason) when `since` is
-    not a message this room still stores ("unknown_since": history was reset or pruned) or is
-    more than RESUME_LIMIT messages back ("too_far_behind").
+    Message ids are the room's `seq`. Without `since`: the last 50. With it: every message after
+    it, in id order (0: from the start). The client must start over from recent history (a
+    resync reason) when `since` is not a message this room still stores ("unknown_since":
+    history was reset or pruned) or is more than RESUME_LIMIT messages back ("too_far_behind").
     """
     if since is None:
         return recent_history(room), None
-    if since != 0 and not room.messages.filter(id=since).exists():
+    if since != 0 and not room.messages.filter(seq=since).exists():
         return recent_history(room), "unknown_since"
-    missed = list(room.messages.filter(id__gt=since).order_by("id")[: RESUME_LIMIT + 1])
+    missed = list(room.messages.filter(seq__gt=since).order_by("seq")[: RESUME_LIMIT + 1])
     if len(missed) > RESUME_LIMIT:
         return recent_history(room), "too_far_behind"
     return missed, None

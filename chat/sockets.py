@@ -33,8 +33,9 @@ RESYNC_DETAILS = {
 
 
 def message_id(payload):
-    """The id of a published `message` event (None for notices)."""
-    return json.loads(payload)["data"].get("id")
+    """The id of a published `message` event (None for notices, whose `id` is a member's)."""
+    event = json.loads(payload)
+    return event["data"]["id"] if event["event"] == "message" else None
 
 
 class ChatSession:
@@ -44,8 +45,7 @@ class ChatSession:
         self.room_name = room.name
         self.channel = room_channel(room.name)
         self.member_id = secrets.token_hex(6)  # this connection in presence lists and notices
-        self.last_id = 0  # the last message id this client has: its resume point
-        self.backlog_ids = set()
+        self.last_id = 0  # the client has every message up to this id: its resume point
         # A logged-in user chats under the account name; in a private room it cannot be changed.
         self.account_name = request.user.get_username() if request.user.is_authenticated else None
         self.name = self.account_name or f"guest-{random.randrange(16**4):04x}"
@@ -56,11 +56,10 @@ class ChatSession:
         room = self.room
         presence = get_presence()
         with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
-            self.send_backlog(room)
-            subscription.resume(skip=self.already_sent)
-            self.backlog_ids = set()
+            # From here on a broker reconnect may have dropped messages for this client: tell it.
             subscription.on_resync = lambda: subscription.push(envelope("resync", {
                 "reason": "broker_reconnected", "detail": "Messages may have been missed: reconnect with 'since'."}))
+            self.send_backlog(room)
             if "name" in self.query or "color" in self.query:
                 nick = {"name": self.query.get("name", self.name), "color": self.query.get("color", self.color)}
                 self.reply_to_errors(self.change_nick, nick, quietly=True)
@@ -72,6 +71,9 @@ class ChatSession:
                           on_expired=functools.partial(announce, self.room_name, "leave"))
             members = sorted(presence.members(self.channel), key=lambda member: member["name"].lower())
             subscription.push(envelope("presence", {"room": self.room_name, "members": members}))
+            # Live messages only now: the client takes its resume point from the history and
+            # `welcome`, so no live message may overtake them.
+            subscription.resume(skip=self.already_sent)
             announce(self.room_name, "join", self.member())
             try:
                 for event, data in receive_events(self.ws):
@@ -99,13 +101,13 @@ class ChatSession:
             self.last_id = since
         for message in messages:
             self.ws.send(envelope("message", message.as_event_data()))
-            self.backlog_ids.add(message.id)
-            self.last_id = message.id
+            self.last_id = message.seq
 
     def already_sent(self, payload):
-        """True for a live message the backlog already contained (exactly those: ids published
-        out of order by two workers are still delivered)."""
-        return message_id(payload) in self.backlog_ids
+        """True for a held live message the client already has: ids are consecutive in a room and
+        committed in id order, so that is every id up to the backlog's last (or `since`)."""
+        held_id = message_id(payload)
+        return held_id is not None and held_id <= self.last_id
 
     def reply_to_errors(self, action, *args, **kwargs):
         try:

@@ -129,11 +129,12 @@ WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
 # Empty: an in-process broker that serves one worker process only.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
-# Live features; the defaults of the first four are in realtime/conf.py, all are in docs/settings.md.
+# Live features; the defaults of the first five are in realtime/conf.py, all are in docs/settings.md.
 PRESENCE_TTL = float(os.environ.get("PRESENCE_TTL", "30"))
 PRESENCE_REFRESH = float(os.environ.get("PRESENCE_REFRESH", "10"))
 CLIENT_HEARTBEAT_INTERVAL = float(os.environ.get("CLIENT_HEARTBEAT_INTERVAL", "20"))
 CLIENT_HEARTBEAT_TIMEOUT = float(os.environ.get("CLIENT_HEARTBEAT_TIMEOUT", "10"))
+CLIENT_HOLE_TIMEOUT = float(os.environ.get("CLIENT_HOLE_TIMEOUT", "3"))
 # Seconds between two pushes of the clock (/time/).
 CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
 # Seconds one step of the demo job (/jobs/) takes.

@@ -33,6 +33,9 @@ DEFAULTS = {
     # TIMEOUT s after it (or no open within TIMEOUT s) and it drops the connection and reconnects.
     "CLIENT_HEARTBEAT_INTERVAL": 20.0,
     "CLIENT_HEARTBEAT_TIMEOUT": 10.0,
+    # A message id the browser client still lacks after this many s while later ones came (a hole):
+    # it reconnects and resumes from the last id before the hole.
+    "CLIENT_HOLE_TIMEOUT": 3.0,
 }
 
 

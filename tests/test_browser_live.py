@@ -12,14 +12,17 @@ from django.test import override_settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 
-from chat.models import Room
-from chat.services import post_message
+from chat.models import Message, Room
+from chat.services import post_message, room_channel
 from jobs.models import Job
 from jobs.services import report
-from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker
+from realtime.broker import BrokerUnavailable, publish
+from realtime.envelope import envelope
+from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
 from tests.browser import by_testid, start_browser, text_of, wait_for
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
+HOLE_TIMEOUT = 1.0
 
 
 class LivePagesTests(StaticLiveServerTestCase):
@@ -32,7 +35,8 @@ class LivePagesTests(StaticLiveServerTestCase):
         cls.addClassCleanup(cls.worker.stop)
         settings_override = override_settings(
             WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url, JOB_STEP_SECONDS=0.2,
-            CLIENT_HEARTBEAT_INTERVAL=HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT)
+            CLIENT_HEARTBEAT_INTERVAL=HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
+            CLIENT_HOLE_TIMEOUT=HOLE_TIMEOUT)
         settings_override.enable()
         cls.addClassCleanup(settings_override.disable)
         cls.browser = start_browser()
@@ -65,22 +69,77 @@ class LivePagesTests(StaticLiveServerTestCase):
     def wait_for_messages(self, texts):
         wait_for(self.browser, lambda d: self.message_texts() == texts, message=f"messages {texts}")
 
+    def record_status_changes(self):
+        """From now on the page keeps every status it shows in window.statusChanges: a reconnect
+        shows as "reconnecting", then "live"."""
+        self.browser.execute_script(
+            "var status = document.querySelector('[data-testid=status]'); window.statusChanges = [];"
+            "new MutationObserver(function () { window.statusChanges.push(status.textContent); })"
+            ".observe(status, {childList: true, characterData: true, subtree: true});")
+
+    def status_changes(self):
+        return self.browser.execute_script("return window.statusChanges")
+
+    def store_without_publishing(self, room, text):
+        """post_message while this process cannot reach Redis (a page server cut off from it): the
+        message is stored, the poster is told delivery is degraded, and no page gets it live."""
+        with override_settings(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"), self.assertRaises(BrokerUnavailable):
+            post_message(room, text, "bob", "#0000ff")
+        return Message.objects.get(room__name=room, text=text)
+
+    def assert_heals_after_a_crash_showing_what_was_missed_once(self, room, shown):
+        """The worker is killed while the page shows `shown`, and messages are posted meanwhile.
+        Once it is back the page resumes from its watermark (it has every id up to that one): it
+        shows the missed ones once, in order, repeats nothing, and gets live messages again."""
+        self.worker.stop(signal.SIGKILL)
+        self.wait_for_status("reconnecting")  # the user sees the page is trying
+        for i in range(3):  # posted meanwhile through other workers: stored, nobody here to get them live
+            post_message(room, f"while down {i}", "bob", "#0000ff")
+        self.worker.start()  # the same port
+
+        self.wait_for_status("live")
+        self.wait_for_messages(shown + ["while down 0", "while down 1", "while down 2"])
+        post_message(room, "after", "bob", "#0000ff")
+        # Each message exactly once, in order, and live delivery works again.
+        self.wait_for_messages(shown + ["while down 0", "while down 1", "while down 2", "after"])
+
     def test_chat_heals_after_the_worker_is_killed_and_restarted_showing_what_was_missed_once(self):
         self.open("/chat/heal/")
         post_message("heal", "before the crash", "bob", "#0000ff")
         self.wait_for_messages(["before the crash"])
+        self.assert_heals_after_a_crash_showing_what_was_missed_once("heal", ["before the crash"])
 
-        self.worker.stop(signal.SIGKILL)
-        self.wait_for_status("reconnecting")  # the user sees the page is trying
-        for i in range(3):  # posted meanwhile through other workers: stored, nobody here to get them live
-            post_message("heal", f"while down {i}", "bob", "#0000ff")
-        self.worker.start()  # the same port
+    def test_chat_fetches_a_message_that_was_stored_but_never_delivered_live(self):
+        """Bob's message was stored while his server could not reach Redis, so nobody got it live.
+        When the next message arrives the page sees the id missing before it: it shows the new one
+        at once, and within the hole timeout reconnects and shows the missing one in its place.
+        Each message shows once, and after a crash the page resumes from the right point."""
+        self.open("/chat/hole/")
+        post_message("hole", "first", "bob", "#0000ff")
+        self.wait_for_messages(["first"])
+        self.record_status_changes()
+        self.store_without_publishing("hole", "stored while Redis was unreachable")  # id 2
+        post_message("hole", "next", "bob", "#0000ff")  # id 3: live, with the hole at 2 before it
+        self.wait_for_messages(["first", "stored while Redis was unreachable", "next"])
+        self.assertEqual(self.status_changes(), ["reconnecting", "live"])  # the hole made it resume
+        self.assert_heals_after_a_crash_showing_what_was_missed_once(
+            "hole", ["first", "stored while Redis was unreachable", "next"])
 
-        self.wait_for_status("live")
-        self.wait_for_messages(["before the crash", "while down 0", "while down 1", "while down 2"])
-        post_message("heal", "after", "bob", "#0000ff")
-        # Each message exactly once, in order, and live delivery works again.
-        self.wait_for_messages(["before the crash", "while down 0", "while down 1", "while down 2", "after"])
+    def test_chat_shows_messages_published_out_of_order_once_each_in_id_order_without_reconnecting(self):
+        """Two processes posting at once can publish in the other order than their ids: the page
+        shows the later one first, then the earlier one in its place, each once, and needs no
+        reconnect for it. After a crash it resumes after both."""
+        self.open("/chat/race/")
+        post_message("race", "first", "bob", "#0000ff")
+        self.wait_for_messages(["first"])
+        self.record_status_changes()
+        second, third = (self.store_without_publishing("race", text) for text in ("second", "third"))
+        for message in (third, second):  # id 3 reaches Redis before id 2
+            publish(room_channel("race"), envelope("message", message.as_event_data()))
+        self.wait_for_messages(["first", "second", "third"])
+        time.sleep(2 * HOLE_TIMEOUT)  # a hole timer left running by mistake would reconnect meanwhile
+        self.assertEqual(self.status_changes(), [])
+        self.assert_heals_after_a_crash_showing_what_was_missed_once("race", ["first", "second", "third"])
 
     def test_chat_notices_a_frozen_server_by_its_heartbeat_and_catches_up(self):
         self.open("/chat/frozen/")

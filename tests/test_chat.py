@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 
-from chat.models import Message, Room
 from realtime.testing import LiveWebSocketTestCase, database_url
+from tests.history import store_history
 
 
 def chat_say(redis_url, room, text):
@@ -38,26 +38,30 @@ class ChatAcrossWorkersTests(LiveWebSocketTestCase):
         # Messages of one connection arrive in order: had lobby leaked, it would come before the marker.
         self.assertEqual(elsewhere.receive_event("message")["text"], "marker")
 
-    def test_message_ids_increase_and_timestamps_are_iso_utc(self):
+    def test_message_ids_count_1_2_3_in_each_room_and_timestamps_are_iso_utc(self):
         ann = self.join(name="ann", color="#123456")
+        bob = self.join("elsewhere", worker=self.workers[1], name="bob")
         for text in ("one", "two"):
             ann.send_json("message", {"text": text})
         first, second = ann.receive_event("message"), ann.receive_event("message")
-        self.assertLess(first["id"], second["id"])
+        self.assertEqual((first["id"], second["id"]), (1, 2))
+        bob.send_json("message", {"text": "another room"})
+        self.assertEqual(bob.receive_event("message")["id"], 1)  # its own count
         self.assertRegex(first["ts"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
     def test_history_on_join_is_the_last_50_oldest_first(self):
-        room = Room.objects.create(name="history")
-        Message.objects.bulk_create(Message(room=room, name="old", color="#000000", text=f"m{i}") for i in range(60))
+        store_history("history", 60)
         client = self.connect("/chat/history/")
-        texts = [client.receive_event("message")["text"] for _ in range(50)]
-        self.assertEqual(texts, [f"m{i}" for i in range(10, 60)])
-        self.assertEqual(client.receive_event("welcome")["last_id"], room.messages.last().id)
+        history = [client.receive_event("message") for _ in range(50)]
+        self.assertEqual([m["text"] for m in history], [f"m{i}" for i in range(10, 60)])
+        self.assertEqual([m["id"] for m in history], list(range(11, 61)))
+        self.assertEqual(client.receive_event("welcome")["last_id"], 60)
 
     def test_chat_say_reaches_connected_clients_and_history(self):
         listener = self.join("announce")
         result = chat_say(self.redis.url, "announce", "from the command line")
         self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), "posted message 1 to announce")  # the id clients see
         got = listener.receive_event("message")
         self.assertEqual((got["name"], got["text"]), ("server", "from the command line"))
         latecomer = self.connect("/chat/announce/")

@@ -1,5 +1,5 @@
 """`{% load websockets %}`: `{% websocket_url 'name' arg %}` gives the ws:// or wss:// URL of a route;
-`{% realtime_client %}` the <script> of the browser client, with its heartbeat settings."""
+`{% realtime_client %}` the <script> of the browser client, with its heartbeat and hole settings."""
 
 from django import template
 from django.templatetags.static import static
@@ -18,8 +18,8 @@ def websocket_url(context, name, *args, **kwargs):
 
 @register.simple_tag
 def realtime_client():
-    """client.js, told CLIENT_HEARTBEAT_INTERVAL and CLIENT_HEARTBEAT_TIMEOUT (in ms)."""
+    """client.js, told CLIENT_HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT and CLIENT_HOLE_TIMEOUT (in ms)."""
     return format_html(
-        '<script src="{}" data-heartbeat-interval="{}" data-heartbeat-timeout="{}"></script>',
-        static("realtime/client.js"),
-        round(conf.get("CLIENT_HEARTBEAT_INTERVAL") * 1000), round(conf.get("CLIENT_HEARTBEAT_TIMEOUT") * 1000))
+        '<script src="{}" data-heartbeat-interval="{}" data-heartbeat-timeout="{}" data-hole-timeout="{}"></script>',
+        static("realtime/client.js"), *(round(conf.get(name) * 1000) for name in (
+            "CLIENT_HEARTBEAT_INTERVAL", "CLIENT_HEARTBEAT_TIMEOUT", "CLIENT_HOLE_TIMEOUT")))

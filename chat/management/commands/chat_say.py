@@ -21,4 +21,4 @@ class Command(BaseCommand):
             raise CommandError(" ".join(error.messages)) from None
         except BrokerUnavailable as error:
             raise CommandError(f"stored, but not delivered live: {error}") from None
-        self.stdout.write(f"posted message {message.id} to {room}")
+        self.stdout.write(f"posted message {message.seq} to {room}")

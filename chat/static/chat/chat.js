@@ -28,7 +28,8 @@
     return item;
   }
 
-  // Message ids are the order of record: one that two workers delivered out of order goes in its place.
+  // Message ids are the order of record: one that two workers delivered out of order, or that came
+  // after a hole was filled on resuming, goes in its place.
   function placeInIdOrder(item, id) {
     var later = null;
     for (var node = messages.lastElementChild; node; node = node.previousElementSibling) {

@@ -1,5 +1,5 @@
 // RealtimeSocket: the browser side of the {"event": ..., "data": ...} protocol (docs/protocol.md).
-// Load it with {% load websockets %}{% realtime_client %}, which passes the heartbeat settings.
+// Load it with {% load websockets %}{% realtime_client %}, which passes the heartbeat and hole settings.
 //
 //   var socket = new RealtimeSocket(url, {params: function () { return {name: "ann"}; }});
 //   socket.on("message", function (data) { ... });
@@ -8,8 +8,17 @@
 //
 // Reconnect: after any lost connection, with exponential backoff and jitter; not after socket.close()
 // nor after the server closed with 1000 (it ended the session on purpose, e.g. after `goodbye`).
-// Resume: it remembers the last `message` id (or the `last_id` of `welcome`), reconnects with
-// ?since=<id> and never delivers one message id twice.
+// Resume: `message` ids are consecutive on one socket (1, 2, 3, ... in a chat room), so the client
+// keeps a watermark, lastId: every id up to it has been delivered. It reconnects with
+// ?since=<watermark> and never delivers one message id twice.
+//   - A message ahead of a hole (an id still missing below it) is delivered at once and kept in
+//     `seen`; when the hole fills, the watermark moves past both.
+//   - A hole still open after holeTimeout ms (a message that was stored but never published, or
+//     was in flight when a connection dropped) makes it reconnect: the server resends everything
+//     after the watermark, and what was already delivered is dropped.
+//   - `welcome` comes after the history and before any live message; its `last_id` says the
+//     server sent everything up to it: the watermark moves there (the starting point when there
+//     was none: first connect, or a resync too_far_behind/unknown_since, which starts over).
 // Heartbeat: browsers hide WebSocket ping frames, so every heartbeatInterval ms it sends
 // {"event": "ping"} (the server answers `pong`). If nothing at all arrives within heartbeatTimeout ms
 // after a ping, or a connection does not open within heartbeatTimeout ms, the connection is taken
@@ -23,23 +32,23 @@
     minDelay: 500,
     maxDelay: 15000,
     heartbeatInterval: Number(script && script.dataset.heartbeatInterval) || 20000,
-    heartbeatTimeout: Number(script && script.dataset.heartbeatTimeout) || 10000
+    heartbeatTimeout: Number(script && script.dataset.heartbeatTimeout) || 10000,
+    holeTimeout: Number(script && script.dataset.holeTimeout) || 3000
   };
   // After these resyncs the server sends recent history afresh: forget what was seen.
   var START_OVER = {too_far_behind: true, unknown_since: true};
-  var SEEN_LIMIT = 2000;
 
   function RealtimeSocket(url, options) {
     options = options || {};
     this.url = url;
     this.params = options.params || function () { return {}; };
-    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout"].forEach(function (name) {
+    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout", "holeTimeout"].forEach(function (name) {
       this[name] = options[name] || DEFAULTS[name];
     }, this);
     this.handlers = {};
     this.statusHandlers = [];
-    this.lastId = null;  // resume point: the newest message id delivered
-    this.seen = new Set();  // recent message ids delivered (a bounded window)
+    this.lastId = null;  // the watermark: every message id up to it was delivered (null: none known yet)
+    this.seen = new Set();  // ids delivered above the watermark (ahead of a hole, or history before `welcome`)
     this.attempt = 0;
     this.wasLive = false;
     this.stopped = false;
@@ -138,13 +147,17 @@
     try { message = JSON.parse(text); } catch (e) { return; }
     var event = message.event, data = message.data || {};
     if (event === "message" && typeof data.id === "number") {
-      if (this.seen.has(data.id)) return;  // already delivered
-      this.remember(data.id);
-    } else if (event === "welcome" && typeof data.last_id === "number" && this.lastId === null) {
-      this.lastId = data.last_id;  // nothing shown yet: resume from where the server says we are
+      if ((this.lastId !== null && data.id <= this.lastId) || this.seen.has(data.id)) return;  // already delivered
+      this.seen.add(data.id);
+      this.advance();
+    } else if (event === "welcome" && typeof data.last_id === "number") {
+      // The server sent everything up to last_id: nothing is missing below it.
+      if (this.lastId === null || data.last_id > this.lastId) this.lastId = data.last_id;
+      this.advance();
     } else if (event === "resync" && START_OVER[data.reason]) {
       this.seen.clear();
       this.lastId = null;
+      this.advance();
     }
     this.emit(event, data);
     if (event === "resync" && data.reason === "broker_reconnected") {
@@ -152,10 +165,22 @@
     }
   };
 
-  RealtimeSocket.prototype.remember = function (id) {
-    this.seen.add(id);
-    if (this.seen.size > SEEN_LIMIT) this.seen.delete(this.seen.values().next().value);
-    if (this.lastId === null || id > this.lastId) this.lastId = id;
+  // Move the watermark over the ids that are in and keep `seen` to the ids above it. A hole below
+  // them gets holeTimeout ms (from when the watermark last moved) to fill, then the client resumes.
+  RealtimeSocket.prototype.advance = function () {
+    var self = this, before = this.lastId;
+    if (this.lastId !== null) {
+      while (this.seen.has(this.lastId + 1)) this.lastId += 1;
+      this.seen.forEach(function (id) { if (id <= self.lastId) self.seen.delete(id); });
+    }
+    var hole = this.lastId !== null && this.seen.size > 0;
+    if (!hole || this.lastId !== before) this.stopHoleTimer();
+    if (hole && !this.timers.hole) this.timers.hole = setTimeout(function () { self.reconnect(); }, this.holeTimeout);
+  };
+
+  RealtimeSocket.prototype.stopHoleTimer = function () {
+    clearTimeout(this.timers.hole);
+    this.timers.hole = null;
   };
 
   // Heartbeat: if nothing at all arrives within heartbeatTimeout after a ping, the connection is dead.
@@ -180,6 +205,7 @@
     clearTimeout(this.timers.open);
     clearTimeout(this.timers.pong);
     clearInterval(this.timers.heartbeat);
+    this.stopHoleTimer();  // the next connection resumes from the watermark: that fills any hole
     this.timers.pong = null;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
     this.ws = null;
