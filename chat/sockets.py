@@ -64,6 +64,10 @@ class ChatSession:
                 nick = {"name": self.query.get("name", self.name), "color": self.query.get("color", self.color)}
                 self.reply_to_errors(self.change_nick, nick, quietly=True)
             subscription.push(envelope("welcome", {"room": self.room_name, "last_id": self.last_id, **self.member()}))
+            # Live messages only now: the client takes its resume point from the history and
+            # `welcome`, so no live message may overtake them. No later: while held, a busy room's
+            # notices pile up (3,000 joining at once overflowed the hold during the presence query).
+            subscription.resume(skip=self.already_sent)
             # Listed first, announced second: whoever reads the list after this sees us, whoever
             # read it before gets the `join` (clients apply both idempotently, by member id).
             # Members a dead worker left behind get their `leave` from the presence refresher.
@@ -71,9 +75,6 @@ class ChatSession:
                           on_expired=functools.partial(announce, self.room_name, "leave"))
             members = sorted(presence.members(self.channel), key=lambda member: member["name"].lower())
             subscription.push(envelope("presence", {"room": self.room_name, "members": members}))
-            # Live messages only now: the client takes its resume point from the history and
-            # `welcome`, so no live message may overtake them.
-            subscription.resume(skip=self.already_sent)
             announce(self.room_name, "join", self.member())
             try:
                 for event, data in receive_events(self.ws):
