@@ -54,9 +54,10 @@ class Client(WSListener):
 
     def on_ws_frame(self, transport, frame):
         crowd = self.crowd
-        crowd.last_frame_at = now()
         msg_type = frame.msg_type
         if msg_type in DATA:
+            # Only messages count as traffic for wait_quiet: servers ping idle clients all along.
+            crowd.last_frame_at = now()
             if frame.fin:
                 crowd.messages += 1
                 self.handler(self, frame)

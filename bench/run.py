@@ -66,6 +66,16 @@ def settle_limit(config):
     return 60.0 if config["late_after"] >= 30 else 15.0
 
 
+# n members joining one room cause n²/2 join notices: 4.5 million for 3,000, which one worker
+# delivers in about two minutes. The measurement starts once they are delivered.
+JOIN_SETTLE_PER_SUBSCRIBER = 0.08
+
+
+def join_settle_limit(config, subscribers):
+    """The longest wait for the join notices of `subscribers` members joining at once."""
+    return max(settle_limit(config), JOIN_SETTLE_PER_SUBSCRIBER * subscribers)
+
+
 class Context:
     """What scenarios get: the progress line, stacks to start, and the run's settings."""
 
@@ -76,6 +86,7 @@ class Context:
         self.label = ""  # the current step, for file names
         self.late_after = config["late_after"]
         self.settle_limit = settle_limit(config)
+        self.join_settle_limit = lambda subscribers: join_settle_limit(config, subscribers)
 
     def cpu_sets(self, workers):
         return [self.plan["server"]] if workers == 1 else self.plan["two_workers"]
@@ -130,8 +141,8 @@ def plan_steps(config, scenarios=None):
 def scenario_timeout(config, cfg):
     """An upper bound for one scenario: connecting, measuring, draining, starting and stopping."""
     people = cfg.get("subscribers", cfg.get("connections", 0))
-    return 90 + people / 20 + 2 * (cfg.get("seconds", 0) + cfg.get("warmup", 0) + config["late_after"]
-                                   + settle_limit(config))
+    return 90 + people / 20 + join_settle_limit(config, people) + 2 * (
+        cfg.get("seconds", 0) + cfg.get("warmup", 0) + config["late_after"] + settle_limit(config))
 
 
 async def run_all(ctx, steps):

@@ -114,7 +114,7 @@ async def join_room(ctx, stack, crowd, subscribers):
     publishers = await crowd.connect(urls[:1], PUBLISHERS, welcome=True, deadline=connect_deadline(PUBLISHERS),
                                      what="publishers joining")
     ctx.progress.phase("letting join notices settle")
-    settled = await crowd.wait_quiet(limit=ctx.settle_limit)
+    settled = await crowd.wait_quiet(limit=ctx.join_settle_limit(subscribers))
     return subs, publishers, settled
 
 

@@ -159,6 +159,10 @@ class RedisBroker:
                         continue
                     if message["type"] == "message":
                         self.on_message(message["channel"].decode(), message["data"])
+                        # A message already buffered is returned without waiting: without this
+                        # yield a burst (3,000 joins' notices) keeps every socket's reader waiting
+                        # for as long as it lasts.
+                        gevent.sleep(0)
                     elif message["type"] == "subscribe":
                         confirmed = self._confirmed.get(message["channel"].decode())
                         if confirmed is not None:

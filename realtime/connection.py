@@ -12,9 +12,12 @@ interleave frames, and a client that stops reading fills only its own outbox.
 """
 
 import collections
+import fcntl
 import logging
 import random
 import socket
+import struct
+import termios
 import time
 
 import gevent
@@ -206,10 +209,21 @@ class Connection:
             self.close(GOING_AWAY, "idle timeout")
         elif self._ping_sent_at is not None and self.last_seen < self._ping_sent_at:
             if now - self._ping_sent_at > ping_timeout:
+                if self._unread_bytes():
+                    # Its answer is here, unread: this worker was too busy to read, the peer is alive.
+                    self._ping_sent_at = None
+                    return
                 self.abort(INTERNAL_ERROR, "keepalive ping timeout", "keepalive_timeout", linger=False)
         elif now - self.last_seen >= ping_interval * self._ping_share:
             self._ping_sent_at = now
             self.ping()
+
+    def _unread_bytes(self):
+        """Bytes from the peer waiting in the kernel for our reader (0 if unknown)."""
+        try:
+            return struct.unpack("i", fcntl.ioctl(self._sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+        except (OSError, ValueError):
+            return 0
 
     # --- what the handler uses ------------------------------------------------------------
 

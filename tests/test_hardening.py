@@ -209,7 +209,8 @@ class LimitTests(LiveWebSocketTestCase):
 
 
 class LivenessTests(LiveWebSocketTestCase):
-    worker_env = {"WEBSOCKET_PING_INTERVAL": "0.5", "WEBSOCKET_PING_TIMEOUT": "0.5", "WEBSOCKET_IDLE_TIMEOUT": "3"}
+    worker_env = {"WEBSOCKET_PING_INTERVAL": "0.5", "WEBSOCKET_PING_TIMEOUT": "0.5", "WEBSOCKET_IDLE_TIMEOUT": "3",
+                  "WEBSOCKET_URLCONF": "tests.websocket_urls"}
 
     def test_client_that_answers_pings_stays_connected(self):
         client = self.connect("/echo/")  # websocket-client answers pings while it reads
@@ -218,6 +219,13 @@ class LivenessTests(LiveWebSocketTestCase):
             client.send("tick")
             self.assertEqual(client.receive(), "tick")
             time.sleep(0.2)
+
+    def test_a_client_whose_answers_wait_unread_is_not_taken_for_dead(self):
+        """The view reads nothing for 2 s (four ping timeouts): the client's pongs sit in the
+        worker's socket buffer. They prove it alive, so it gets "done" instead of a 1011 close."""
+        client = self.connect("/test/busy-then-reply/")
+        self.assertEqual(client.receive(), "busy")
+        self.assertEqual(client.receive(), "done")  # websocket-client answers pings while it waits
 
     def test_client_that_stops_answering_pings_is_dropped(self):
         client = RawClient(self.worker.port)

@@ -41,7 +41,17 @@ def db_then_wait(request, ws):
     ws.receive()
 
 
+@websocket
+def busy_then_reply(request, ws):
+    """Sends "busy", reads nothing for 2 s (the client's pongs wait unread), then sends "done"."""
+    ws.send("busy")
+    gevent.sleep(2)
+    ws.send("done")
+    ws.receive()
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/busy-then-reply/", busy_then_reply),
     path("test/db-then-wait/", db_then_wait),
     path("test/two-senders/", two_senders),
     path("test/bytes-as-text/", bytes_as_text),
