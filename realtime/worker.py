@@ -24,6 +24,11 @@ class WebSocketWorker(GeventWebSocketWorker):
 
         metrics.install(lambda: len(registry), get_broker)
         self.log.info("websocket worker %s: %s", self.pid, get_broker().describe())
+        # The hub connects to the broker now, not at the first subscriber: /healthz (a load
+        # balancer's readiness check) must not call a worker degraded for having no clients yet.
+        from .hub import get_hub
+
+        get_hub()
 
     def handle_exit(self, sig, frame):
         """SIGTERM: tell every client we are going away (1001) so it resumes elsewhere.

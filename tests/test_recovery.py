@@ -15,9 +15,17 @@ from realtime.testing import LiveWebSocketTestCase, wait_until
 class RedisOutageTests(LiveWebSocketTestCase):
     use_redis = True
 
-    def health(self):
-        status, _, body = self.worker.http_get("/healthz")
+    def health(self, worker=None):
+        status, _, body = (worker or self.worker).http_get("/healthz")
         return status, json.loads(body)
+
+    def test_a_new_worker_is_healthy_before_its_first_client(self):
+        """A load balancer's readiness check must not keep a worker out for having no clients yet."""
+        fresh = self.start_worker()
+        self.addCleanup(fresh.stop)
+        wait_until(lambda: self.health(fresh)[0] == 200, message="a fresh worker to report itself healthy")
+        self.assertEqual(self.health(fresh)[1], {"status": "ok", "broker": "redis", "broker_connected": True,
+                                                 "connections": 0})
 
     def test_redis_killed_and_restarted_mid_chat(self):
         ann = self.connect("/chat/outage/", name="ann", color="#ff0000")
