@@ -116,7 +116,7 @@ _hub = None
 
 
 def get_hub():
-    """This worker process's hub (created on first use, inside the gevent worker)."""
+    """This worker process's hub (the worker creates it at boot; other processes on first use)."""
     global _hub
     if _hub is None:
         _hub = Hub(get_broker())
