@@ -48,10 +48,11 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def require_binary(name):
-    """The path of a system program; skip (locally) or fail (in CI) when it is missing."""
-    path = shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/usr/bin") / name) if p.exists()), None)
+def require_binary(name, also_in=()):
+    """The path of a system program (looked for in PATH, the sbin/bin folders and `also_in`);
+    skip (locally) or fail (in CI) when it is missing."""
+    folders = [Path("/usr/sbin"), Path("/usr/bin"), *also_in]
+    path = shutil.which(name) or next((str(f / name) for f in folders if (f / name).exists()), None)
     if path:
         return path
     message = f"'{name}' is not installed (apt-get install the packages listed in README.md)"
@@ -156,6 +157,49 @@ class RedisServer(ServerProcess):
                 return sock.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+
+class PostgresServer(ServerProcess):
+    """A throwaway PostgreSQL cluster in a temporary folder: loopback only, no durability.
+
+    PostgreSQL refuses to run as root: as root (CI) it runs as the `postgres` user of Debian's package.
+    """
+
+    name = "postgres"
+
+    def __init__(self):
+        super().__init__()
+        bin_folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"))  # Debian keeps them out of PATH
+        self.initdb, self.postgres = (require_binary(name, bin_folders) for name in ("initdb", "postgres"))
+        self.directory = Path(tempfile.mkdtemp(prefix="postgres-"))
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_owner:
+            shutil.chown(self.directory, "postgres")
+        subprocess.run([*self.as_owner, self.initdb, "-D", str(self.directory / "data"), "-U", "postgres",
+                        "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"],
+                       check=True, capture_output=True, timeout=120)
+
+    def command(self):
+        return [*self.as_owner, self.postgres, "-D", str(self.directory / "data"), "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1", "-k", str(self.directory),
+                "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+
+    @property
+    def url(self):
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def ready(self):
+        import psycopg
+
+        try:
+            psycopg.connect(self.url, connect_timeout=1).close()
+            return True
+        except psycopg.Error:
+            return False
+
+    def stop(self, sig=signal.SIGINT, timeout=15):  # SIGINT: PostgreSQL's fast shutdown
+        super().stop(sig, timeout)
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def database_url():

@@ -50,7 +50,20 @@ def busy_then_reply(request, ws):
     ws.receive()
 
 
+@websocket
+def slow_query(request, ws):
+    """On any message, runs a query that takes 1 s on PostgreSQL, then sends "slept"."""
+    from django.db import connection
+
+    ws.receive()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(1)")
+    ws.send("slept")
+    ws.receive()
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/slow-query/", slow_query),
     path("test/busy-then-reply/", busy_then_reply),
     path("test/db-then-wait/", db_then_wait),
     path("test/two-senders/", two_senders),

@@ -1,0 +1,60 @@
+"""The production database: chat on a real PostgreSQL through two real workers.
+
+The rest of the suite runs on SQLite, whose IMMEDIATE transactions serialize every writer. On
+PostgreSQL the room row lock alone must keep a room's message ids 1, 2, 3, ... and psycopg must
+wait for the server without stopping the worker's other greenlets.
+"""
+
+import time
+
+from django.test import SimpleTestCase
+
+from realtime.testing import ClientsMixin, PostgresServer, RedisServer, WebSocketWorker
+from tests.test_nginx import manage
+
+
+class PostgresChatTests(ClientsMixin, SimpleTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.postgres = PostgresServer().start()
+        cls.addClassCleanup(cls.postgres.stop)
+        cls.redis = RedisServer().start()
+        cls.addClassCleanup(cls.redis.stop)
+        env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_URLCONF": "tests.websocket_urls"}
+        manage("migrate", "--noinput", env=env)
+        cls.workers = []
+        for _ in range(2):
+            cls.workers.append(WebSocketWorker(redis_url=cls.redis.url, env=env).start())
+            cls.addClassCleanup(cls.workers[-1].stop)
+
+    def test_posts_racing_through_two_workers_are_numbered_1_to_n_and_resume_exactly(self):
+        posters = [self.open_client(worker.url("/chat/pg/", name=f"poster{i}"))
+                   for i, worker in enumerate(self.workers * 2)]
+        for poster in posters:
+            poster.receive_event("welcome")
+        for round_ in range(15):  # 60 messages, four at a time through both workers
+            for i, poster in enumerate(posters):
+                poster.send_json("message", {"text": f"{i}:{round_}"})
+        ids = sorted(posters[0].receive_event("message")["id"] for _ in range(60))
+        self.assertEqual(ids, list(range(1, 61)))  # no hole, no repeat: the room lock held
+
+        late = self.open_client(self.workers[1].url("/chat/pg/", since=37))
+        missed, welcome = late.receive_until("welcome")
+        self.assertEqual([m["data"]["id"] for m in missed], list(range(38, 61)))
+        self.assertEqual(welcome["last_id"], 60)
+
+    def test_a_slow_query_does_not_stop_the_other_sockets_of_its_worker(self):
+        """psycopg waits for PostgreSQL through gevent: while one view's query runs for 1 s, an
+        echo on the same worker answers, and the query's answer comes after it."""
+        waiting = self.open_client(self.workers[0].url("/test/slow-query/"))
+        echo = self.open_client(self.workers[0].url("/echo/"))
+        started = time.monotonic()
+        waiting.send("go")
+        echo.send("still here")
+        self.assertEqual(echo.receive(), "still here")
+        echoed_after = time.monotonic() - started
+        self.assertEqual(waiting.receive(), "slept")
+        slept_after = time.monotonic() - started
+        self.assertLess(echoed_after, slept_after)  # a blocking driver would answer the echo last
+        self.assertGreaterEqual(slept_after, 1.0)
