@@ -65,8 +65,8 @@ class ChatSession:
                 self.reply_to_errors(self.change_nick, nick, quietly=True)
             subscription.push(envelope("welcome", {"room": self.room_name, "last_id": self.last_id, **self.member()}))
             # Live messages only now: the client takes its resume point from the history and
-            # `welcome`, so no live message may overtake them. No later: while held, a busy room's
-            # notices pile up (3,000 joining at once overflowed the hold during the presence query).
+            # `welcome`, so no live message may overtake them. And not after the presence query:
+            # a busy room's notices pile up in the hold meanwhile, and a full hold closes the client.
             subscription.resume(skip=self.already_sent)
             # Listed first, announced second: whoever reads the list after this sees us, whoever
             # read it before gets the `join` (clients apply both idempotently, by member id).
