@@ -86,7 +86,9 @@ class Context:
         self.label = ""  # the current step, for file names
         self.late_after = config["late_after"]
         self.settle_limit = settle_limit(config)
-        self.join_settle_limit = lambda subscribers: join_settle_limit(config, subscribers)
+
+    def join_settle_limit(self, subscribers):
+        return join_settle_limit(self.config, subscribers)
 
     def cpu_sets(self, workers):
         return [self.plan["server"]] if workers == 1 else self.plan["two_workers"]

@@ -4,6 +4,7 @@
 """
 
 import asyncio
+import contextlib
 import time
 
 import psutil
@@ -168,28 +169,32 @@ async def publish_at_rate(ctx, stack, subs, publishers, rate, seconds, first_seq
             "deliveries_per_s": deliveries.received / window.seconds, **window.as_dict()}
 
 
-async def joined_and_warm(ctx, stack, crowd, cfg):
-    """(subscribers, publishers, settle seconds) of a warmed-up room, or None if it could not be joined."""
-    subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
-    if not subs or not publishers:
-        return None
-    await warm_up(ctx, subs, publishers, cfg["rate"])
-    return subs, publishers, settled
+@contextlib.asynccontextmanager
+async def warm_room(ctx, kind, cfg):
+    """(stack, crowd, room) for a started `kind` whose room was joined and warmed up; room is
+    (subscribers, publishers, settle seconds), or None if it could not be joined."""
+    async with ctx.stack(kind) as stack:
+        crowd = Crowd(ctx.progress)
+        try:
+            subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
+            room = None
+            if subs and publishers:
+                await warm_up(ctx, subs, publishers, cfg["rate"])
+                room = subs, publishers, settled
+            yield stack, crowd, room
+        finally:
+            crowd.close_all()
 
 
 async def fanout(ctx, kind, cfg):
     """`subscribers` in one room; probes at `rate`/s through the chat path; latency and loss."""
-    async with ctx.stack(kind) as stack:
-        crowd = Crowd(ctx.progress)
-        try:
-            if not (room := await joined_and_warm(ctx, stack, crowd, cfg)):
-                return {"error": "could not join the room", **crowd.health()}
-            subs, publishers, settled = room
-            result = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
-            return {**result, "wanted_subscribers": cfg["subscribers"], "settle_s": round(settled, 2),
-                    **crowd.health()}
-        finally:
-            crowd.close_all()
+    async with warm_room(ctx, kind, cfg) as (stack, crowd, room):
+        if not room:
+            return {"error": "could not join the room", **crowd.health()}
+        subs, publishers, settled = room
+        result = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
+        return {**result, "wanted_subscribers": cfg["subscribers"], "settle_s": round(settled, 2),
+                **crowd.health()}
 
 
 # --- slow consumer ------------------------------------------------------------------------
@@ -197,30 +202,26 @@ async def fanout(ctx, kind, cfg):
 
 async def slow_consumer(ctx, kind, cfg):
     """The fan-out run twice on one room: as is, then with one more member that never reads."""
-    async with ctx.stack(kind) as stack:
-        crowd = Crowd(ctx.progress)
-        try:
-            if not (room := await joined_and_warm(ctx, stack, crowd, cfg)):
-                return {"error": "could not join the room", **crowd.health()}
-            subs, publishers, settled = room
-            without = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
-            ctx.progress.phase("adding a client that never reads")
-            slow = await crowd.connect(stack.urls(CHAT), 1, welcome=True, deadline=connect_deadline(1))
-            if not slow:
-                return {"error": "the slow client could not join", **crowd.health()}
-            slow[0].stop_reading()
-            await crowd.wait_quiet(limit=ctx.settle_limit)
-            first_seq = without["published"]
-            with_slow = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"], first_seq)
-            # Did the server give up on it (close 1013) or keep queueing? Read what it left us.
-            slow[0].handler = ignore
-            slow[0].resume_reading()
-            await crowd.wait_quiet(quiet=1.0, limit=ctx.settle_limit)
-            return {"subscribers": len(subs), "rate": cfg["rate"], "settle_s": round(settled, 2),
-                    "without": without, "with": with_slow, "slow_client_close_code": slow[0].close_code,
-                    "slow_client_disconnected": slow[0].disconnected, **crowd.health()}
-        finally:
-            crowd.close_all()
+    async with warm_room(ctx, kind, cfg) as (stack, crowd, room):
+        if not room:
+            return {"error": "could not join the room", **crowd.health()}
+        subs, publishers, settled = room
+        without = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
+        ctx.progress.phase("adding a client that never reads")
+        slow = await crowd.connect(stack.urls(CHAT), 1, welcome=True, deadline=connect_deadline(1))
+        if not slow:
+            return {"error": "the slow client could not join", **crowd.health()}
+        slow[0].stop_reading()
+        await crowd.wait_quiet(limit=ctx.settle_limit)
+        first_seq = without["published"]
+        with_slow = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"], first_seq)
+        # Did the server give up on it (close 1013) or keep queueing? Read what it left us.
+        slow[0].handler = ignore
+        slow[0].resume_reading()
+        await crowd.wait_quiet(quiet=1.0, limit=ctx.settle_limit)
+        return {"subscribers": len(subs), "rate": cfg["rate"], "settle_s": round(settled, 2),
+                "without": without, "with": with_slow, "slow_client_close_code": slow[0].close_code,
+                "slow_client_disconnected": slow[0].disconnected, **crowd.health()}
 
 
 # --- idle ---------------------------------------------------------------------------------

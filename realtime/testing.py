@@ -32,6 +32,7 @@ import unittest
 from pathlib import Path
 from urllib.parse import urlencode
 
+import psycopg
 import websocket as websocket_client
 from django.conf import settings
 from django.db import connection
@@ -189,8 +190,6 @@ class PostgresServer(ServerProcess):
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
     def ready(self):
-        import psycopg
-
         try:
             psycopg.connect(self.url, connect_timeout=1).close()
             return True
