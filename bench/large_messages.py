@@ -73,7 +73,7 @@ def main():
     from realtime.testing import WebSocketWorker
 
     worker = WebSocketWorker(env={"WEBSOCKET_MAX_MESSAGE_SIZE": str(32 * 1024 * 1024), "WS_ACCESS_LOG": "/dev/null",
-                                  "WEBSOCKET_RATE_LIMIT": "0", "WEBSOCKET_MAX_QUEUE_BYTES": str(64 * 1024 * 1024)})
+                                  "WEBSOCKET_RATE_LIMIT": "0", "WEBSOCKET_FRAME_RATE": "0", "WEBSOCKET_MAX_QUEUE_BYTES": str(64 * 1024 * 1024)})
     worker.start()
     try:
         echo = worker.url("/echo/")

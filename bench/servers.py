@@ -58,10 +58,11 @@ class OurWorker(Logged, WebSocketWorker):
     """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket`: the real chat and echo views."""
 
     def __init__(self, redis_url, database_url, cpus, log_dir):
-        # The per-connection rate limit (50 msg/s by default) is a policy the echo scenario would
-        # hit at once; set so high it never triggers, its token bucket still runs per message.
+        # The per-connection rate limits (50 msg/s, 200 frames/s by default) are a policy the echo
+        # scenario would hit at once; set so high they never trigger, their token buckets still run.
         super().__init__(redis_url=redis_url, env=production_env(
-            DATABASE_URL=database_url, WEBSOCKET_RATE_LIMIT="1000000", WEBSOCKET_RATE_BURST="1000000"))
+            DATABASE_URL=database_url, WEBSOCKET_RATE_LIMIT="1000000", WEBSOCKET_RATE_BURST="1000000",
+            WEBSOCKET_FRAME_RATE="1000000", WEBSOCKET_FRAME_BURST="1000000"))
         self.cpus = cpus
         self.place_log(log_dir, "ours")
 

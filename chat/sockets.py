@@ -146,7 +146,12 @@ class ChatSession:
             announce(self.room_name, "nick", {"old_name": old_name, **self.member()})
 
 
-@websocket
+# A chat event carries at most 2,000 characters of text: 16 KiB holds them in UTF-8 and JSON
+# escapes. Bigger is not a chat message; nobody gets to make the worker parse 1 MiB of JSON.
+CHAT_MAX_MESSAGE_BYTES = 16 * 1024
+
+
+@websocket(max_message_size=CHAT_MAX_MESSAGE_BYTES)
 def chat_room(request, ws, room="lobby"):
     room, _ = Room.objects.get_or_create(name=room)
     if room.private and not request.user.is_authenticated:

@@ -143,8 +143,8 @@ JOB_STEP_SECONDS = float(os.environ.get("JOB_STEP_SECONDS", "0.5"))
 # Limits and liveness: any of realtime.conf.DEFAULTS may be set from the environment too.
 for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",
               "WEBSOCKET_SEND_BUFFER", "WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_HANDSHAKE_TIMEOUT", "WEBSOCKET_MAX_CONNECTIONS",
-              "WEBSOCKET_RATE_LIMIT", "WEBSOCKET_RATE_BURST", "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT",
-              "WEBSOCKET_IDLE_TIMEOUT"):
+              "WEBSOCKET_RATE_LIMIT", "WEBSOCKET_RATE_BURST", "WEBSOCKET_FRAME_RATE", "WEBSOCKET_FRAME_BURST",
+              "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT", "WEBSOCKET_IDLE_TIMEOUT"):
     if os.environ.get(_name):
         globals()[_name] = float(os.environ[_name]) if "." in os.environ[_name] else int(os.environ[_name])
 

@@ -22,6 +22,7 @@ from django_websocket.wsgi import WebSocketHandler as PackageHandler
 
 from .db import release_db_connections
 from .origin import origin_allowed
+from .transport.codes import INTERNAL_ERROR
 
 log = logging.getLogger("realtime")
 
@@ -63,7 +64,7 @@ def websocket_view(view):
             if not ws.accepted:
                 raise
             if not ws.closed:
-                ws.close(1011, "internal error")
+                ws.close(INTERNAL_ERROR, "internal error")
             log.exception("WebSocket view %s failed", request.path)
             return WebSocketEnded()
         if ws.accepted:

@@ -20,6 +20,10 @@ DEFAULTS = {
     # Incoming messages per second per connection (0: no limit), and the burst allowed above it.
     "WEBSOCKET_RATE_LIMIT": 50,
     "WEBSOCKET_RATE_BURST": 100,
+    # Incoming frames per second per connection, of every kind (pings, pongs, fragments; one more
+    # per 64 KiB of payload), and the burst; over it: close 1008. 0: no limit.
+    "WEBSOCKET_FRAME_RATE": 200,
+    "WEBSOCKET_FRAME_BURST": 400,
     # Ping a client silent for this long; drop it if nothing comes back within the timeout (1011).
     "WEBSOCKET_PING_INTERVAL": 20.0,
     "WEBSOCKET_PING_TIMEOUT": 20.0,

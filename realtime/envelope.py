@@ -25,13 +25,21 @@ def envelope(event, data):
     return json.dumps({"event": event, "data": data}, separators=(",", ":"), ensure_ascii=False)
 
 
+def rate_limited_notice(rate):
+    """The `error` event a client gets when a message of its was dropped for the rate limit."""
+    return envelope("error", {
+        "code": "rate_limited",
+        "detail": f"Too many messages: at most {rate:g} per second. This one was dropped; "
+                  f"keep flooding and the connection is closed (1008)."})
+
+
 def parse_envelope(message):
     """(event, data) from a client's message, or ClientError saying what is wrong with it."""
     if not isinstance(message, str):
         raise ClientError("binary_not_supported", "Send JSON text frames, not binary.")
     try:
         decoded = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep ([[[[...)
         raise ClientError("invalid_json", "The message is not valid JSON.") from None
     if not isinstance(decoded, dict) or not isinstance(decoded.get("event"), str):
         raise ClientError("invalid_envelope", 'Expected {"event": "<name>", "data": {...}}.')

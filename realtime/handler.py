@@ -20,10 +20,20 @@ from gunicorn.workers.ggevent import PyWSGIHandler
 
 from . import conf, metrics
 from .broker import get_broker
-from .connection import Connection
+from .envelope import rate_limited_notice
+from .transport import Connection, Limits
 from .registry import registry
 
 SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7, 8) are not served
+
+
+def connection_limits():
+    return Limits(
+        max_message_size=conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"),
+        rate=conf.get("WEBSOCKET_RATE_LIMIT"), burst=conf.get("WEBSOCKET_RATE_BURST"),
+        frame_rate=conf.get("WEBSOCKET_FRAME_RATE"), frame_burst=conf.get("WEBSOCKET_FRAME_BURST"),
+        max_queue_bytes=conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
+        max_queue_messages=conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"))
 
 
 class HandshakeTimeout(socket.timeout):
@@ -92,14 +102,8 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
                                             "This worker is at its connection limit; try another or retry later.",
                                             [("Retry-After", "5")])
         self.websocket = Connection(
-            self.socket, self.rfile, self.environ, accept=self.send_switching_protocols,
-            max_message_size=conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"),
-            max_queue_bytes=conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
-            max_queue_messages=conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"),
-            close_timeout=conf.get("WEBSOCKET_CLOSE_TIMEOUT"),
-            rate_limit=conf.get("WEBSOCKET_RATE_LIMIT"),
-            rate_burst=conf.get("WEBSOCKET_RATE_BURST"),
-        )
+            self.socket, self.rfile, self.environ, accept=self.send_switching_protocols, limits=connection_limits(),
+            close_timeout=conf.get("WEBSOCKET_CLOSE_TIMEOUT"), on_rate_limited=rate_limited_notice)
         self.environ["wsgi.websocket"] = self.websocket
         self.environ["wsgi.websocket_version"] = SUPPORTED_VERSION
         if conf.get("WEBSOCKET_SEND_BUFFER"):

@@ -14,6 +14,7 @@ import logging
 from websockets.frames import Frame, Opcode
 
 from .broker import get_broker
+from .transport.codes import TRY_AGAIN_LATER
 
 log = logging.getLogger("realtime.hub")
 
@@ -47,8 +48,9 @@ class Subscription:
             self.connection.send_frame(frame)
         elif len(self.held) < self.connection.max_queue_messages:
             self.held.append((frame, payload))
-        else:
-            self.connection.abort(1013, "slow consumer: too many messages held while syncing", "slow_consumer")
+        elif not self.connection.closed:  # once: later messages find it closed
+            self.connection.abort(TRY_AGAIN_LATER, "slow consumer: too many messages held while syncing",
+                                  "slow_consumer")
 
     def resume(self, skip=None):
         held, self.held = self.held or [], None

@@ -37,5 +37,6 @@ class WebSocketWorker(GeventWebSocketWorker):
         """
         super().handle_exit(sig, frame)
         from .registry import registry
+        from .transport.codes import GOING_AWAY
 
-        gevent.spawn(registry.close_all, 1001, "server shutting down")
+        gevent.spawn(registry.close_all, GOING_AWAY, "server shutting down")
