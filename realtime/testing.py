@@ -254,6 +254,13 @@ class WebSocketWorker(GunicornServer):
     def url(self, path, **query):
         return f"ws://127.0.0.1:{self.port}{path}" + (f"?{urlencode(query)}" if query else "")
 
+    def rss(self):
+        """Resident memory of the (first) worker process, gunicorn's child, in bytes."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        status = Path(f"/proc/{children[0]}/status").read_text()
+        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS"))
+
 
 NGINX_MAIN_CONF = """\
 # What Debian's /etc/nginx/nginx.conf puts around a site, with every path in this directory.

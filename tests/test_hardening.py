@@ -257,7 +257,7 @@ class SlowConsumerTests(LiveWebSocketTestCase):
         others = [self.connect("/chat/busy/") for _ in range(100)]
         for client in others:
             client.receive_event("welcome")
-        rss_before = self.worker_rss()
+        rss_before = self.worker.rss()
         text = "x" * 300
         for round_ in range(8):
             for i, client in enumerate(others):
@@ -269,12 +269,7 @@ class SlowConsumerTests(LiveWebSocketTestCase):
         metrics = self.worker.http_get("/metrics")[2]
         self.assertRegex(metrics, r'realtime_closes_total\{pid="\d+",reason="slow_consumer"\} 1\.0')
         self.assertRegex(metrics, r'realtime_connections\{pid="\d+"\} 100\.0')  # the slow one is gone
-        self.assertLess(self.worker_rss() - rss_before, 50 * 1024 * 1024)
-
-    def worker_rss(self):
-        children = open(f"/proc/{self.worker.process.pid}/task/{self.worker.process.pid}/children").read().split()
-        with open(f"/proc/{children[0]}/status") as status:
-            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS"))
+        self.assertLess(self.worker.rss() - rss_before, 50 * 1024 * 1024)
 
 
 class OriginTests(LiveWebSocketTestCase):
