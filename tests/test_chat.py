@@ -157,6 +157,15 @@ class BadInputTests(LiveWebSocketTestCase):
         self.client.send_json("message", {"text": "  exactly 2000  ".replace("exactly 2000", "y" * 2000)})
         self.assertEqual(len(self.client.receive_event("message")["text"]), 2000)  # stripped, then accepted
 
+    def test_deeply_nested_json(self):
+        # Far deeper than Python's recursion limit, and still within the chat route's 16 KiB.
+        self.client.send('{"event": "message", "data": {"text": ' + "[" * 5000 + "]" * 5000 + "}}")
+        self.assert_error_then_still_works("invalid_json", "not valid JSON")
+
+    def test_a_message_bigger_than_a_chat_event_is_closed_1009_before_it_is_parsed(self):
+        self.client.send_json("message", {"text": "x" * 17_000})
+        self.assertEqual(self.client.receive_close(), 1009)
+
     def test_bad_nick(self):
         for data, field in (({"name": "", "color": "#ffffff"}, "name"), ({"name": "x" * 33, "color": "#ffffff"}, "name"),
                             ({"name": "bell\x07", "color": "#ffffff"}, "name"), ({"name": "ok", "color": "red"}, "color")):

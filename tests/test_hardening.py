@@ -110,6 +110,13 @@ class ProtocolViolationTests(LiveWebSocketTestCase):
         self.assertEqual(client.read_frame(), (0xA, b"p"))  # the ping is answered in between
         self.assertEqual(client.read_frame(), (TEXT, "héllo world".encode()))
 
+    def test_a_close_between_fragments_completes_the_closing_handshake_normally(self):
+        """RFC 6455 5.4: control frames may come between fragments; a close there is a close."""
+        client = self.raw()
+        client.send(frame(TEXT, b"hel", fin=False) + frame(CLOSE, close_payload(1000)))
+        self.assertEqual(client.read_frame(), (CLOSE, close_payload(1000)))
+        self.assertIsNone(client.read_frame())  # then the server closes the TCP connection
+
     def test_peer_vanishing_mid_frame_is_a_clean_end(self):
         for _ in range(5):
             client = self.raw()

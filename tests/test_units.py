@@ -23,6 +23,12 @@ class EnvelopeTests(SimpleTestCase):
             self.assertEqual(error.exception.code, code)
 
 
+    def test_nesting_deeper_than_python_recurses_is_invalid_json(self):
+        with self.assertRaises(ClientError) as error:
+            parse_envelope("[" * 100_000)
+        self.assertEqual(error.exception.code, "invalid_json")
+
+
 class FormTests(SimpleTestCase):
     def test_message_text_is_stripped_and_1_to_2000_characters(self):
         form = MessageForm({"text": "  hi  "})
@@ -54,13 +60,17 @@ class RecordingConnection:
     max_queue_messages = 10
 
     def __init__(self):
-        self.frames = []
+        self.frames, self.aborts, self.closed = [], [], False
 
     def accept(self):
         pass
 
     def send_frame(self, frame):
         self.frames.append(frame)
+
+    def abort(self, code, reason, cause):
+        self.aborts.append(code)
+        self.closed = True
 
 
 class HubTests(SimpleTestCase):
@@ -88,6 +98,17 @@ class HubTests(SimpleTestCase):
         subscription.resume(skip=lambda payload: payload == b"1")
         broker.publish("room", "3")
         self.assertEqual(ann.frames, [text_frame(b"2"), text_frame(b"3")])
+
+
+    def test_a_full_hold_closes_its_member_once_however_much_more_comes(self):
+        broker = LocalBroker()
+        hub = Hub(broker)
+        ann = RecordingConnection()
+        hub.subscribe("room", ann, paused=True)
+        for i in range(100):
+            broker.publish("room", str(i))
+        self.assertEqual(ann.aborts, [1013])
+        self.assertEqual(ann.frames, [])
 
 
 class FailureLineTests(SimpleTestCase):
