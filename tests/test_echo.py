@@ -90,3 +90,7 @@ class HttpOnWebSocketPortTests(LiveWebSocketTestCase):
         status, _, body = self.worker.http_get("/echo/", {**base, "Sec-WebSocket-Key": "not base64!"})
         self.assertEqual(status, 400)
         self.assertIn("Sec-WebSocket-Key", body)
+        without_connection = {name: value for name, value in base.items() if name != "Connection"}
+        status, _, body = self.worker.http_get("/echo/", without_connection)
+        self.assertEqual(status, 400)
+        self.assertIn("Connection", body)
