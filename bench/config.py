@@ -19,6 +19,7 @@ FULL = {
     "idle": {"connections": 5000},
     "slow-consumer": {"subscribers": 1000, "rate": 50, "seconds": 10},
     "scaling": {"subscribers": 1000, "in_flight": 50, "warmup": 2, "seconds": 10},
+    "flood": {"seconds": 5},
     # A delivery later than this after its publish counts as lost (and ends the drain).
     "late_after": 30.0,
     # The whole run stops starting new scenarios after this many seconds.
@@ -35,6 +36,7 @@ QUICK = {
     "idle": {"connections": 1000},
     "slow-consumer": {"subscribers": 300, "rate": 50, "seconds": 3},
     "scaling": {"subscribers": 300, "in_flight": 50, "warmup": 0.5, "seconds": 3},
+    "flood": {"seconds": 2},
     "late_after": 5.0,
     "budget": 165,
 }
@@ -48,6 +50,7 @@ SCENARIO_SERVERS = {
     "idle": "all",
     "slow-consumer": ["ours"],
     "scaling": ["ours"],
+    "flood": ["ours", "bare", "channels-core"],
 }
 
 # The load generator is "saturated" above this share of its core: its numbers are flagged.

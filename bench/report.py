@@ -97,6 +97,30 @@ def ours_table(document):
     return "\n".join(lines)
 
 
+def flood_table(document):
+    """One row per server and kind of flood: the bystander's echo p99 calm and during the flood."""
+    lines = ["| server | flood | bystander echo p50 / p99 / worst, calm | during the flood | the flooder |",
+             "|---|---|---:|---:|---|"]
+    for server in document["config"]["servers"]:
+        r = record(document, "flood", server)
+        if not r or r.get("status") != "ok":
+            if r:
+                lines.append(f"| {SERVERS[server]} | all | {failed(r)} | | |")
+            continue
+        for kind, result in r["kinds"].items():
+            if "error" in result:
+                lines.append(f"| {SERVERS[server]} | {kind} | error | | |")
+                continue
+            calm, during, flooder = result["calm"], result["during"], result["flooder"]
+            ended = (f"closed {flooder['close_code']}" if flooder["close_code"] else "no close frame") + (
+                f", cut after {flooder['cut_after_s']} s" if flooder["cut_after_s"] else "")
+            lines.append(f"| {SERVERS[server]} | {kind} "
+                         f"| {fmt_ms(calm['p50_ms'])} / {fmt_ms(calm['p99_ms'])} / {fmt_ms(calm['max_ms'])} "
+                         f"| {fmt_ms(during['p50_ms'])} / {fmt_ms(during['p99_ms'])} / {fmt_ms(during['max_ms'])} "
+                         f"| {ended}, {flooder['sent_mb']} MB sent |")
+    return "\n".join(lines)
+
+
 def cpu_table(document):
     """Load generator and server CPU (share of one core) during every measurement."""
     lines = ["| scenario | server | load generator | server | Redis | other work on the machine | note |",
@@ -147,6 +171,10 @@ def results_markdown(document, checks, plot_paths, relative_to):
 {main_table(document)}
 
 {ours_table(document)}
+
+One client floods (`bench/flood.py`): a bystander echoes every 20 ms on the same server.
+
+{flood_table(document)}
 
 p50/p99 count every expected delivery; one not delivered within {late:g} s of its publish is lost
 and counts as infinitely late, so a run that lost more than 1 % shows p99 ∞. {WARN.strip()} marks a

@@ -10,6 +10,7 @@ import time
 import psutil
 
 from .config import ROOM
+from .flood import flood
 from .loadgen import Crowd, Deliveries, ignore, now, probe_message
 from .stats import cpu_share, summarize_latencies
 
@@ -323,4 +324,5 @@ SCENARIOS = {
     "idle": idle,
     "slow-consumer": slow_consumer,
     "scaling": scaling,
+    "flood": flood,
 }

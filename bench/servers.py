@@ -57,12 +57,14 @@ class BenchRedis(Logged, RedisServer):
 class OurWorker(Logged, WebSocketWorker):
     """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket`: the real chat and echo views."""
 
-    def __init__(self, redis_url, database_url, cpus, log_dir):
+    def __init__(self, redis_url, database_url, cpus, log_dir, default_limits=False):
         # The per-connection rate limits (50 msg/s, 200 frames/s by default) are a policy the echo
         # scenario would hit at once; set so high they never trigger, their token buckets still run.
-        super().__init__(redis_url=redis_url, env=production_env(
-            DATABASE_URL=database_url, WEBSOCKET_RATE_LIMIT="1000000", WEBSOCKET_RATE_BURST="1000000",
-            WEBSOCKET_FRAME_RATE="1000000", WEBSOCKET_FRAME_BURST="1000000"))
+        # The flood scenario measures that policy: it keeps the defaults.
+        unlimited = {} if default_limits else {
+            "WEBSOCKET_RATE_LIMIT": "1000000", "WEBSOCKET_RATE_BURST": "1000000",
+            "WEBSOCKET_FRAME_RATE": "1000000", "WEBSOCKET_FRAME_BURST": "1000000"}
+        super().__init__(redis_url=redis_url, env=production_env(DATABASE_URL=database_url, **unlimited))
         self.cpus = cpus
         self.place_log(log_dir, "ours")
 
@@ -139,8 +141,9 @@ def migrate_templates(run_dir):
 class Stack:
     """Redis and `len(cpu_sets)` server processes of one kind (one per CPU set), started together."""
 
-    def __init__(self, kind, cpu_sets, run_dir, templates):
+    def __init__(self, kind, cpu_sets, run_dir, templates, default_limits=False):
         self.kind, self.cpu_sets, self.run_dir, self.templates = kind, cpu_sets, Path(run_dir), templates
+        self.default_limits = default_limits
         self.redis = None
         self.servers = []
 
@@ -158,7 +161,7 @@ class Stack:
     def make_server(self, index, cpus):
         if self.kind == "ours":
             database = self.fresh_database("ours", index)
-            return OurWorker(self.redis.url, f"sqlite:///{database}", cpus, self.run_dir)
+            return OurWorker(self.redis.url, f"sqlite:///{database}", cpus, self.run_dir, self.default_limits)
         if self.kind == "bare":
             return BareWorker(self.redis.url, cpus, self.run_dir)
         layer = self.kind.removeprefix("channels-")

@@ -115,6 +115,12 @@ def evaluate(document):
                               slow["with"]["p99_ms"] if slow else None, slow["without"]["p99_ms"] if slow else None,
                               1.2, fmt_ms, "without", [slow], at_least=False))
 
+    flood = get("flood")
+    for kind, result in (flood or {}).get("kinds", {}).items():
+        during = result.get("during", {}).get("p99_ms")
+        checks.append(Check(f"{kind} flood: a bystander's echo p99 ≤ 200 ms", during is not None and during <= 200,
+                            f"ours {fmt_ms(during)}; the flooder was closed with {result.get('flooder', {}).get('close_code')}"))
+
     scaling = get("scaling")
     one = scaling["one"].get("deliveries_per_s") if scaling else None
     two = scaling["two"].get("deliveries_per_s") if scaling else None

@@ -46,14 +46,16 @@ class FloodTests(LiveWebSocketTestCase):
         rss_before = self.worker.rss()
         flooder.send(prefix)
         deadline = time.monotonic() + FLOOD_SECONDS
+        flooder.sock.settimeout(0.5)
         try:
             while time.monotonic() < deadline:
                 flooder.send(chunk)
         except OSError:
-            pass  # the worker cut the connection: the flood is over
+            pass  # the worker stopped reading (a send blocked) or cut the connection: the flood is over
+        flooder.sock.settimeout(10)
         code = flooder.close_code()
         flooder.close()
-        time.sleep(0.2)
+        time.sleep(max(0.2, deadline - time.monotonic()))  # the bystander goes on for the whole time
         bystander.stop.set()
         bystander.join(timeout=30)
         self.assertFalse(bystander.is_alive(), "the bystander's echo never came back")

@@ -34,6 +34,13 @@ READ_SIZE = 65536
 # Yield to the other greenlets after this much work without a pause: a message handed to the
 # view counts one, a read one per 4 KiB (so at least every 256 KiB read, or 64 messages).
 READ_BUDGET = 64
+# How the shell yields: a timer, not sleep(0). gevent.sleep(0) lets ready greenlets run but may
+# resume this one before the event loop polls for I/O, so sockets waiting to be read would still
+# wait; any positive sleep resumes it only on the next loop iteration, after the poll.
+YIELD_SECONDS = 0.0001
+# Between two reads of a connection we failed, while its close frame goes out: at most 64 KiB
+# per pause is discarded (6.4 MB/s), for at most the close timeout.
+FAILED_READ_PAUSE = 0.01
 
 
 class ConnectionClosed(WebSocketError):
@@ -211,8 +218,13 @@ class Connection:
         self.close(NORMAL)
         with gevent.Timeout(self._close_timeout, False):
             # Both close frames exchanged: the server closes the TCP connection (RFC 6455 7.1.1).
+            # What a peer we failed (a flood, a protocol error) still sends is only discarded, at a
+            # trickle: reading it at all lets our close frame reach it (closing with its bytes
+            # unread would reset the connection and lose the frame), but a flooder gets no CPU.
             while not self._dead and self.core.protocol.close_rcvd is None:
                 self._read_some()
+                if self.core.cause is not None:
+                    gevent.sleep(FAILED_READ_PAUSE)
             # Let the writer send what is queued. Once the socket is dead nothing more can go
             # out, and `_drained` may be set while the writer still sits in a failing send:
             # waiting on it then would return at once, forever, without ever yielding.
@@ -247,7 +259,7 @@ class Connection:
         self._work += units
         if self._work >= READ_BUDGET:
             self._work = 0
-            gevent.sleep(0)
+            gevent.sleep(YIELD_SECONDS)
 
     def _read_buffered_first(self, size):
         """What the HTTP parser read past the handshake, taken without waiting.
