@@ -14,6 +14,7 @@ import websocket as websocket_client
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.history import create_rooms
 from tests.raw import RawClient, frame
 
 TEXT, BINARY, CLOSE, PING, CONT = 0x1, 0x2, 0x8, 0x9, 0x0
@@ -168,6 +169,7 @@ class LimitTests(LiveWebSocketTestCase):
                   "WEBSOCKET_HANDSHAKE_TIMEOUT": "0.5"}
 
     def test_flood_gets_an_error_event_then_close_1008(self):
+        create_rooms("flood")
         client = self.connect("/chat/flood/")
         client.receive_event("welcome")
         for i in range(60):
@@ -251,6 +253,7 @@ class SlowConsumerTests(LiveWebSocketTestCase):
                   "WEBSOCKET_SEND_BUFFER": "16384"}
 
     def test_a_client_that_never_reads_is_closed_and_the_others_keep_receiving(self):
+        create_rooms("busy")
         slow = websocket_client.create_connection(self.worker.url("/chat/busy/"), timeout=5,
                                                   sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
         self.addCleanup(slow.close)

@@ -10,6 +10,7 @@ from django.test import Client
 import websocket as websocket_client
 from chat.models import Room
 from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.history import create_rooms
 
 
 class RedisOutageTests(LiveWebSocketTestCase):
@@ -28,6 +29,7 @@ class RedisOutageTests(LiveWebSocketTestCase):
                                                  "connections": 0})
 
     def test_redis_killed_and_restarted_mid_chat(self):
+        create_rooms("outage")
         ann = self.connect("/chat/outage/", name="ann", color="#ff0000")
         bob = self.connect("/chat/outage/", name="bob", color="#0000ff")
         ann.receive_event("welcome")
@@ -64,6 +66,7 @@ class GracefulShutdownTests(LiveWebSocketTestCase):
     worker_env = {"WS_GRACEFUL_TIMEOUT": "5"}
 
     def test_sigterm_closes_every_client_with_1001_and_exits_within_the_graceful_timeout(self):
+        create_rooms("shutdown")
         clients = [self.connect("/echo/") for _ in range(3)] + [self.connect("/chat/shutdown/")]
         clients[-1].receive_event("welcome")
         started = time.monotonic()
