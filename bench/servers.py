@@ -133,7 +133,7 @@ def migrate_templates(run_dir):
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True,
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     # Anonymous clients join only rooms that exist: the benchmark's room is opened beforehand.
-    subprocess.run([sys.executable, "manage.py", "shell", "-c",
+    subprocess.run([sys.executable, "manage.py", "shell", "-v0", "-c",
                     f"from chat.models import Room; Room.objects.get_or_create(name={ROOM!r})"], cwd=ROOT, check=True,
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     subprocess.run([str(CHANNELS_PYTHON), "-m", "django", "migrate", "-v0", "--settings", "channels_app.settings"],
