@@ -3,6 +3,7 @@ run under realtime.supervisor: an unexpected exception is logged, the loop resta
 and /healthz and /metrics tell the operator meanwhile."""
 
 import json
+import struct
 
 import gevent
 import redis
@@ -10,6 +11,7 @@ from django.test import SimpleTestCase
 
 from realtime.supervisor import DEAD, RESTARTING, RUNNING, STOPPED, Supervisor
 from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.raw import RawClient
 
 
 class SupervisorTests(SimpleTestCase):
@@ -77,15 +79,22 @@ class SupervisorTests(SimpleTestCase):
         self.assertFalse(self.supervisor.healthy)
 
 
-class SupervisedWorkerTests(LiveWebSocketTestCase):
+class LiveLoopMixin:
+    def health(self):
+        status, _, body = self.worker.http_get("/healthz")
+        return status, json.loads(body)
+
+    def wait_for_failure(self, name):
+        """(status, health) of the first /healthz that shows loop `name` failed once."""
+        return wait_until(lambda: (lambda h: h if h[1]["loops"].get(name, {}).get("restarts") else None)(
+            self.health()), message=f"the failure of {name} in /healthz")
+
+
+class SupervisedWorkerTests(LiveLoopMixin, LiveWebSocketTestCase):
     """A real worker whose broker listener is killed by a delivery that raises (tests.websocket_urls)."""
 
     use_redis = True
     worker_env = {"WEBSOCKET_URLCONF": "tests.websocket_urls"}
-
-    def health(self):
-        status, _, body = self.worker.http_get("/healthz")
-        return status, json.loads(body)
 
     def test_the_broker_listener_dies_is_restarted_and_chat_goes_on(self):
         ann = self.connect("/chat/", name="ann")
@@ -103,8 +112,7 @@ class SupervisedWorkerTests(LiveWebSocketTestCase):
         self.assertEqual(self.connect("/test/break-broker-listener/").receive(), "armed")
         redis.Redis.from_url(self.redis.url).publish("test:poison", "boom")
         # The worker says what happened, and that it is degraded until the listener runs again.
-        status, health = wait_until(lambda: (lambda h: h if h[1]["loops"]["broker-listener"]["restarts"] else None)(
-            self.health()), message="the listener's failure in /healthz")
+        status, health = self.wait_for_failure("broker-listener")
         self.assertEqual((status, health["status"], health["broker_connected"]), (503, "degraded", False))
         self.assertEqual(health["loops"]["broker-listener"]["state"], "restarting")
         self.assertEqual(health["loops"]["broker-listener"]["last_error"], "RuntimeError: test hook: a delivery that raises")
@@ -123,3 +131,30 @@ class SupervisedWorkerTests(LiveWebSocketTestCase):
             self.assertEqual(client.receive_event("resync")["reason"], "broker_reconnected")
         ann.send_json("message", {"text": "still here"})
         self.assertEqual(bob.receive_event("message")["text"], "still here")
+
+
+class SupervisedSweeperTests(LiveLoopMixin, LiveWebSocketTestCase):
+    """The registry sweeper (liveness) killed by a liveness check that raises: restarted, it drops dead peers again."""
+
+    worker_env = {"WEBSOCKET_URLCONF": "tests.websocket_urls", "WEBSOCKET_PING_INTERVAL": "0.5",
+                  "WEBSOCKET_PING_TIMEOUT": "0.5"}
+
+    def test_the_sweeper_dies_is_restarted_and_still_drops_a_peer_that_stops_answering(self):
+        self.assertEqual(self.connect("/test/break-registry-sweeper/").receive(), "armed")
+        status, health = self.wait_for_failure("registry-sweeper")
+        self.assertEqual((status, health["status"], health["broker_connected"]), (503, "degraded", True))
+        self.assertEqual(health["loops"]["registry-sweeper"]["last_error"],
+                         "RuntimeError: test hook: a liveness check that raises")
+        self.assertIn("background loop registry-sweeper failed; restart 1 in 1.0 s", self.worker.log())
+        wait_until(lambda: self.health()[0] == 200, message="healthy again")
+
+        # A client that reads but never answers pings: the sweeper pings it, then closes it with 1011.
+        silent = RawClient(self.worker.port)
+        self.addCleanup(silent.close)
+        opcodes = []
+        while (received := silent.read_frame()) is not None and received[0] != 0x8:
+            opcodes.append(received[0])
+        self.assertIn(0x9, opcodes)
+        self.assertIsNotNone(received, "the connection ended without a close frame")
+        self.assertEqual(struct.unpack("!H", received[1][:2])[0], 1011)
+        self.assertEqual(self.health()[1]["loops"]["registry-sweeper"]["restarts"], 1)

@@ -91,7 +91,39 @@ def break_broker_listener(request, ws):
         ws.receive()
 
 
+class LivenessCheckThatRaisesOnce:
+    """Sits in the registry like a connection; its first liveness check raises, which kills the
+    registry sweeper (the supervisor's test hook)."""
+
+    def __init__(self):
+        self.failed = False
+
+    def check_liveness(self, *args):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("test hook: a liveness check that raises")
+
+    def close(self, code, reason):
+        pass
+
+
+@websocket
+def break_registry_sweeper(request, ws):
+    """Puts a liveness check that raises in the registry, says "armed", and takes it out when the
+    client leaves."""
+    from realtime.registry import registry
+
+    member = LivenessCheckThatRaisesOnce()
+    registry.add(member)
+    try:
+        ws.send("armed")
+        ws.receive()
+    finally:
+        registry.discard(member)
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/break-registry-sweeper/", break_registry_sweeper),
     path("test/break-broker-listener/", break_broker_listener),
     path("test/slow-query/", slow_query),
     path("test/busy-then-reply/", busy_then_reply),
