@@ -71,7 +71,10 @@ def main():
     import django
 
     django.setup()
+    from chat.models import Room
     from realtime.testing import RedisServer, WebSocketWorker
+
+    Room.objects.get_or_create(name="bench")  # anonymous clients join only rooms that exist
 
     redis = RedisServer().start()
     workers = [WebSocketWorker(redis_url=redis.url, env={"WS_ACCESS_LOG": "/dev/null"}) for _ in range(2)]

@@ -17,6 +17,8 @@ import psutil
 
 from realtime.testing import RedisServer, ServerProcess, WebSocketWorker
 
+from .config import ROOM
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 CHANNELS_PYTHON = BENCH / ".venv-channels" / "bin" / "python"
@@ -132,6 +134,10 @@ def migrate_templates(run_dir):
     ours = Path(run_dir) / "ours-template.sqlite3"
     channels = Path(run_dir) / "channels-template.sqlite3"
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True,
+                   env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
+    # Anonymous clients join only rooms that exist: the benchmark's room is opened beforehand.
+    subprocess.run([sys.executable, "manage.py", "shell", "-v0", "-c",
+                    f"from chat.models import Room; Room.objects.get_or_create(name={ROOM!r})"], cwd=ROOT, check=True,
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     subprocess.run([str(CHANNELS_PYTHON), "-m", "django", "migrate", "-v0", "--settings", "channels_app.settings"],
                    cwd=BENCH, check=True, env={**os.environ, "CHANNELS_DB": str(channels)})

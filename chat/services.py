@@ -15,6 +15,7 @@ from .models import ROOM_NAME_PATTERN, Message, Room
 
 log = logging.getLogger("chat")
 
+LOBBY = "lobby"  # the room of /chat/, open to everyone from the start
 HISTORY_ON_JOIN = 50
 # A client resuming from further back than this many messages gets `resync` and recent history.
 RESUME_LIMIT = 1000
@@ -22,6 +23,23 @@ RESUME_LIMIT = 1000
 
 def room_channel(room_name):
     return f"chat:{room_name}"
+
+
+def room_to_open(room_name, user):
+    """The Room a user opens at /chat/<name>/, or None when it does not exist and may not be created.
+
+    Rooms are rows: anyone joins one that exists; only a logged-in user (or the admin, or server
+    code such as `manage.py chat_say`) creates one, so anonymous clients trying names cannot grow
+    the table, and their connects cost a read, not a write. The lobby (/chat/) is always open.
+    """
+    room = Room.objects.filter(name=room_name).first()
+    if room is None and may_create_room(room_name, user):
+        room, _ = Room.objects.get_or_create(name=room_name)
+    return room
+
+
+def may_create_room(room_name, user):
+    return room_name == LOBBY or user.is_authenticated
 
 
 def validate_room_name(room_name):

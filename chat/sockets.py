@@ -12,7 +12,7 @@ import random
 import secrets
 
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseForbidden
+from django.http import HttpResponseForbidden, HttpResponseNotFound
 
 from realtime.broker import BrokerUnavailable
 from realtime.decorators import websocket
@@ -21,8 +21,7 @@ from realtime.hub import get_hub
 from realtime.presence import get_presence
 
 from .forms import NickForm, errors_detail
-from .models import Room
-from .services import announce, backlog, post_message, room_channel
+from .services import LOBBY, announce, backlog, post_message, room_channel, room_to_open
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
@@ -152,8 +151,12 @@ CHAT_MAX_MESSAGE_BYTES = 16 * 1024
 
 
 @websocket(max_message_size=CHAT_MAX_MESSAGE_BYTES)
-def chat_room(request, ws, room="lobby"):
-    room, _ = Room.objects.get_or_create(name=room)
+def chat_room(request, ws, room=LOBBY):
+    name, room = room, room_to_open(room, request.user)
+    if room is None:
+        return HttpResponseNotFound(f"No room named {name!r}: log in to open a new room.
+",
+                                    content_type="text/plain; charset=utf-8")
     if room.private and not request.user.is_authenticated:
         return HttpResponseForbidden("This room is private: log in first.\n", content_type="text/plain; charset=utf-8")
     ChatSession(request, ws, room).run()

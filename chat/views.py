@@ -1,5 +1,13 @@
+from django.http import Http404
 from django.shortcuts import render
 
+from .models import Room
+from .services import LOBBY, may_create_room
 
-def room(request, room="lobby"):
+
+def room(request, room=LOBBY):
+    # The page opens the room's socket: show it only where the socket will be let in (which
+    # creates the room), rather than a page that reconnects forever.
+    if not (may_create_room(room, request.user) or Room.objects.filter(name=room).exists()):
+        raise Http404(f"No room named {room!r}: log in to open a new room.")
     return render(request, "chat/room.html", {"room": room})

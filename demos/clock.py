@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from realtime.envelope import envelope
 from realtime.hub import get_hub
+from realtime.supervisor import supervisor
 
 CHANNEL = "local:clock"
 
@@ -26,7 +27,7 @@ class Ticker:
 
     def start(self):
         if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+            self._greenlet = supervisor.spawn("clock-ticker", self._run)
 
     def tick(self):
         self.count += 1

@@ -9,6 +9,7 @@ from django.db import connection
 
 from realtime.envelope import envelope
 from realtime.hub import get_hub
+from realtime.supervisor import supervisor
 
 from .models import Job
 from .services import CHANNEL
@@ -22,7 +23,7 @@ def watch_database():
     """Start this process's database watcher (once)."""
     global _watcher
     if _watcher is None:
-        _watcher = gevent.spawn(poll_forever)
+        _watcher = supervisor.spawn("jobs-watcher", poll_forever)
 
 
 def poll_forever():
@@ -32,8 +33,10 @@ def poll_forever():
         hub = get_hub()
         if CHANNEL not in hub.groups:
             continue  # nobody watches: no queries
-        for job in Job.objects.recent():
-            if versions.get(job.id) != job.version:
-                versions[job.id] = job.version
-                hub.dispatch(CHANNEL, envelope("job", job.as_event_data()).encode())
-        connection.close()  # not kept between polls
+        try:
+            for job in Job.objects.recent():
+                if versions.get(job.id) != job.version:
+                    versions[job.id] = job.version
+                    hub.dispatch(CHANNEL, envelope("job", job.as_event_data()).encode())
+        finally:
+            connection.close()  # not kept between polls, nor after a failed one

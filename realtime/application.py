@@ -52,7 +52,7 @@ def websocket_view(view):
         if ws is None:
             return upgrade_required()
         origin = request.META.get("HTTP_ORIGIN")
-        if origin is not None and not origin_allowed(origin):
+        if origin is not None and not origin_allowed(request, origin):
             # Another site's page must not open a socket that carries our user's cookies.
             return HttpResponseForbidden(f"Origin {origin} is not allowed to open WebSockets here.\n",
                                          content_type="text/plain; charset=utf-8")

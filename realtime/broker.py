@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from .metrics import publish_seconds
+from .supervisor import supervisor
 
 log = logging.getLogger("realtime.broker")
 
@@ -90,13 +91,12 @@ class RedisBroker:
         self.connected = False
         self.down = False  # known to be unreachable: do not wait for confirmations
         self.reconnects = 0
+        self._ever_connected = False  # kept across restarts: a restart is a reconnect (resync)
         self._pubsub = None
 
     def start(self, on_message, on_reconnect=None):
-        import gevent
-
         self.on_message, self.on_reconnect = on_message, on_reconnect
-        gevent.spawn(self._listen)
+        supervisor.spawn("broker-listener", self._listen)
 
     def subscribe(self, channel):
         """Subscribe once per channel; every caller returns when Redis has confirmed it.
@@ -132,9 +132,22 @@ class RedisBroker:
             raise BrokerUnavailable(f"Redis at {self.url} is unavailable: {exc}") from exc
 
     def _listen(self):
+        try:
+            self._listen_forever()
+        finally:
+            # An unexpected exception (a bad callback) ends it here and the supervisor restarts it:
+            # meanwhile nothing listens, and /healthz must say so.
+            self._disconnected()
+
+    def _disconnected(self):
+        self._pubsub, self.connected, self.down = None, False, True
+        for confirmed in self._confirmed.values():
+            confirmed.set()  # release waiting subscribers: they go on, degraded
+
+    def _listen_forever(self):
         import gevent
 
-        delay, ever_connected = RECONNECT_MIN, False
+        delay = RECONNECT_MIN
         while True:
             pubsub = self.listen_client.pubsub()
             try:
@@ -145,12 +158,12 @@ class RedisBroker:
                 self._pubsub, self.connected, self.down, delay = pubsub, True, False, RECONNECT_MIN
                 if self.channels:
                     pubsub.subscribe(*self.channels)
-                if ever_connected:
+                if self._ever_connected:
                     self.reconnects += 1
                     log.warning("reconnected to Redis; resubscribed %d channels", len(self.channels))
                     if self.on_reconnect:
                         self.on_reconnect()
-                ever_connected = True
+                self._ever_connected = True
                 while True:
                     message = pubsub.get_message(timeout=1.0)
                     if message is None:
@@ -168,11 +181,9 @@ class RedisBroker:
                         if confirmed is not None:
                             confirmed.set()
             except (redis.RedisError, OSError) as exc:
-                if self.connected or not ever_connected:
+                if self.connected or not self._ever_connected:
                     log.warning("Redis PubSub connection lost (%s); retrying with backoff", exc)
-                self._pubsub, self.connected, self.down = None, False, True
-                for confirmed in self._confirmed.values():
-                    confirmed.set()  # release waiting subscribers: they go on, degraded
+                self._disconnected()
             finally:
                 try:
                     pubsub.close()

@@ -25,6 +25,7 @@ from .broker import get_broker
 from .envelope import rate_limited_notice
 from .transport import Connection, Limits
 from .registry import registry
+from .supervisor import supervisor
 
 SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7, 8) are not served
 
@@ -136,17 +137,19 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             self.environ["wsgi.websocket"] = None
 
     def send_worker_status(self, path):
-        """/healthz (JSON; 503 when the broker is down) and /metrics (Prometheus text)."""
+        """/healthz (JSON; 503 when the broker is down or a background loop is not running) and
+        /metrics (Prometheus text)."""
         if path == "/metrics":
             body = metrics.render()
             WSGIHandler.start_response(self, "200 OK", [
                 ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))])
             return self.write(body)
         broker = get_broker()
-        health = {"status": "ok" if broker.connected else "degraded", "broker": broker.kind,
-                  "broker_connected": broker.connected, "connections": len(registry)}
+        healthy = broker.connected and supervisor.healthy
+        health = {"status": "ok" if healthy else "degraded", "broker": broker.kind,
+                  "broker_connected": broker.connected, "connections": len(registry), "loops": supervisor.report()}
         body = json.dumps(health).encode()
-        WSGIHandler.start_response(self, "200 OK" if broker.connected else "503 Service Unavailable", [
+        WSGIHandler.start_response(self, "200 OK" if healthy else "503 Service Unavailable", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         self.write(body)
 

@@ -10,6 +10,8 @@ import os
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from .supervisor import supervisor
+
 
 class Stats:
     def __init__(self):
@@ -62,6 +64,15 @@ class StatsCollector:
         yield gauge("realtime_broker_connected", "1 when the broker (Redis) is reachable.", int(broker.connected))
         yield counter("realtime_broker_reconnects", "Times the broker connection was re-established.",
                       getattr(broker, "reconnects", 0))
+        restarts = CounterMetricFamily("realtime_loop_restarts", "Times a background loop was restarted after "
+                                       "an unexpected exception.", labels=["pid", "loop"])
+        up = GaugeMetricFamily("realtime_loop_up", "1 while a background loop runs (or ended on purpose), 0 while "
+                               "it waits to restart or is dead.", labels=["pid", "loop"])
+        for name, loop in sorted(supervisor.loops.items()):
+            restarts.add_metric(pid + [name], loop.restarts)
+            up.add_metric(pid + [name], int(loop.healthy))
+        yield restarts
+        yield up
 
 
 def install(open_connections, broker):

@@ -28,6 +28,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
 from .broker import get_broker
+from .supervisor import supervisor
 
 log = logging.getLogger("realtime.presence")
 
@@ -146,7 +147,7 @@ class Presence:
             self.on_expired[group] = on_expired
         self._safely(self.store.touch, group, {member_id: encoded})
         if self.store.expires and self._refresher is None:
-            self._refresher = gevent.spawn(self._refresh_forever)
+            self._refresher = supervisor.spawn("presence-refresher", self._refresh_forever)
 
     def update(self, group, member_id, info):
         """Replace a member's info (a new name, say)."""

@@ -9,6 +9,7 @@ import time
 import gevent
 
 from . import conf
+from .supervisor import supervisor
 
 SWEEP_INTERVAL = 1.0
 
@@ -24,7 +25,7 @@ class Registry:
     def add(self, connection):
         self.connections.add(connection)
         if self._sweeper is None:
-            self._sweeper = gevent.spawn(self._sweep_forever)
+            self._sweeper = supervisor.spawn("registry-sweeper", self._sweep_forever)
 
     def discard(self, connection):
         self.connections.discard(connection)

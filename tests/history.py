@@ -1,6 +1,13 @@
-"""Chat history written straight to the database, numbered as post_message numbers it."""
+"""Chat rooms and history written straight to the database, numbered as post_message numbers it."""
 
 from chat.models import Message, Room
+
+
+def create_rooms(*names):
+    """Rooms that exist, as an admin (or a logged-in user) would have opened them: anonymous
+    clients may only join rooms that exist (and the lobby)."""
+    for name in names:
+        Room.objects.get_or_create(name=name)
 
 
 def store_history(room_name, count):

@@ -6,6 +6,7 @@ from selenium.webdriver.common.by import By
 
 from realtime.testing import RedisServer, WebSocketWorker
 from tests.browser import by_testid, start_browser, text_of, wait_for
+from tests.history import create_rooms
 
 
 class ChatPageTests(StaticLiveServerTestCase):
@@ -25,6 +26,7 @@ class ChatPageTests(StaticLiveServerTestCase):
         cls.addClassCleanup(cls.bob.quit)
 
     def open_chat(self, browser, name, color):
+        create_rooms("browsers")
         browser.get(f"{self.live_server_url}/chat/browsers/")
         wait_for(browser, lambda d: text_of(d, "status") == "live", message="chat live")
         name_input = browser.find_element(*by_testid("name-input"))

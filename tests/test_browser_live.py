@@ -20,6 +20,7 @@ from realtime.broker import BrokerUnavailable, publish
 from realtime.envelope import envelope
 from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
 from tests.browser import by_testid, start_browser, text_of, wait_for
+from tests.history import create_rooms
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
 HOLE_TIMEOUT = 1.0
@@ -53,6 +54,10 @@ class LivePagesTests(StaticLiveServerTestCase):
     def open(self, path):
         self.browser.get(f"{self.live_server_url}{path}")
         self.wait_for_status("live")
+
+    def open_room(self, room):
+        create_rooms(room)  # anonymous users join only rooms that exist
+        self.open(f"/chat/{room}/")
 
     def wait_for_status(self, status, timeout=15):
         wait_for(self.browser, lambda d: text_of(d, "status") == status, timeout, f"status {status!r}")
@@ -104,7 +109,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.wait_for_messages(shown + ["while down 0", "while down 1", "while down 2", "after"])
 
     def test_chat_heals_after_the_worker_is_killed_and_restarted_showing_what_was_missed_once(self):
-        self.open("/chat/heal/")
+        self.open_room("heal")
         post_message("heal", "before the crash", "bob", "#0000ff")
         self.wait_for_messages(["before the crash"])
         self.assert_heals_after_a_crash_showing_what_was_missed_once("heal", ["before the crash"])
@@ -114,7 +119,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         When the next message arrives the page sees the id missing before it: it shows the new one
         at once, and within the hole timeout reconnects and shows the missing one in its place.
         Each message shows once, and after a crash the page resumes from the right point."""
-        self.open("/chat/hole/")
+        self.open_room("hole")
         post_message("hole", "first", "bob", "#0000ff")
         self.wait_for_messages(["first"])
         self.record_status_changes()
@@ -129,7 +134,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         """Two processes posting at once can publish in the other order than their ids: the page
         shows the later one first, then the earlier one in its place, each once, and needs no
         reconnect for it. After a crash it resumes after both."""
-        self.open("/chat/race/")
+        self.open_room("race")
         post_message("race", "first", "bob", "#0000ff")
         self.wait_for_messages(["first"])
         self.record_status_changes()
@@ -142,7 +147,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.assert_heals_after_a_crash_showing_what_was_missed_once("race", ["first", "second", "third"])
 
     def test_chat_notices_a_frozen_server_by_its_heartbeat_and_catches_up(self):
-        self.open("/chat/frozen/")
+        self.open_room("frozen")
         # SQLite: the last connection to close (or the first to open) holds the file's exclusive
         # lock for a moment; frozen then, the worker would lock us out. An open connection here
         # means the worker is never the last.
@@ -163,7 +168,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         return self.texts('[data-testid="member"]')
 
     def test_chat_lists_who_is_here_and_follows_joins_and_leaves(self):
-        self.open("/chat/people/")
+        self.open_room("people")
         wait_for(self.browser, lambda d: len(self.members()) == 1, message="me in the list")
         me = self.members()[0]
         self.assertTrue(me.endswith(" (you)"), me)

@@ -4,8 +4,13 @@ import os
 import subprocess
 import sys
 
+import websocket as websocket_client
+from django.contrib.auth.models import User
+from django.test import Client
+
+from chat.models import Room
 from realtime.testing import LiveWebSocketTestCase, database_url
-from tests.history import store_history
+from tests.history import create_rooms, store_history
 
 
 def chat_say(redis_url, room, text):
@@ -20,6 +25,7 @@ class ChatAcrossWorkersTests(LiveWebSocketTestCase):
     use_redis = True
 
     def join(self, room="lobby", worker=None, **query):
+        create_rooms(room)
         client = self.connect(f"/chat/{room}/" if room != "lobby" else "/chat/", worker=worker, **query)
         client.receive_event("welcome")
         return client
@@ -97,6 +103,7 @@ class RedisConnectionCountTests(LiveWebSocketTestCase):
         import redis
 
         server = redis.Redis.from_url(self.redis.url)
+        create_rooms(*(f"room{i}" for i in range(5)))
         clients = [self.connect(f"/chat/room{i % 5}/") for i in range(50)]
         for client in clients:
             client.receive_event("welcome")
@@ -120,6 +127,7 @@ class BadInputTests(LiveWebSocketTestCase):
 
     def setUp(self):
         super().setUp()
+        create_rooms("badinput")
         self.client = self.connect("/chat/badinput/", name="ann", color="#ff0000")
         self.client.receive_event("welcome")
 
@@ -187,11 +195,52 @@ class BadInputTests(LiveWebSocketTestCase):
                 self.assertIn("404", str(refused.exception))
 
 
+class RoomCreationTests(LiveWebSocketTestCase):
+    """Rooms are rows: anonymous clients join rooms that exist, only logged-in users open new ones."""
+
+    def refusal(self, path, **options):
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.open_client(self.worker.url(path), **options)
+        return refused.exception.status_code, refused.exception.resp_body.decode()
+
+    def test_an_anonymous_client_gets_404_for_a_room_that_does_not_exist_and_creates_nothing(self):
+        for name in ("nowhere", "spam-1", "spam-2"):
+            with self.subTest(name=name):
+                self.assertEqual(self.refusal(f"/chat/{name}/"),
+                                 (404, f"No room named '{name}': log in to open a new room.\n"))
+        self.assertFalse(Room.objects.exists())
+        page = Client().get("/chat/nowhere/")  # the page says so too, instead of a socket retrying forever
+        self.assertEqual(page.status_code, 404)
+        self.assertFalse(Room.objects.exists())
+
+    def test_anyone_joins_the_lobby_and_rooms_that_exist(self):
+        Room.objects.create(name="kitchen")
+        for path, room in (("/chat/", "lobby"), ("/chat/kitchen/", "kitchen")):
+            with self.subTest(path=path):
+                self.assertEqual(self.connect(path).receive_event("welcome")["room"], room)
+                self.assertEqual(Client().get(path).status_code, 200)
+        self.assertEqual(sorted(Room.objects.values_list("name", flat=True)), ["kitchen", "lobby"])
+
+    def test_a_logged_in_user_opens_a_new_room_which_anyone_may_then_join(self):
+        browser = Client()
+        browser.force_login(User.objects.create_user("alice", password="a long enough password"))
+        self.assertEqual(browser.get("/chat/planning/").status_code, 200)
+        self.assertFalse(Room.objects.exists())  # showing the page writes nothing; the socket opens the room
+        alice = self.open_client(self.worker.url("/chat/planning/"), cookie=f"sessionid={browser.cookies['sessionid'].value}")
+        self.assertEqual(alice.receive_event("welcome")["room"], "planning")
+        self.assertTrue(Room.objects.filter(name="planning", private=False).exists())
+        guest = self.connect("/chat/planning/", name="guest")
+        guest.receive_event("welcome")
+        guest.send_json("message", {"text": "found it"})
+        self.assertEqual(alice.receive_event("message")["text"], "found it")
+
+
 class InProcessBrokerTests(LiveWebSocketTestCase):
     """Without REDIS_URL one worker still chats, and says which broker it uses."""
 
     def test_two_clients_chat_without_redis(self):
         self.assertIn("in-process broker", self.worker.log())
+        create_rooms("local")
         ann = self.connect("/chat/local/", name="ann", color="#ff0000")
         bob = self.connect("/chat/local/", name="bob", color="#0000ff")
         ann.receive_event("welcome")

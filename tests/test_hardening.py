@@ -14,6 +14,7 @@ import websocket as websocket_client
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.history import create_rooms
 from tests.raw import RawClient, frame
 
 TEXT, BINARY, CLOSE, PING, CONT = 0x1, 0x2, 0x8, 0x9, 0x0
@@ -175,6 +176,7 @@ class LimitTests(LiveWebSocketTestCase):
                   "WEBSOCKET_HANDSHAKE_TIMEOUT": "0.5"}
 
     def test_flood_gets_an_error_event_then_close_1008(self):
+        create_rooms("flood")
         client = self.connect("/chat/flood/")
         client.receive_event("welcome")
         for i in range(60):
@@ -258,6 +260,7 @@ class SlowConsumerTests(LiveWebSocketTestCase):
                   "WEBSOCKET_SEND_BUFFER": "16384"}
 
     def test_a_client_that_never_reads_is_closed_and_the_others_keep_receiving(self):
+        create_rooms("busy")
         slow = websocket_client.create_connection(self.worker.url("/chat/busy/"), timeout=5,
                                                   sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
         self.addCleanup(slow.close)
@@ -279,20 +282,20 @@ class SlowConsumerTests(LiveWebSocketTestCase):
         self.assertLess(self.worker.rss() - rss_before, 50 * 1024 * 1024)
 
 
-class OriginTests(LiveWebSocketTestCase):
-    def test_allowed_origin_connects(self):
-        for origin in ("http://localhost:8000", "http://127.0.0.1:8000"):
-            with self.subTest(origin=origin):
-                ws = self.connect_with_origin(origin)
-                ws.send("hi")
-                self.assertEqual(ws.recv(), "hi")
+class OriginChecks:
+    """Connect to /echo/ as a page of `origin` would; the 403 says who may not."""
 
-    def test_foreign_origin_gets_403(self):
-        for origin in ("https://evil.example", "null", "http://localhost.evil.example"):
-            with self.subTest(origin=origin):
-                with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
-                    self.connect_with_origin(origin)
-                self.assertEqual(refused.exception.status_code, 403)
+    def connect_with_origin(self, origin, **options):
+        ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, origin=origin, **options)
+        self.addCleanup(ws.close)
+        ws.send("hi")
+        self.assertEqual(ws.recv(), "hi")
+
+    def assert_refused(self, origin, **options):
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.connect_with_origin(origin, **options)
+        self.assertEqual(refused.exception.status_code, 403)
+        self.assertIn(f"Origin {origin} is not allowed".encode(), refused.exception.resp_body)
 
     def test_no_origin_is_a_non_browser_client_and_connects(self):
         ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, suppress_origin=True)
@@ -300,7 +303,43 @@ class OriginTests(LiveWebSocketTestCase):
         ws.send("no origin")
         self.assertEqual(ws.recv(), "no origin")
 
-    def connect_with_origin(self, origin):
-        ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, origin=origin)
-        self.addCleanup(ws.close)
-        return ws
+
+class OriginTests(OriginChecks, LiveWebSocketTestCase):
+    """Production: ALLOWED_HOSTS = * behind a TLS proxy, one trusted origin of another site."""
+
+    worker_env = {"DEBUG": "0", "SECRET_KEY": "origin-tests-not-secret-" + "x" * 40, "ALLOWED_HOSTS": "*",
+                  "BEHIND_TLS_PROXY": "1", "CSRF_TRUSTED_ORIGINS": "https://app.example.net,https://*.partner.net"}
+
+    def test_the_own_origin_connects_with_the_scheme_the_proxy_reports(self):
+        own = f"127.0.0.1:{self.worker.port}"
+        self.connect_with_origin(f"http://{own}")
+        self.connect_with_origin(f"https://{own}", header=["X-Forwarded-Proto: https"])
+        self.assert_refused(f"http://{own}", header=["X-Forwarded-Proto: https"])  # an http page, a wss socket
+        self.assert_refused(f"https://{own}")
+
+    def test_trusted_origins_connect(self):
+        for origin in ("https://app.example.net", "https://chat.partner.net"):
+            with self.subTest(origin=origin):
+                self.connect_with_origin(origin)
+
+    def test_any_other_origin_gets_403_though_every_host_is_allowed(self):
+        port = self.worker.port
+        for origin in ("https://evil.example", "null", f"http://localhost:{port}", f"http://127.0.0.1:{port + 1}",
+                       "http://app.example.net", "https://app.example.net:8443", "https://evilpartner.net"):
+            with self.subTest(origin=origin):
+                self.assert_refused(origin)
+
+
+class DevelopmentOriginTests(OriginChecks, LiveWebSocketTestCase):
+    """DEBUG (make run): pages on :8000, sockets on another port of the same host."""
+
+    def test_a_page_on_another_port_of_the_same_host_connects(self):
+        for origin in ("http://127.0.0.1:8000", f"http://127.0.0.1:{self.worker.port}"):
+            with self.subTest(origin=origin):
+                self.connect_with_origin(origin)
+        self.connect_with_origin("http://localhost:8000", host=f"localhost:{self.worker.port}")
+
+    def test_another_host_or_scheme_gets_403(self):
+        for origin in ("https://evil.example", "http://localhost:8000", "https://127.0.0.1:8000", "null"):
+            with self.subTest(origin=origin):
+                self.assert_refused(origin)

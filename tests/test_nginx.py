@@ -70,7 +70,7 @@ class SiteTemplateTests(SimpleTestCase):
 
     def test_routing_is_a_map_on_the_upgrade_header_not_if_and_rewrite(self):
         template = TEMPLATE.read_text()
-        self.assertIn("map $http_upgrade $realtime_upstream", template)
+        self.assertIn('map "$request_method:$http_upgrade" $realtime_upstream', template)
         active = "\n".join(line for line in template.splitlines() if not line.lstrip().startswith("#"))
         self.assertNotIn("rewrite", active)
         self.assertNotIn("if (", active)
@@ -82,6 +82,20 @@ class SiteTemplateTests(SimpleTestCase):
             render("80", ["127.0.0.1:8000"], ["127.0.0.1:8001; include /etc/passwd"], "/srv/static")
         with self.assertRaisesMessage(ValueError, "at least one"):
             render("80", ["127.0.0.1:8000"], [], "/srv/static")
+
+    def test_websocket_limits_have_defaults_and_refuse_what_nginx_would_not_take(self):
+        site = render("80", ["127.0.0.1:8000"], ["127.0.0.1:8001"], "/srv/static")
+        self.assertIn("limit_conn realtime_websocket_connections 100;", site)
+        self.assertIn("zone=realtime_websocket_upgrades:10m rate=10r/s;", site)
+        self.assertIn("limit_req zone=realtime_websocket_upgrades burst=40 nodelay;", site)
+        site = render("80", ["127.0.0.1:8000"], ["127.0.0.1:8001"], "/srv/static", ws_connections=5,
+                      ws_rate="30r/m", ws_burst=2)
+        self.assertIn("limit_conn realtime_websocket_connections 5;", site)
+        self.assertIn("rate=30r/m;", site)
+        for options, message in (({"ws_connections": 0}, "ws_connections: 0"), ({"ws_burst": "2; deny"}, "ws_burst"),
+                                 ({"ws_rate": "10"}, "not a rate"), ({"ws_rate": "10r/h"}, "not a rate")):
+            with self.subTest(options=options), self.assertRaisesMessage(ValueError, message):
+                render("80", ["127.0.0.1:8000"], ["127.0.0.1:8001"], "/srv/static", **options)
 
 
 class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
@@ -103,6 +117,12 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         upstreams = ["--static-root", str(cls.static_root), "--pages", f"127.0.0.1:{cls.pages.port}",
                      "--websockets", *(f"127.0.0.1:{worker.port}" for worker in cls.workers)]
         cls.nginx = cls.start(NginxServer(lambda nginx: render_site("--listen", f"127.0.0.1:{nginx.port}", *upstreams)))
+
+        # The per-address limits, each small in a site of its own (the defaults are far above a test's needs).
+        cls.few_sockets_nginx = cls.start(NginxServer(lambda nginx: render_site(
+            "--listen", f"127.0.0.1:{nginx.port}", "--ws-connections", "2", *upstreams)))
+        cls.slow_upgrades_nginx = cls.start(NginxServer(lambda nginx: render_site(
+            "--listen", f"127.0.0.1:{nginx.port}", "--ws-rate", "1r/m", "--ws-burst", "2", *upstreams)))
 
         cls.tls_port = free_port()
         tls_directory = Path(tempfile.mkdtemp(prefix="tls-"))
@@ -159,6 +179,62 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         wait_until(lambda: all(any(p in w.log() for w in self.workers) for p in probes), message="all 101 lines")
         for worker in self.workers:
             self.assertTrue(any(probe in worker.log() for probe in probes), f"no socket on worker {worker.port}")
+
+    def request(self, method, path, headers, nginx=None):
+        """(status, body) of any request through nginx."""
+        conn = http.client.HTTPConnection("127.0.0.1", (nginx or self.nginx).port, timeout=10)
+        self.addCleanup(conn.close)
+        conn.request(method, path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read().decode(errors="replace")
+
+    def test_the_workers_health_and_metrics_are_not_served_to_the_outside(self):
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        for method in ("GET", "POST"):
+            for headers in ({}, upgrade):
+                for path in ("/metrics", "/healthz", "/%6detrics", "/metrics?x=1"):
+                    with self.subTest(method=method, upgrade=bool(headers), path=path):
+                        status, body = self.request(method, path, headers)
+                        self.assertEqual(status, 403)
+                        self.assertNotIn("realtime_", body)
+                        self.assertNotIn("broker", body)
+        # Still there for the host's monitoring, on the worker's own port.
+        self.assertEqual(self.workers[0].http_get("/healthz")[0], 200)
+
+    def test_only_a_get_upgrade_reaches_the_websocket_workers(self):
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        status, _ = self.request("POST", "/echo/?probe=post-upgrade", {**upgrade, "Content-Length": "0"})
+        self.assertEqual(status, 403)  # Django's CSRF check on the page server: a POST without a token
+        wait_until(lambda: "POST /echo/?probe=post-upgrade" in self.pages.log(), message="the page server's log line")
+        for worker in self.workers:
+            self.assertNotIn("post-upgrade", worker.log())
+
+    def test_one_address_gets_503_past_its_open_sockets_and_pages_still_load(self):
+        url = f"ws://127.0.0.1:{self.few_sockets_nginx.port}/echo/"
+        first, _second = self.connect(url), self.connect(url)
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.connect(url)
+        self.assertEqual(refused.exception.status_code, 503)
+        self.assertEqual(self.get("/chat/", nginx=self.few_sockets_nginx)[0], 200)  # pages are not counted
+        first.close()
+        wait_until(lambda: self.upgrade_status(url) == 101, message="a socket once another closed")
+
+    def test_one_address_gets_429_past_its_burst_of_new_sockets_and_pages_still_load(self):
+        url = f"ws://127.0.0.1:{self.slow_upgrades_nginx.port}/echo/"
+        statuses = [self.upgrade_status(url) for _ in range(5)]
+        # One at the rate (1 a minute) plus a burst of two; the rest come too soon.
+        self.assertEqual(statuses, [101, 101, 101, 429, 429])
+        self.assertEqual(self.get("/chat/", nginx=self.slow_upgrades_nginx)[0], 200)
+
+    def upgrade_status(self, url):
+        """101 once a WebSocket opened (it is closed again), or the HTTP status that refused it."""
+        try:
+            websocket_client.create_connection(url, timeout=10).close()
+            return 101
+        except websocket_client.WebSocketBadStatusException as refused:
+            return refused.status_code
 
     def test_the_old_internal_prefix_is_not_there(self):
         self.assertEqual(self.get("/__ws__/chat/")[0], 404)

@@ -23,6 +23,8 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
         cls.addClassCleanup(cls.redis.stop)
         env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_URLCONF": "tests.websocket_urls"}
         manage("migrate", "--noinput", env=env)
+        # Anonymous clients join only rooms that exist.
+        manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='pg')", env=env)
         cls.workers = []
         for _ in range(2):
             cls.workers.append(WebSocketWorker(redis_url=cls.redis.url, env=env).start())

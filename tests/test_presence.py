@@ -4,6 +4,7 @@ import signal
 import time
 
 from realtime.testing import LiveWebSocketTestCase
+from tests.history import create_rooms
 
 # Small in tests so that they are quick; the defaults are 30 s and 10 s.
 TTL, REFRESH = 1.0, 0.25
@@ -19,6 +20,7 @@ def names(members):
 class PresenceTestMixin:
     def join(self, room, worker=None, **query):
         """Connect; return (client, its welcome, the presence list it got on joining)."""
+        create_rooms(room)
         client = self.connect(f"/chat/{room}/", worker=worker, **query)
         welcome = client.receive_event("welcome")
         return client, welcome, client.receive_event("presence")["members"]

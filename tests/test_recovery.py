@@ -10,6 +10,10 @@ from django.test import Client
 import websocket as websocket_client
 from chat.models import Room
 from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.history import create_rooms
+
+
+RUNNING = {"state": "running", "restarts": 0, "last_error": None}  # a background loop, in /healthz
 
 
 class RedisOutageTests(LiveWebSocketTestCase):
@@ -25,9 +29,10 @@ class RedisOutageTests(LiveWebSocketTestCase):
         self.addCleanup(fresh.stop)
         wait_until(lambda: self.health(fresh)[0] == 200, message="a fresh worker to report itself healthy")
         self.assertEqual(self.health(fresh)[1], {"status": "ok", "broker": "redis", "broker_connected": True,
-                                                 "connections": 0})
+                                                 "connections": 0, "loops": {"broker-listener": RUNNING}})
 
     def test_redis_killed_and_restarted_mid_chat(self):
+        create_rooms("outage")
         ann = self.connect("/chat/outage/", name="ann", color="#ff0000")
         bob = self.connect("/chat/outage/", name="bob", color="#0000ff")
         ann.receive_event("welcome")
@@ -35,7 +40,9 @@ class RedisOutageTests(LiveWebSocketTestCase):
         ann.send_json("message", {"text": "before"})
         last_seen = bob.receive_event("message")["id"]
         self.assertEqual(self.health(), (200, {"status": "ok", "broker": "redis", "broker_connected": True,
-                                               "connections": 2}))
+                                               "connections": 2, "loops": {"broker-listener": RUNNING,
+                                                                           "presence-refresher": RUNNING,
+                                                                           "registry-sweeper": RUNNING}}))
 
         self.redis.stop()
         wait_until(lambda: self.health()[0] == 503, message="healthz to report the broker down")
@@ -49,6 +56,7 @@ class RedisOutageTests(LiveWebSocketTestCase):
         self.redis.start()
         wait_until(lambda: self.health()[0] == 200, timeout=15, message="the hub to reconnect")
         self.assertIn("reconnected to Redis; resubscribed", self.worker.log())
+        self.assertEqual(self.health()[1]["loops"]["broker-listener"], RUNNING)  # reconnected by itself, no crash
         self.assertEqual(bob.receive_event("resync")["reason"], "broker_reconnected")
 
         # Bob resumes from the last id he saw: he gets the stored message, then live ones again.
@@ -64,6 +72,7 @@ class GracefulShutdownTests(LiveWebSocketTestCase):
     worker_env = {"WS_GRACEFUL_TIMEOUT": "5"}
 
     def test_sigterm_closes_every_client_with_1001_and_exits_within_the_graceful_timeout(self):
+        create_rooms("shutdown")
         clients = [self.connect("/echo/") for _ in range(3)] + [self.connect("/chat/shutdown/")]
         clients[-1].receive_event("welcome")
         started = time.monotonic()

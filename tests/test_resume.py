@@ -14,7 +14,7 @@ from django.test import override_settings
 from chat.models import Message, Room
 from chat.services import post_message
 from realtime.testing import LiveWebSocketTestCase, wait_until
-from tests.history import store_history
+from tests.history import create_rooms, store_history
 
 
 def post_from_this_process(room, name, count):
@@ -31,6 +31,7 @@ class ResumeTests(LiveWebSocketTestCase):
     use_redis = True
 
     def join(self, room, worker=None, **query):
+        create_rooms(room)
         client = self.connect(f"/chat/{room}/", worker=worker, **query)
         client.receive_event("welcome")
         return client
@@ -111,6 +112,7 @@ class ResumeTests(LiveWebSocketTestCase):
         """A user who opens the room while messages pour in gets history up to welcome's last_id
         (no live message overtakes welcome), then live messages from the very next id on: nothing
         skipped, and nothing twice once the client drops the ids up to its resume point."""
+        create_rooms("busy")
         with override_settings(REDIS_URL=self.redis.url), ThreadPoolExecutor(1) as thread:
             posting = thread.submit(post_from_this_process, "busy", "poster", 150)
             users = []

@@ -1,6 +1,6 @@
 """Pure unit tests: no sockets, no servers."""
 
-from django.test import SimpleTestCase, override_settings
+from django.test import RequestFactory, SimpleTestCase, override_settings
 
 from chat.forms import MessageForm, NickForm
 from project.test_runner import error_line
@@ -47,13 +47,52 @@ class FormTests(SimpleTestCase):
 
 
 class OriginTests(SimpleTestCase):
-    @override_settings(ALLOWED_HOSTS=["example.com", ".example.org"], CSRF_TRUSTED_ORIGINS=["https://*.partner.net"])
-    def test_allowed_hosts_and_trusted_origins(self):
-        for origin in ("https://example.com", "http://example.com:8000", "https://www.example.org",
-                       "https://app.partner.net"):
-            self.assertTrue(origin_allowed(origin), origin)
-        for origin in ("https://evil.com", "https://example.com.evil.com", "null", "", "http://partner.net.evil"):
-            self.assertFalse(origin_allowed(origin), origin)
+    """Which page may open a socket: Django's CSRF origin rule, on the upgrade request."""
+
+    def allowed(self, origin, host="example.com", secure=False, **meta):
+        request = RequestFactory().get("/chat/", HTTP_HOST=host, secure=secure, **meta)
+        return origin_allowed(request, origin)
+
+    @override_settings(DEBUG=False, ALLOWED_HOSTS=["*"], CSRF_TRUSTED_ORIGINS=[])
+    def test_only_the_request_own_origin_even_when_every_host_is_allowed(self):
+        self.assertTrue(self.allowed("http://example.com"))
+        self.assertTrue(self.allowed("https://example.com", secure=True))
+        self.assertTrue(self.allowed("http://example.com:8080", host="example.com:8080"))
+        for origin in ("https://example.com", "http://example.com:8080", "http://www.example.com",
+                       "https://evil.example", "http://example.com.evil.example", "null", ""):
+            self.assertFalse(self.allowed(origin), origin)
+        self.assertFalse(self.allowed("http://example.com", secure=True), "an http page opening a wss:// socket")
+
+    @override_settings(DEBUG=False, ALLOWED_HOSTS=["example.com"], SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"))
+    def test_behind_a_tls_proxy_the_scheme_comes_from_the_proxy_header(self):
+        self.assertTrue(self.allowed("https://example.com", HTTP_X_FORWARDED_PROTO="https"))
+        self.assertFalse(self.allowed("http://example.com", HTTP_X_FORWARDED_PROTO="https"))
+        self.assertTrue(self.allowed("http://example.com", HTTP_X_FORWARDED_PROTO="http"))
+
+    @override_settings(DEBUG=False, ALLOWED_HOSTS=["example.com"],
+                       CSRF_TRUSTED_ORIGINS=["https://app.example.net", "https://*.partner.net"])
+    def test_trusted_origins_match_whole_origins_and_subdomain_patterns(self):
+        for origin in ("https://app.example.net", "https://partner.net", "https://chat.partner.net"):
+            self.assertTrue(self.allowed(origin), origin)
+        for origin in ("http://app.example.net", "https://app.example.net:8443", "http://chat.partner.net",
+                       "https://partner.net.evil", "https://evilpartner.net"):
+            self.assertFalse(self.allowed(origin), origin)
+
+    @override_settings(DEBUG=False, ALLOWED_HOSTS=["example.com"])
+    def test_a_host_outside_allowed_hosts_has_no_own_origin(self):
+        self.assertFalse(self.allowed("http://evil.example", host="evil.example"))
+
+    @override_settings(DEBUG=True, ALLOWED_HOSTS=["localhost", "127.0.0.1", "[::1]"])
+    def test_in_development_a_page_on_another_port_of_the_same_host_may_connect(self):
+        # make run: the page on :8000, the socket on :8001.
+        self.assertTrue(self.allowed("http://127.0.0.1:8000", host="127.0.0.1:8001"))
+        self.assertTrue(self.allowed("http://[::1]:8000", host="[::1]:8001"))
+        for origin in ("http://localhost:8000", "https://127.0.0.1:8000", "http://evil.example:8000"):
+            self.assertFalse(self.allowed(origin, host="127.0.0.1:8001"), origin)
+
+    @override_settings(DEBUG=False, ALLOWED_HOSTS=["localhost", "127.0.0.1"])
+    def test_in_production_another_port_is_another_origin(self):
+        self.assertFalse(self.allowed("http://127.0.0.1:8000", host="127.0.0.1:8001"))
 
 
 class RecordingConnection:

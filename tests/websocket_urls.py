@@ -62,7 +62,69 @@ def slow_query(request, ws):
     ws.receive()
 
 
+class DeliveryThatRaisesOnce:
+    """Stands in for a connection whose delivery fails with an unexpected error, once: the broker
+    listener that hands it a message dies of it (the supervisor's test hook)."""
+
+    max_queue_messages = 1
+
+    def __init__(self):
+        self.failed = False
+
+    def accept(self):
+        pass
+
+    def send_frame(self, frame):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("test hook: a delivery that raises")
+
+
+@websocket
+def break_broker_listener(request, ws):
+    """Subscribes a delivery that raises to the channel `test:poison`, says "armed", and keeps it
+    subscribed until the client leaves. A message published there then kills the broker listener."""
+    from realtime.hub import get_hub
+
+    with get_hub().subscribe("test:poison", DeliveryThatRaisesOnce()):
+        ws.send("armed")
+        ws.receive()
+
+
+class LivenessCheckThatRaisesOnce:
+    """Sits in the registry like a connection; its first liveness check raises, which kills the
+    registry sweeper (the supervisor's test hook)."""
+
+    def __init__(self):
+        self.failed = False
+
+    def check_liveness(self, *args):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("test hook: a liveness check that raises")
+
+    def close(self, code, reason):
+        pass
+
+
+@websocket
+def break_registry_sweeper(request, ws):
+    """Puts a liveness check that raises in the registry, says "armed", and takes it out when the
+    client leaves."""
+    from realtime.registry import registry
+
+    member = LivenessCheckThatRaisesOnce()
+    registry.add(member)
+    try:
+        ws.send("armed")
+        ws.receive()
+    finally:
+        registry.discard(member)
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/break-registry-sweeper/", break_registry_sweeper),
+    path("test/break-broker-listener/", break_broker_listener),
     path("test/slow-query/", slow_query),
     path("test/busy-then-reply/", busy_then_reply),
     path("test/db-then-wait/", db_then_wait),

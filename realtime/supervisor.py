@@ -1,0 +1,98 @@
+"""Background loops that must not die quietly: ONE supervisor per worker process.
+
+Each long-lived greenlet of the process (the broker listener, the registry sweeper, the presence
+refresher, the jobs watcher, the clock ticker) is started with `supervisor.spawn(name, function)`.
+When the function raises, the exception and its traceback are logged, the loop is `restarting`,
+and the function is called again after a backoff that doubles from RESTART_MIN up to RESTART_MAX
+(back to RESTART_MIN once a run lasted RESTART_MAX without failing): a loop that fails at once
+every time costs a log line per RESTART_MAX, not a busy CPU. `/healthz` calls the worker degraded
+while any loop is restarting or dead, and `/metrics` counts restarts per loop.
+
+A loop keeps what it must across restarts in its own object (the broker remembers its channels
+and that it was connected before); the supervisor keeps only the loop's state and counts.
+"""
+
+import logging
+import time
+
+import gevent
+
+log = logging.getLogger("realtime.supervisor")
+
+RESTART_MIN, RESTART_MAX = 1.0, 30.0
+
+RUNNING, RESTARTING, STOPPED, DEAD = "running", "restarting", "stopped", "dead"
+
+
+class Loop:
+    """One supervised loop: its greenlet, state, restart count and last error."""
+
+    def __init__(self, name, function, args, restart_min, restart_max):
+        self.name, self.function, self.args = name, function, args
+        self.restart_min, self.restart_max = restart_min, restart_max
+        self.state = RUNNING
+        self.restarts = 0
+        self.last_error = None
+        self.delay = restart_min  # the wait before the next restart
+        self.greenlet = gevent.spawn(self._supervise)
+
+    @property
+    def healthy(self):
+        """Running, or ended on purpose (its function returned, or stop())."""
+        return self.state in (RUNNING, STOPPED)
+
+    def stop(self):
+        """The way out: end the loop for good (it is then `stopped`, not `dead`)."""
+        self.state = STOPPED
+        self.greenlet.kill()
+
+    def report(self):
+        return {"state": self.state, "restarts": self.restarts, "last_error": self.last_error}
+
+    def _supervise(self):
+        try:
+            while True:
+                started = time.monotonic()
+                self.state = RUNNING
+                try:
+                    self.function(*self.args)
+                except Exception as error:
+                    self._failed(error, time.monotonic() - started)
+                    gevent.sleep(self.delay)
+                    self.delay = min(self.delay * 2, self.restart_max)
+                else:
+                    self.state = STOPPED
+                    return
+        finally:
+            if self.state != STOPPED:  # killed from outside, or a BaseException such as SystemExit
+                self.state = DEAD
+                log.error("background loop %s is dead", self.name)
+
+    def _failed(self, error, ran_for):
+        if ran_for >= self.restart_max:
+            self.delay = self.restart_min  # it had been fine for a while: not a crash loop
+        self.restarts += 1
+        self.last_error = f"{type(error).__name__}: {error}"
+        self.state = RESTARTING
+        log.exception("background loop %s failed; restart %d in %.1f s", self.name, self.restarts, self.delay)
+
+
+class Supervisor:
+    def __init__(self):
+        self.loops = {}  # name -> the Loop started last under that name
+
+    def spawn(self, name, function, *args, restart_min=RESTART_MIN, restart_max=RESTART_MAX):
+        """Run `function(*args)` in a supervised greenlet named `name`; returns its Loop."""
+        loop = self.loops[name] = Loop(name, function, args, restart_min, restart_max)
+        return loop
+
+    @property
+    def healthy(self):
+        return all(loop.healthy for loop in list(self.loops.values()))
+
+    def report(self):
+        """name -> {"state", "restarts", "last_error"}, for /healthz."""
+        return {name: loop.report() for name, loop in sorted(self.loops.items())}
+
+
+supervisor = Supervisor()
