@@ -154,8 +154,7 @@ CHAT_MAX_MESSAGE_BYTES = 16 * 1024
 def chat_room(request, ws, room=LOBBY):
     name, room = room, room_to_open(room, request.user)
     if room is None:
-        return HttpResponseNotFound(f"No room named {name!r}: log in to open a new room.
-",
+        return HttpResponseNotFound(f"No room named {name!r}: log in to open a new room.\n",
                                     content_type="text/plain; charset=utf-8")
     if room.private and not request.user.is_authenticated:
         return HttpResponseForbidden("This room is private: log in first.\n", content_type="text/plain; charset=utf-8")
