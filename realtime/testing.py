@@ -255,6 +255,37 @@ class WebSocketWorker(GunicornServer):
         return f"ws://127.0.0.1:{self.port}{path}" + (f"?{urlencode(query)}" if query else "")
 
 
+class TaskWorker(ServerProcess):
+    """`manage.py db_worker` (Django's Tasks framework, database backend) on the test database.
+
+    It serves no port: it is ready once it logs that it takes tasks. The worker id stays the same
+    across restarts, as the systemd unit's does, so a restarted worker settles what it left running.
+    """
+
+    name = "task-worker"
+    STARTED = "Starting worker worker_id="
+
+    def __init__(self, worker_id="test-tasks", redis_url="", env=None, interval=0.1):
+        super().__init__()
+        self.worker_id, self.interval = worker_id, interval
+        self.extra_env = {"REDIS_URL": redis_url, **(env or {})}
+        self.starts_logged = 0
+
+    def command(self):
+        return [sys.executable, "manage.py", "db_worker", "--worker-id", self.worker_id, "--interval",
+                str(self.interval), "--no-startup-delay", "--no-reload"]
+
+    def env(self):
+        return {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", **self.extra_env}
+
+    def start(self, timeout=20):
+        self.starts_logged = self.log().count(self.STARTED)  # the log file outlives restarts
+        return super().start(timeout)
+
+    def ready(self):
+        return self.log().count(self.STARTED) > self.starts_logged
+
+
 NGINX_MAIN_CONF = """\
 # What Debian's /etc/nginx/nginx.conf puts around a site, with every path in this directory.
 worker_processes 1;
