@@ -69,6 +69,12 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         watcher.receive_event("pong")  # answered by the feed's receive loop, after the snapshot
         return watcher
 
+    def finished_result(self, job):
+        """The job's task result once finished: the worker saves it after the task returned, which
+        is after the job's last report."""
+        return wait_until(lambda: (result := run_job.get_result(job.task_id)).is_finished and result,
+                          message="the task result finished")
+
     def start(self, **form):
         response = self.client.post("/jobs/start/", form)
         self.assertRedirects(response, "/jobs/")  # at once: the job runs in the task worker
@@ -108,7 +114,8 @@ class JobFeedTests(LiveJobsTestCase):
             self.assertEqual([e["progress"] for e in events if e["state"] == "running"], [0, 20, 40, 60, 80, 100])
             self.assertEqual((events[-1]["state"], events[-1]["progress"]), ("done", 100))
             self.assertEqual([e["version"] for e in events], list(range(1, len(events) + 1)))
-        result = run_job.get_result(job.task_id)  # the Tasks framework's record: run by db_worker
+        # The Tasks framework's record: run by db_worker, and saved once the task returned.
+        result = self.finished_result(job)
         self.assertEqual((result.status, result.worker_ids), ("SUCCESSFUL", [self.tasks.worker_id]))
         self.assertEqual(job.owner.username, "ann")
 
@@ -118,8 +125,9 @@ class JobFeedTests(LiveJobsTestCase):
         last = until_finished(watcher)[-1]
         self.assertEqual((last["state"], last["progress"]), ("failed", 50))
         self.assertIn("Step 3 of 4 failed", last["detail"])
-        wait_until(lambda: run_job.get_result(job.task_id).status == "FAILED", message="the task result failed")
-        self.assertIn("RuntimeError", run_job.get_result(job.task_id).errors[0].traceback)
+        result = self.finished_result(job)
+        self.assertEqual(result.status, "FAILED")
+        self.assertIn("RuntimeError", result.errors[0].traceback)
 
     def test_a_task_worker_killed_mid_job_retries_it_when_restarted_and_the_pages_see_it_done(self):
         watchers = [self.connect_after_the_current_states("/jobs/") for _ in range(2)]
@@ -137,7 +145,7 @@ class JobFeedTests(LiveJobsTestCase):
             self.assertEqual(events[requeued]["detail"], "The task worker stopped during attempt 1 of 3: queued again.")
             self.assertEqual(events[requeued + 1]["progress"], 0)
             self.assertEqual((events[-1]["state"], events[-1]["progress"]), ("done", 100))
-        result = run_job.get_result(job.task_id)
+        result = self.finished_result(job)
         self.assertEqual((result.status, result.worker_ids), ("SUCCESSFUL", [self.tasks.worker_id] * 2))
 
     def test_redis_restarted_mid_job_the_open_pages_converge_on_the_final_state(self):
