@@ -14,8 +14,9 @@ test sees exactly what a client would. Typical use::
 Servers start once per test class on free loopback ports and stop afterwards. A system
 binary that is missing skips the class locally, with the reason, and fails it in CI (CI=true).
 
-For a whole deployment there are also PageServer (gunicorn with deploy/gunicorn_http.py) and
-NginxServer (an unprivileged nginx in front of them, serving a site configuration you give it).
+For a whole deployment there are also PageServer (gunicorn with deploy/gunicorn_http.py),
+TaskWorker (`manage.py db_worker`, the Tasks framework's worker) and NginxServer (an unprivileged
+nginx in front of them, serving a site configuration you give it).
 """
 
 import http.client
