@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -8,6 +9,9 @@ class JobQuerySet(models.QuerySet):
     def recent(self):
         """The jobs a page shows, oldest first."""
         return list(self.order_by("-id")[:RECENT])[::-1]
+
+    def unfinished(self):
+        return self.filter(state__in=(Job.QUEUED, Job.RUNNING))
 
 
 class Job(models.Model):
@@ -21,6 +25,9 @@ class Job(models.Model):
     detail = models.CharField(max_length=200, blank=True)
     # Bumped on every change: a client keeps the highest it saw and ignores older news.
     version = models.PositiveIntegerField(default=0)
+    # Who started it (None: started from code, e.g. the shell), and its task in the Tasks framework.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    task_id = models.CharField(max_length=64, blank=True, db_index=True)
     created = models.DateTimeField(default=timezone.now)
     updated = models.DateTimeField(auto_now=True)
 

@@ -1,13 +1,11 @@
-"""Starting a job outside the request, and reporting its progress: stored first, then published.
+"""Starting a job, and reporting its progress: stored first, then published.
 
-The job runs in a thread of the page server's process, so the POST that starts it returns at
-once. A demo choice: a job dies with its process (a deploy, a crash) and then stays "running";
-a real deployment would hand jobs to a task queue, whose workers report the same way.
+A job is a task of Django's Tasks framework (jobs/tasks.py), enqueued in the same transaction that
+creates its row, and run by `manage.py db_worker`, a process of its own: the POST returns at
+once, and a deploy of the page server does not stop a job.
 """
 
 import logging
-import threading
-import time
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -20,43 +18,71 @@ from .models import Job
 log = logging.getLogger("jobs")
 
 CHANNEL = "jobs"
+# Any constant: PostgreSQL's advisory lock that serializes the decisions on the limits below.
+START_LOCK = 0x6A6F6273
+
+
+class JobRefused(Exception):
+    """A start refused with what the user is told and the HTTP status that says why."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 def report(job, **changes):
-    """Change a job, store it (its last state, for pages opened later), then tell every page."""
+    """Change a job, store it (its last state, for pages opened later), then tell every page.
+
+    Published once the change is committed: a page never hears of a state the database may
+    still roll back, and what it hears is always there to read again (a broker outage loses the
+    publish, not the state: the jobs feed replays stored states after a reconnect).
+    """
     for field, value in changes.items():
         setattr(job, field, value)
     job.version += 1
     job.save()
+    event = envelope("job", job.as_event_data())
+    transaction.on_commit(lambda: publish_event(job.id, event))
+
+
+def publish_event(job_id, event):
     try:
-        publish(CHANNEL, envelope("job", job.as_event_data()))
+        publish(CHANNEL, event)
     except BrokerUnavailable:
-        log.warning("job %s: progress stored but not published: the broker is unavailable", job.id)
+        log.warning("job %s: progress stored but not published: the broker is unavailable", job_id)
 
 
-def start_job(steps, fail=False):
-    """Create a job and run it in a thread once the job row is committed; returns the job."""
-    job = Job()
-    report(job)
-    fail_at = steps // 2 + 1 if fail else None
-    transaction.on_commit(lambda: threading.Thread(
-        target=run_job, args=(job.id, steps, fail_at), name=f"job-{job.id}", daemon=True).start())
+def start_job(owner, steps, fail=False):
+    """Create a job and enqueue its task, both or neither; returns the job.
+
+    Raises JobRefused when `owner` already has JOB_USER_LIMIT unfinished jobs or JOB_QUEUE_LIMIT
+    jobs wait for the task worker: nothing is created then.
+    """
+    from .tasks import run_job  # the task module imports this one
+
+    with transaction.atomic():
+        lock_starts()
+        unfinished = Job.objects.unfinished().filter(owner=owner).count()
+        if unfinished >= settings.JOB_USER_LIMIT:
+            raise JobRefused(429, f"You have {unfinished} jobs queued or running, the most one person may have: "
+                                  "start another when one of them has finished.")
+        waiting = Job.objects.filter(state=Job.QUEUED).count()
+        if waiting >= settings.JOB_QUEUE_LIMIT:
+            raise JobRefused(503, f"The job queue is full ({waiting} jobs are waiting): "
+                                  "try again when some of them have started.")
+        job = Job.objects.create(owner=owner)
+        # The database backend stores the task in this transaction: the worker sees it on commit.
+        result = run_job.enqueue(job.id, steps, steps // 2 + 1 if fail else None)
+        report(job, task_id=result.id)
     return job
 
 
-def run_job(job_id, steps, fail_at=None):
-    """The demo job: `steps` steps of JOB_STEP_SECONDS each; step `fail_at` raises."""
-    job = Job.objects.get(id=job_id)
-    try:
-        report(job, state=Job.RUNNING, detail=f"Step 0 of {steps}")
-        for step in range(1, steps + 1):
-            time.sleep(settings.JOB_STEP_SECONDS)  # the work
-            if step == fail_at:
-                raise RuntimeError(f"Step {step} of {steps} failed (as asked).")
-            report(job, progress=100 * step // steps, detail=f"Step {step} of {steps}")
-        report(job, state=Job.DONE, detail="Done.")
-    except Exception as error:
-        log.warning("job %s failed: %s", job_id, error)
-        report(job, state=Job.FAILED, detail=str(error)[:200])
-    finally:
-        connection.close()  # this thread's own connection
+def lock_starts():
+    """One start at a time counts and creates, so concurrent starts cannot pass a limit together.
+
+    SQLite needs nothing more: its IMMEDIATE transactions (project/settings.py) take the write
+    lock when they begin. PostgreSQL takes an advisory lock held until the transaction ends.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [START_LOCK])

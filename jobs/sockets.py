@@ -5,6 +5,11 @@ A client shows, per job, the event with the highest `version`: a live update pub
 the current states were being read may arrive after them, and is then older news.
 """
 
+import logging
+
+import gevent
+from django.db import connection
+
 from realtime.broker import get_broker
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
@@ -14,13 +19,51 @@ from .models import Job
 from .services import CHANNEL
 from .watcher import watch_database
 
+log = logging.getLogger("jobs")
+
 
 @websocket
 def job_feed(request, ws):
     if get_broker().kind == "in-process":
-        watch_database()  # jobs run in the page server's process: without Redis they cannot reach us
-    with get_hub().subscribe(CHANNEL, ws):
+        watch_database()  # jobs run in the task worker's process: without Redis they cannot reach us
+    with get_hub().subscribe(CHANNEL, ws) as subscription:
+        # What was published while the broker was away is lost: send the stored states again.
+        subscription.on_resync = replay.request
         for job in Job.objects.recent():
             ws.send(envelope("job", job.as_event_data()))
         for event, _data in receive_events(ws):
             ws.send(ClientError("unknown_event", f"Unknown event {event!r}; this route only accepts 'ping'.").as_event())
+
+
+class Replay:
+    """After a broker reconnect: the recent jobs' stored states, read ONCE for the whole process and
+    handed to every local watcher. Each watcher's resync only asks for it (called from the
+    broker's listener, which must not wait on the database or fail), so 10,000 watchers cost one
+    query. Asked again while it runs, it runs once more: what it read may predate that reconnect.
+    """
+
+    def __init__(self):
+        self.greenlet = None
+        self.again = False
+
+    def request(self):
+        if self.greenlet is not None and not self.greenlet.dead:
+            self.again = True
+        else:
+            self.greenlet = gevent.spawn(self.run)
+
+    def run(self):
+        self.again = True
+        while self.again:
+            self.again = False
+            try:
+                hub = get_hub()
+                for job in Job.objects.recent():
+                    hub.dispatch(CHANNEL, envelope("job", job.as_event_data()).encode())
+            except Exception:
+                log.exception("jobs feed: could not replay the recent jobs after a broker reconnect")
+            finally:
+                connection.close()  # this greenlet's own connection, not kept
+
+
+replay = Replay()

@@ -3,19 +3,28 @@ from django.views.decorators.http import require_POST
 
 from .forms import StartJobForm
 from .models import Job
-from .services import start_job
+from .services import JobRefused, start_job
 
 
-def index(request, form=None, status=200):
-    context = {"form": form or StartJobForm(), "jobs": Job.objects.recent()}
+def index(request, form=None, error=None, status=200):
+    context = {"form": form or StartJobForm(), "jobs": Job.objects.recent(), "error": error}
     return render(request, "jobs/index.html", context, status=status)
 
 
 @require_POST
 def start(request):
-    """Start a job (CSRF-protected like every POST) and go back to the page, which shows it live."""
+    """Start a job (logged in; CSRF-protected like every POST) and go back to the page, which shows it live.
+
+    Refused, with the page and the reason: anonymous (403), too many unfinished jobs of this user
+    (429), the queue full (503). Nothing is created then.
+    """
     form = StartJobForm(request.POST)
+    if not request.user.is_authenticated:
+        return index(request, form, "Log in to start a job: anyone may watch, only users may start.", status=403)
     if not form.is_valid():
         return index(request, form, status=400)
-    start_job(form.cleaned_data["steps"], fail=form.cleaned_data["fail"])
+    try:
+        start_job(request.user, form.cleaned_data["steps"], fail=form.cleaned_data["fail"])
+    except JobRefused as refusal:
+        return index(request, form, refusal.message, status=refusal.status)
     return redirect("jobs:index")

@@ -1,6 +1,7 @@
-"""Jobs without Redis: the page server runs jobs in its own process, which the in-process broker
-cannot leave. ONE greenlet per websocket worker process then reads the recent jobs from the
-database every JOB_POLL_SECONDS and hands each change to the hub, as if it had been published.
+"""Jobs without Redis: the task worker (`manage.py db_worker`) runs jobs in its own process, which
+the in-process broker cannot leave. ONE greenlet per websocket worker process then reads the
+recent jobs from the database every JOB_POLL_SECONDS and hands each change to the hub, as if it
+had been published.
 With Redis this module is not used.
 """
 

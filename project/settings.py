@@ -48,7 +48,10 @@ INSTALLED_APPS = [
     "realtime",
     "demos",
     "chat",
+    # Before django_tasks_db: its `db_worker` command is jobs' subclass (jobs/management/commands/).
     "jobs",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -139,6 +142,14 @@ CLIENT_HOLE_TIMEOUT = float(os.environ.get("CLIENT_HOLE_TIMEOUT", "3"))
 CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
 # Seconds one step of the demo job (/jobs/) takes.
 JOB_STEP_SECONDS = float(os.environ.get("JOB_STEP_SECONDS", "0.5"))
+# Jobs are tasks of Django's Tasks framework (the django-tasks backport on Django 5.2), stored in
+# the database and run by `manage.py db_worker` (docs/architecture.md, Background jobs).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Jobs waiting for the task worker, at most (the queue); unfinished jobs of one user, at most;
+# runs of one job that a task worker may die in before the job is failed (docs/limits.md).
+JOB_QUEUE_LIMIT = int(os.environ.get("JOB_QUEUE_LIMIT", "20"))
+JOB_USER_LIMIT = int(os.environ.get("JOB_USER_LIMIT", "3"))
+JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 
 # Limits and liveness: any of realtime.conf.DEFAULTS may be set from the environment too.
 for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",

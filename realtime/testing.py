@@ -14,8 +14,9 @@ test sees exactly what a client would. Typical use::
 Servers start once per test class on free loopback ports and stop afterwards. A system
 binary that is missing skips the class locally, with the reason, and fails it in CI (CI=true).
 
-For a whole deployment there are also PageServer (gunicorn with deploy/gunicorn_http.py) and
-NginxServer (an unprivileged nginx in front of them, serving a site configuration you give it).
+For a whole deployment there are also PageServer (gunicorn with deploy/gunicorn_http.py),
+TaskWorker (`manage.py db_worker`, the Tasks framework's worker) and NginxServer (an unprivileged
+nginx in front of them, serving a site configuration you give it).
 """
 
 import http.client
@@ -260,6 +261,37 @@ class WebSocketWorker(GunicornServer):
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         status = Path(f"/proc/{children[0]}/status").read_text()
         return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS"))
+
+
+class TaskWorker(ServerProcess):
+    """`manage.py db_worker` (Django's Tasks framework, database backend) on the test database.
+
+    It serves no port: it is ready once it logs that it takes tasks. The worker id stays the same
+    across restarts, as the systemd unit's does, so a restarted worker settles what it left running.
+    """
+
+    name = "task-worker"
+    STARTED = "Starting worker worker_id="
+
+    def __init__(self, worker_id="test-tasks", redis_url="", env=None, interval=0.1):
+        super().__init__()
+        self.worker_id, self.interval = worker_id, interval
+        self.extra_env = {"REDIS_URL": redis_url, **(env or {})}
+        self.starts_logged = 0
+
+    def command(self):
+        return [sys.executable, "manage.py", "db_worker", "--worker-id", self.worker_id, "--interval",
+                str(self.interval), "--no-startup-delay", "--no-reload"]
+
+    def env(self):
+        return {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", **self.extra_env}
+
+    def start(self, timeout=20):
+        self.starts_logged = self.log().count(self.STARTED)  # the log file outlives restarts
+        return super().start(timeout)
+
+    def ready(self):
+        return self.log().count(self.STARTED) > self.starts_logged
 
 
 NGINX_MAIN_CONF = """\

@@ -1,4 +1,4 @@
-"""`make run`: Redis (when installed), Django's runserver and the websocket worker, together.
+"""`make run`: Redis (when installed), Django's runserver, the websocket worker and the task worker.
 
 Pages on HTTP_PORT (8000), WebSockets on WS_PORT (8001). Ctrl-C stops everything started here.
 Without redis-server (or with REDIS_URL set) no Redis is started; with neither, the worker
@@ -35,8 +35,13 @@ def main():
     processes.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn_ws.py", "--bind", f"127.0.0.1:{ws_port}",
          "project.wsgi:websocket"], env=env))
+    # Jobs (/jobs/) run here. A stable worker id: a restart retries the job a killed worker was running.
+    processes.append(subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--worker-id", f"dev-{socket.gethostname()}"[:64],
+         "--interval", "0.5"], env=env))
     print(f"\n  Pages:      http://127.0.0.1:{http_port}/\n"
           f"  WebSockets: ws://127.0.0.1:{ws_port}/  (e.g. ws://127.0.0.1:{ws_port}/echo/)\n"
+          f"  Tasks:      manage.py db_worker (runs the jobs started on /jobs/)\n"
           f"  Broker:     {env.get('REDIS_URL') or 'in-process (redis-server not installed; one worker only)'}\n"
           f"  Ctrl-C stops everything.\n", flush=True)
 

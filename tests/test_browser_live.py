@@ -7,8 +7,9 @@ This process stands for the page server: what it posts or reports goes through t
 import signal
 import time
 
+from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from django.test import override_settings
+from django.test import Client, override_settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 
@@ -18,7 +19,7 @@ from jobs.models import Job
 from jobs.services import report
 from realtime.broker import BrokerUnavailable, publish
 from realtime.envelope import envelope
-from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
+from realtime.testing import RedisServer, TaskWorker, WebSocketClient, WebSocketWorker, free_port
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.history import create_rooms
 
@@ -35,7 +36,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         cls.worker = WebSocketWorker(redis_url=cls.redis.url, env={"CLOCK_INTERVAL": "0.2"}).start()
         cls.addClassCleanup(cls.worker.stop)
         settings_override = override_settings(
-            WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url, JOB_STEP_SECONDS=0.2,
+            WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url,
             CLIENT_HEARTBEAT_INTERVAL=HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
             CLIENT_HOLE_TIMEOUT=HOLE_TIMEOUT)
         settings_override.enable()
@@ -178,10 +179,21 @@ class LivePagesTests(StaticLiveServerTestCase):
         zed.close()
         wait_for(self.browser, lambda d: self.members() == [me], message="Zed gone")
 
+    def log_in(self):
+        """The browser gets a logged-in user's session cookie, until the end of the test."""
+        client = Client()
+        client.force_login(User.objects.create_user("ann", password="a long enough password"))
+        self.browser.get(f"{self.live_server_url}/accounts/login/")  # a page of this site: its cookies
+        self.browser.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
+        self.addCleanup(self.browser.delete_all_cookies)
+
     def test_jobs_page_shows_a_started_job_live_to_the_end(self):
+        tasks = TaskWorker(redis_url=self.redis.url, env={"JOB_STEP_SECONDS": "0.1"}).start()
+        self.addCleanup(tasks.stop)
+        self.log_in()
         self.open("/jobs/")
         self.browser.find_element(By.ID, "id_steps").clear()
-        self.browser.find_element(By.ID, "id_steps").send_keys("20")  # 20 steps of 0.2 s
+        self.browser.find_element(By.ID, "id_steps").send_keys("20")  # 20 steps of 0.1 s, in the task worker
         button = self.browser.find_element(*by_testid("start-job"))
         button.click()  # a POST with the CSRF token, then back here
         wait_for(self.browser, staleness_of(button), message="the page after the POST")

@@ -1,15 +1,17 @@
-"""The production database: chat on a real PostgreSQL through two real workers.
+"""The production database: chat and jobs on a real PostgreSQL through real workers.
 
 The rest of the suite runs on SQLite, whose IMMEDIATE transactions serialize every writer. On
-PostgreSQL the room row lock alone must keep a room's message ids 1, 2, 3, ... and psycopg must
-wait for the server without stopping the worker's other greenlets.
+PostgreSQL the room row lock alone must keep a room's message ids 1, 2, 3, ..., the jobs' start
+lock alone must keep the job queue bounded, and psycopg must wait for the server without
+stopping the worker's other greenlets.
 """
 
+import json
 import time
 
 from django.test import SimpleTestCase
 
-from realtime.testing import ClientsMixin, PostgresServer, RedisServer, WebSocketWorker
+from realtime.testing import ClientsMixin, PostgresServer, RedisServer, TaskWorker, WebSocketWorker
 from tests.test_nginx import manage
 
 
@@ -21,7 +23,7 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
         cls.addClassCleanup(cls.postgres.stop)
         cls.redis = RedisServer().start()
         cls.addClassCleanup(cls.redis.stop)
-        env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_URLCONF": "tests.websocket_urls"}
+        cls.env = env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_URLCONF": "tests.websocket_urls"}
         manage("migrate", "--noinput", env=env)
         # Anonymous clients join only rooms that exist.
         manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='pg')", env=env)
@@ -60,3 +62,49 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
         slept_after = time.monotonic() - started
         self.assertLess(echoed_after, slept_after)  # a blocking driver would answer the echo last
         self.assertGreaterEqual(slept_after, 1.0)
+
+    def test_job_starts_racing_never_pass_the_queue_limit_and_the_task_worker_runs_them(self):
+        """Eight users start a job at the same moment (eight threads, eight connections) with room
+        for three in the queue: three are queued and five refused, whatever the interleaving."""
+        env = {**self.env, "REDIS_URL": self.redis.url, "JOB_QUEUE_LIMIT": "3", "JOB_STEP_SECONDS": "0.02"}
+        outcome = json.loads(manage("shell", "-c", RACING_STARTS, env=env).strip().splitlines()[-1])
+        self.assertEqual(outcome, {"refused": [503] * 5, "jobs": 3, "tasks": 3})
+
+        watcher = self.open_client(self.workers[0].url("/jobs/"))
+        tasks = TaskWorker(env=env).start()
+        self.addCleanup(tasks.stop)
+        states = {}
+        while sorted(states.values()) != ["done"] * 3:
+            job = watcher.receive_event("job")
+            states[job["id"]] = job["state"]
+
+
+# Run by `manage.py shell -c` on the PostgreSQL database: prints the outcome as JSON.
+RACING_STARTS = """
+import json, threading
+from django.contrib.auth.models import User
+from django.db import connection
+from django_tasks_db.models import DBTaskResult
+from jobs.models import Job
+from jobs.services import JobRefused, start_job
+
+users = [User.objects.create_user(f"racer{i}") for i in range(8)]
+barrier = threading.Barrier(len(users))
+refused = []
+
+def start(user):
+    barrier.wait()
+    try:
+        start_job(user, 5)
+    except JobRefused as refusal:
+        refused.append(refusal.status)
+    finally:
+        connection.close()
+
+threads = [threading.Thread(target=start, args=(user,)) for user in users]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"refused": refused, "jobs": Job.objects.count(), "tasks": DBTaskResult.objects.count()}))
+"""

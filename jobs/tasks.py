@@ -1,0 +1,38 @@
+"""The jobs' tasks (Django's Tasks framework): run by `manage.py db_worker`, not by the page server.
+
+A task may run again from its start: a worker that dies in the middle of it is retried
+(jobs/recovery.py), so a task must not mind being run twice.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+
+from .models import Job
+from .services import report
+
+try:
+    from django.tasks import task  # Django 6.0 and later
+except ImportError:
+    from django_tasks import task  # the backport, on Django 5.2
+
+log = logging.getLogger("jobs")
+
+
+@task()
+def run_job(job_id, steps, fail_at=None):
+    """The demo job: `steps` steps of JOB_STEP_SECONDS each; step `fail_at` raises."""
+    job = Job.objects.get(id=job_id)
+    report(job, state=Job.RUNNING, progress=0, detail=f"Step 0 of {steps}")
+    try:
+        for step in range(1, steps + 1):
+            time.sleep(settings.JOB_STEP_SECONDS)  # the work
+            if step == fail_at:
+                raise RuntimeError(f"Step {step} of {steps} failed (as asked).")
+            report(job, progress=100 * step // steps, detail=f"Step {step} of {steps}")
+    except Exception as error:
+        log.warning("job %s failed: %s", job_id, error)
+        report(job, state=Job.FAILED, detail=str(error)[:200])
+        raise  # the task's result says failed too, with the traceback
+    report(job, state=Job.DONE, detail="Done.")
