@@ -56,18 +56,6 @@ def post_message(room_name, text, name, color):
     return message
 
 
-def now_iso():
-    return timezone.now().isoformat().replace("+00:00", "Z")
-
-
-def announce(room_name, event, data):
-    """Publish a notice (`join`, `leave`, `nick`) to a room; notices are not stored."""
-    try:
-        publish(room_channel(room_name), envelope(event, {"room": room_name, "ts": now_iso(), **data}))
-    except BrokerUnavailable:
-        log.warning("could not announce %s in %s: broker unavailable", event, room_name)
-
-
 def recent_history(room):
     return list(reversed(room.messages.order_by("-seq")[:HISTORY_ON_JOIN]))
 

@@ -1,12 +1,13 @@
 """The chat WebSocket view: one ChatSession per connection.
 
-Protocol (docs/protocol.md): the client sends `message` {"text"}, `nick` {"name", "color"} and
-the heartbeat `ping`; the server sends `message` events (history first, then live), `welcome`,
-`presence` (who is here, in every worker), `join`/`leave`/`nick` notices, `resync`, and
-`error` {"code", "detail"} for bad input, after which the connection stays open.
+Protocol (docs/protocol.md): the client sends `message` {"text"}, `nick` {"name", "color"},
+`members` {"after"} (the next page of the member list) and the heartbeat `ping`; the server sends
+`message` events (history first, then live), `welcome`, `presence` (the member count and the first
+page of who is here, in every worker), `presence_diff` (joins and leaves, coalesced per worker),
+`members` pages, `resync`, and `error` {"code", "detail"} for bad input, after which the
+connection stays open.
 """
 
-import functools
 import json
 import random
 import secrets
@@ -22,7 +23,7 @@ from realtime.presence import get_presence
 
 from .forms import NickForm, errors_detail
 from .models import Room
-from .services import announce, backlog, post_message, room_channel
+from .services import backlog, post_message, room_channel
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
@@ -68,20 +69,32 @@ class ChatSession:
             # `welcome`, so no live message may overtake them. And not after the presence query:
             # a busy room's notices pile up in the hold meanwhile, and a full hold closes the client.
             subscription.resume(skip=self.already_sent)
-            # Listed first, announced second: whoever reads the list after this sees us, whoever
-            # read it before gets the `join` (clients apply both idempotently, by member id).
-            # Members a dead worker left behind get their `leave` from the presence refresher.
-            presence.join(self.channel, self.member_id, self.member(),
-                          on_expired=functools.partial(announce, self.room_name, "leave"))
-            members = sorted(presence.members(self.channel), key=lambda member: member["name"].lower())
-            subscription.push(envelope("presence", {"room": self.room_name, "members": members}))
-            announce(self.room_name, "join", self.member())
+            # Listed and given the first page in one round trip; announced in this worker's next
+            # diff. The page says which diff it reflects (`seq`): the client skips older diffs.
+            page = presence.join(self.channel, self.member_id, self.member(), labels={"room": self.room_name})
+            subscription.push(envelope("presence", self.presence_data(page)))
+            self.subscription = subscription
             try:
                 for event, data in receive_events(self.ws):
                     self.reply_to_errors(self.dispatch, event, data)
             finally:
                 presence.leave(self.channel, self.member_id)
-                announce(self.room_name, "leave", self.member())
+
+    def presence_data(self, page):
+        if page is None:  # the shared list is unreachable (Redis down): at least we are here
+            return {"room": self.room_name, "seq": 0, "count": 1, "members": [self.member()], "next": None}
+        return {"room": self.room_name, "seq": page.seq, "count": page.count, "members": page.members,
+                "next": page.next}
+
+    def send_members_page(self, data):
+        after = data.get("after")
+        if not isinstance(after, str) or not after or len(after) > 64:
+            raise ClientError("invalid_cursor", "'after' must be the 'next' of a presence or members event.")
+        page = get_presence().page(self.channel, after)
+        if page is None:
+            raise ClientError("presence_unavailable", "The member list is unavailable for a moment; ask again later.")
+        self.subscription.push(envelope("members", {"room": self.room_name, "seq": page.seq,
+                                                    "members": page.members, "next": page.next}))
 
     def member(self):
         return {"id": self.member_id, "name": self.name, "color": self.color}
@@ -121,8 +134,11 @@ class ChatSession:
             self.post(data)
         elif event == "nick":
             self.change_nick(data)
+        elif event == "members":
+            self.send_members_page(data)
         else:
-            raise ClientError("unknown_event", f"Unknown event {event!r}; expected 'message', 'nick' or 'ping'.")
+            raise ClientError("unknown_event",
+                              f"Unknown event {event!r}; expected 'message', 'nick', 'members' or 'ping'.")
 
     def post(self, data):
         try:
@@ -139,11 +155,9 @@ class ChatSession:
             raise ClientError("invalid_nick", errors_detail(form), form.errors.get_json_data())
         if self.room.private and form.cleaned_data["name"] != self.account_name:
             raise ClientError("invalid_nick", "name: In a private room your name is your account name.")
-        old_name = self.name
         self.name, self.color = form.cleaned_data["name"], form.cleaned_data["color"]
         if not quietly:  # before joining (the name in the query string) there is nobody to tell
             get_presence().update(self.channel, self.member_id, self.member())
-            announce(self.room_name, "nick", {"old_name": old_name, **self.member()})
 
 
 @websocket

@@ -129,9 +129,11 @@ WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
 # Empty: an in-process broker that serves one worker process only.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
-# Live features; the defaults of the first five are in realtime/conf.py, all are in docs/settings.md.
+# Live features; the defaults of the first seven are in realtime/conf.py, all are in docs/settings.md.
 PRESENCE_TTL = float(os.environ.get("PRESENCE_TTL", "30"))
 PRESENCE_REFRESH = float(os.environ.get("PRESENCE_REFRESH", "10"))
+PRESENCE_DIFF_WINDOW = float(os.environ.get("PRESENCE_DIFF_WINDOW", "1"))
+PRESENCE_PAGE_SIZE = int(os.environ.get("PRESENCE_PAGE_SIZE", "100"))
 CLIENT_HEARTBEAT_INTERVAL = float(os.environ.get("CLIENT_HEARTBEAT_INTERVAL", "20"))
 CLIENT_HEARTBEAT_TIMEOUT = float(os.environ.get("CLIENT_HEARTBEAT_TIMEOUT", "10"))
 CLIENT_HOLE_TIMEOUT = float(os.environ.get("CLIENT_HOLE_TIMEOUT", "3"))

@@ -29,6 +29,10 @@ DEFAULTS = {
     # within PRESENCE_TTL s, and reported (a `leave`) within PRESENCE_TTL + PRESENCE_REFRESH s.
     "PRESENCE_TTL": 30.0,
     "PRESENCE_REFRESH": 10.0,
+    # Each worker announces a room's joins, leaves and name changes of this many s as one diff.
+    "PRESENCE_DIFF_WINDOW": 1.0,
+    # A joiner gets the member count and at most this many members; it asks for more page by page.
+    "PRESENCE_PAGE_SIZE": 100,
     # The browser client's heartbeat (client.js): a `ping` every INTERVAL s; nothing received within
     # TIMEOUT s after it (or no open within TIMEOUT s) and it drops the connection and reconnects.
     "CLIENT_HEARTBEAT_INTERVAL": 20.0,
