@@ -162,6 +162,9 @@ class LivePagesTests(StaticLiveServerTestCase):
     def members(self):
         return self.texts('[data-testid="member"]')
 
+    def count(self):
+        return self.browser.find_element(*by_testid("member-count")).text
+
     def test_chat_lists_who_is_here_and_follows_joins_and_leaves(self):
         self.open("/chat/people/")
         wait_for(self.browser, lambda d: len(self.members()) == 1, message="me in the list")
@@ -169,9 +172,10 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.assertTrue(me.endswith(" (you)"), me)
         zed = WebSocketClient(self.worker.url("/chat/people/", name="Zed"))
         zed.receive_event("welcome")
-        wait_for(self.browser, lambda d: self.members() == [me, "Zed"], message="Zed listed")
+        wait_for(self.browser, lambda d: self.members() == [me, "Zed"] and self.count() == "2",
+                 message="Zed listed, 2 here")
         zed.close()
-        wait_for(self.browser, lambda d: self.members() == [me], message="Zed gone")
+        wait_for(self.browser, lambda d: self.members() == [me] and self.count() == "1", message="Zed gone, 1 here")
 
     def test_jobs_page_shows_a_started_job_live_to_the_end(self):
         self.open("/jobs/")

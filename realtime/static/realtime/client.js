@@ -227,5 +227,66 @@
     this.timers.retry = setTimeout(function () { self.connect(); }, delay);
   };
 
+  // A group's member list (docs/protocol.md, Presence), kept from the socket's `presence` (the count
+  // and a first page, on every connect), `presence_diff` and `members` events; the same rules as
+  // realtime/presence_diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
+  // joins; a join of a known id replaces it); one that comes before `presence` waits for it.
+  // onChange(list, diff) runs after each change; diff is the applied presence_diff's data, or null.
+  //   var people = new PresenceList(socket, function (list, diff) { list.count; list.members; });
+  //   people.more();  // ask for the next page, while list.next is not null
+  function PresenceList(socket, onChange) {
+    var self = this;
+    this.socket = socket;
+    this.onChange = onChange || function () {};
+    this.seq = null;  // the last diff applied (null: waiting for this connection's `presence`)
+    this.count = 0;  // the group's size on every worker
+    this.members = new Map();  // id -> {id, name, ...}: the first page, the diffs since, the pages asked for
+    this.next = null;  // the cursor of the next page (null: none, or all asked for)
+    this.asked = null;  // the cursor of the page asked for and not yet received
+    this.early = [];
+    socket.on("welcome", function () { self.seq = null; self.early = []; self.asked = null; });
+    socket.on("presence", function (data) {
+      self.seq = data.seq;
+      self.count = data.count;
+      self.next = data.next;
+      self.members = new Map(data.members.map(function (member) { return [member.id, member]; }));
+      var early = self.early.sort(function (a, b) { return a.seq - b.seq; });
+      self.early = [];
+      self.onChange(self, null);
+      early.forEach(function (diff) { self.applyDiff(diff); });
+    });
+    socket.on("presence_diff", function (data) {
+      if (self.seq === null) self.early.push(data);
+      else self.applyDiff(data);
+    });
+    socket.on("members", function (data) {
+      if (data.seq < self.seq) {  // older than the diffs applied: a member it lists may be gone
+        if (self.asked !== null) socket.send("members", {after: self.asked});
+        return;
+      }
+      self.asked = null;
+      self.next = data.next;
+      data.members.forEach(function (member) { self.members.set(member.id, member); });
+      self.onChange(self, null);
+    });
+  }
+
+  PresenceList.prototype.applyDiff = function (diff) {
+    if (diff.seq <= this.seq) return;  // already reflected
+    var members = this.members;
+    this.seq = diff.seq;
+    this.count = diff.count;
+    Object.keys(diff.leaves).forEach(function (id) { members.delete(id); });
+    Object.keys(diff.joins).forEach(function (id) { members.set(id, diff.joins[id]); });
+    this.onChange(this, diff);
+  };
+
+  PresenceList.prototype.more = function () {
+    if (this.next === null || this.asked !== null) return false;
+    this.asked = this.next;
+    return this.socket.send("members", {after: this.next});
+  };
+
   global.RealtimeSocket = RealtimeSocket;
+  global.PresenceList = PresenceList;
 })(window);
