@@ -186,7 +186,7 @@ def versions():
         except OSError:
             return ""
 
-    channels = subprocess.run([str(CHANNELS_PYTHON), "-c", "import importlib.metadata as m; print(' '.join("
+    channels = CHANNELS_PYTHON.exists() and subprocess.run([str(CHANNELS_PYTHON), "-c", "import importlib.metadata as m; print(' '.join("
                                "f'{p}=={m.version(p)}' for p in ('channels','channels_redis','daphne','Django')))"],
                               capture_output=True, text=True).stdout.strip()
     import gevent
@@ -242,7 +242,9 @@ def main(argv=None):
     run_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
     print(f"benchmark ({'QUICK' if args.quick else 'full'}): {len(steps)} steps, at most {config['budget'] // 60} min; "
           f"load generator on CPU {plan['loadgen']}, servers on {plan['server']}; logs in {run_dir}", flush=True)
-    templates = migrate_templates(run_dir)
+    from .config import CHANNELS
+
+    templates = migrate_templates(run_dir, channels_too=any(kind in CHANNELS for _, kind in steps))
     progress = Progress(len(steps))
     ctx = Context(config, plan, run_dir, templates, progress, profile=args.profile)
     results = uvloop.run(run_all(ctx, steps))

@@ -315,6 +315,45 @@ async def scaling(ctx, kind, cfg):
             "cpus": [list(cpus) for cpus in ctx.cpu_sets(2)]}
 
 
+# --- crowd ---------------------------------------------------------------------------------
+
+
+async def crowd(ctx, kind, cfg):
+    """`subscribers` join one room as fast as the load generator connects; then the time until one
+    message reaches every member; then fan-out at `rate`/s. No settle wait anywhere: each step
+    starts the moment the one before it is complete."""
+    async with ctx.stack(kind) as stack:
+        crowd = Crowd(ctx.progress)
+        try:
+            count = cfg["subscribers"]
+            started = now()
+            subs = await crowd.connect(stack.urls(CHAT), count, welcome=True, deadline=connect_deadline(count),
+                                       concurrency=cfg["concurrency"], what="joining")
+            joined = now()
+            publishers = await crowd.connect(stack.urls(CHAT)[:1], PUBLISHERS, welcome=True,
+                                             deadline=connect_deadline(PUBLISHERS), what="publishers joining")
+            if not subs or not publishers:
+                return {"error": "could not join the room", **crowd.health()}
+            ctx.progress.phase("one message to every member")
+            first = Deliveries(len(subs))
+            reached = {}
+            first.on_complete = lambda seq: reached.setdefault("at", now())
+            for client in subs:
+                client.handler = first.handler
+            first.published(0)
+            publishers[0].send(probe_message(0))
+            while "at" not in reached and now() - first.sent_at[0] < ctx.late_after:
+                await asyncio.sleep(0.01)
+            first.recording = False
+            fanout = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"], first_seq=1)
+            return {"subscribers": len(subs), "wanted_subscribers": count, "join_s": round(joined - started, 3),
+                    "joins_per_s": len(subs) / (joined - started),
+                    "one_message_to_all_s": round(reached["at"] - first.sent_at[0], 3) if reached else None,
+                    "one_message_received": first.received, "fanout": fanout, **crowd.health()}
+        finally:
+            crowd.close_all()
+
+
 SCENARIOS = {
     "echo": echo,
     "echo-large": echo,
@@ -323,4 +362,7 @@ SCENARIOS = {
     "idle": idle,
     "slow-consumer": slow_consumer,
     "scaling": scaling,
+    "crowd-1": crowd,
+    "crowd-2": crowd,
+    "crowd-3": crowd,
 }

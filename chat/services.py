@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from realtime.broker import BrokerUnavailable, publish
 from realtime.envelope import envelope
+from realtime.shared_reads import SharedReads
 
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
@@ -76,3 +77,24 @@ def backlog(room, since=None):
     if len(missed) > RESUME_LIMIT:
         return recent_history(room), "too_far_behind"
     return missed, None
+
+
+# Joiners of one room share their reads: a crowd of n costs a few queries, not n (realtime/shared_reads.py).
+_shared_reads = SharedReads()
+
+
+def shared_room(room_name):
+    """The room (created on first use), read by a query that started after this call, shared
+    with the other joiners of the room meanwhile."""
+    return _shared_reads.get(("room", room_name), lambda: Room.objects.get_or_create(name=room_name)[0])
+
+
+def shared_backlog(room, since=None):
+    """`backlog(room, since)` as ([(id, `message` event text)], resync reason), shared by the joiners
+    of the room that ask for the same `since` meanwhile; each message is encoded once for all of them."""
+
+    def load():
+        messages, resync = backlog(room, since)
+        return [(message.seq, envelope("message", message.as_event_data())) for message in messages], resync
+
+    return _shared_reads.get(("backlog", room.pk, since), load)

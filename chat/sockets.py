@@ -19,11 +19,10 @@ from realtime.broker import BrokerUnavailable
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
-from realtime.presence import get_presence
+from realtime.presence import Page, get_presence
 
 from .forms import NickForm, errors_detail
-from .models import Room
-from .services import backlog, post_message, room_channel
+from .services import post_message, room_channel, shared_backlog, shared_room
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
@@ -72,7 +71,7 @@ class ChatSession:
             # Listed and given the first page in one round trip; announced in this worker's next
             # diff. The page says which diff it reflects (`seq`): the client skips older diffs.
             page = presence.join(self.channel, self.member_id, self.member(), labels={"room": self.room_name})
-            subscription.push(envelope("presence", self.presence_data(page)))
+            subscription.push(self.presence_event(page))
             self.subscription = subscription
             try:
                 for event, data in receive_events(self.ws):
@@ -80,11 +79,10 @@ class ChatSession:
             finally:
                 presence.leave(self.channel, self.member_id)
 
-    def presence_data(self, page):
+    def presence_event(self, page):
         if page is None:  # the shared list is unreachable (Redis down): at least we are here
-            return {"room": self.room_name, "seq": 0, "count": 1, "members": [self.member()], "next": None}
-        return {"room": self.room_name, "seq": page.seq, "count": page.count, "members": page.members,
-                "next": page.next}
+            page = Page(0, 1, None, [json.dumps(self.member())])
+        return page.event("presence", {"room": self.room_name})
 
     def send_members_page(self, data):
         after = data.get("after")
@@ -93,8 +91,7 @@ class ChatSession:
         page = get_presence().page(self.channel, after)
         if page is None:
             raise ClientError("presence_unavailable", "The member list is unavailable for a moment; ask again later.")
-        self.subscription.push(envelope("members", {"room": self.room_name, "seq": page.seq,
-                                                    "members": page.members, "next": page.next}))
+        self.subscription.push(page.event("members", {"room": self.room_name}))
 
     def member(self):
         return {"id": self.member_id, "name": self.name, "color": self.color}
@@ -108,14 +105,14 @@ class ChatSession:
         except ValueError:
             self.ws.send(ClientError("invalid_since", "'since' must be a message id (an integer).").as_event())
             since = None
-        messages, resync = backlog(room, since)
+        messages, resync = shared_backlog(room, since)
         if resync:
             self.ws.send(envelope("resync", {"reason": resync, "detail": RESYNC_DETAILS[resync]}))
         elif since is not None:
             self.last_id = since
-        for message in messages:
-            self.ws.send(envelope("message", message.as_event_data()))
-            self.last_id = message.seq
+        for seq, text in messages:
+            self.ws.send(text)
+            self.last_id = seq
 
     def already_sent(self, payload):
         """True for a held live message the client already has: ids are consecutive in a room and
@@ -162,7 +159,7 @@ class ChatSession:
 
 @websocket
 def chat_room(request, ws, room="lobby"):
-    room, _ = Room.objects.get_or_create(name=room)
+    room = shared_room(room)
     if room.private and not request.user.is_authenticated:
         return HttpResponseForbidden("This room is private: log in first.\n", content_type="text/plain; charset=utf-8")
     ChatSession(request, ws, room).run()

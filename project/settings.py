@@ -146,7 +146,7 @@ JOB_STEP_SECONDS = float(os.environ.get("JOB_STEP_SECONDS", "0.5"))
 for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",
               "WEBSOCKET_SEND_BUFFER", "WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_HANDSHAKE_TIMEOUT", "WEBSOCKET_MAX_CONNECTIONS",
               "WEBSOCKET_RATE_LIMIT", "WEBSOCKET_RATE_BURST", "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT",
-              "WEBSOCKET_IDLE_TIMEOUT"):
+              "WEBSOCKET_IDLE_TIMEOUT", "WEBSOCKET_DB_CONCURRENCY"):
     if os.environ.get(_name):
         globals()[_name] = float(os.environ[_name]) if "." in os.environ[_name] else int(os.environ[_name])
 

@@ -17,6 +17,9 @@ DEFAULTS = {
     "WEBSOCKET_HANDSHAKE_TIMEOUT": 10.0,
     # Open connections per worker process; one more gets 503 at the handshake.
     "WEBSOCKET_MAX_CONNECTIONS": 9000,
+    # Greenlets of a worker process that read the database for joins at once (the others wait their
+    # turn): bounds the database connections a join storm opens, per process.
+    "WEBSOCKET_DB_CONCURRENCY": 8,
     # Incoming messages per second per connection (0: no limit), and the burst allowed above it.
     "WEBSOCKET_RATE_LIMIT": 50,
     "WEBSOCKET_RATE_BURST": 100,

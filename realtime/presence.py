@@ -37,6 +37,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
 from .broker import get_broker
+from .envelope import envelope
 from .presence_diff import PendingDiff, diff_event
 
 log = logging.getLogger("realtime.presence")
@@ -128,12 +129,21 @@ return seq
 
 @dataclass
 class Page:
-    """A bounded part of a group's member list: `members` (info dicts, in id order) after a cursor."""
+    """A bounded part of a group's member list: `infos` (JSON text, in id order) after a cursor."""
 
     seq: int  # the number of the last diff applied to the list this page was read from
     count: int  # live members in the group, on every worker
     next: str | None  # the cursor for the page after this one (None: this was the last)
-    members: list = field(default_factory=list)
+    infos: list = field(default_factory=list)
+
+    @property
+    def members(self):
+        return [json.loads(info) for info in self.infos]
+
+    def event(self, name, labels):
+        """The envelope text of this page as event `name`: the infos go in as they are, as JSON text."""
+        head = envelope(name, {**labels, "seq": self.seq, "count": self.count, "next": self.next})
+        return head[:-2] + ',"members":[' + ",".join(self.infos) + "]}}"
 
 
 class RedisStore:
@@ -162,7 +172,7 @@ class RedisStore:
     def page(self, group, after, limit, joining):
         seq, count, cursor, *infos = self._page(keys=self.keys(group),
                                                 args=[self.ttl, after, limit, *pairs(joining)])
-        return Page(int(seq), int(count), cursor.decode() or None, [json.loads(info) for info in infos])
+        return Page(int(seq), int(count), cursor.decode() or None, [info.decode() for info in infos])
 
     def flush(self, group, diff, head, tail):
         self._flush(keys=self.keys(group), args=[
@@ -196,7 +206,7 @@ class LocalStore:
         members = self.groups.get(group, {})
         ids = sorted(member_id for member_id in members if member_id > after)[:limit]
         cursor = ids[-1] if len(ids) == limit else None
-        return Page(self.seqs.get(group, 0), len(members), cursor, [json.loads(members[i]) for i in ids])
+        return Page(self.seqs.get(group, 0), len(members), cursor, [members[i] for i in ids])
 
     def flush(self, group, diff, head, tail):
         self.touch(group, diff.joins)
