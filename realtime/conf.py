@@ -20,6 +20,9 @@ DEFAULTS = {
     # Greenlets of a worker process that read the database for joins at once (the others wait their
     # turn): bounds the database connections a join storm opens, per process.
     "WEBSOCKET_DB_CONCURRENCY": 8,
+    # Upgrades a worker process handles at once between the request and the 101 (the join: its
+    # database reads and presence); one more gets 503 + Retry-After instead of waiting in line.
+    "WEBSOCKET_MAX_HANDSHAKES": 500,
     # Incoming messages per second per connection (0: no limit), and the burst allowed above it.
     "WEBSOCKET_RATE_LIMIT": 50,
     "WEBSOCKET_RATE_BURST": 100,
@@ -43,6 +46,9 @@ DEFAULTS = {
     # A message id the browser client still lacks after this many s while later ones came (a hole):
     # it reconnects and resumes from the last id before the hole.
     "CLIENT_HOLE_TIMEOUT": 3.0,
+    # A client told to come back (close 1001/1012, 503) or that lost its connection reconnects after
+    # a random delay within this many s (full jitter), so that a crowd does not come back at once.
+    "CLIENT_RECONNECT_WINDOW": 5.0,
 }
 
 

@@ -11,6 +11,8 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+import random
 import socket
 
 import gevent
@@ -50,6 +52,12 @@ def handshake_error(environ, request_version):
     return None
 
 
+def retry_after():
+    """Seconds a turned-away client should wait (Retry-After): spread over the reconnect window,
+    so that a crowd told to come back does not come back at once."""
+    return str(random.randint(1, max(1, math.ceil(conf.get("CLIENT_RECONNECT_WINDOW")))))
+
+
 class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
     """gevent-websocket's handler with a deferred, validated handshake and our Connection."""
 
@@ -86,13 +94,12 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         error = handshake_error(self.environ, self.request_version)
         if error:
             return self.send_plain_response(*error)
-        if len(registry) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
-            metrics.stats.count_close("max_connections")
-            return self.send_plain_response("503 Service Unavailable",
-                                            "This worker is at its connection limit; try another or retry later.",
-                                            [("Retry-After", "5")])
+        refusal = self.refusal()
+        if refusal:
+            metrics.stats.count_close(refusal[0])
+            return self.send_plain_response("503 Service Unavailable", refusal[1], [("Retry-After", retry_after())])
         self.websocket = Connection(
-            self.socket, self.rfile, self.environ, accept=self.send_switching_protocols,
+            self.socket, self.rfile, self.environ, accept=self.accept,
             max_message_size=conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"),
             max_queue_bytes=conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
             max_queue_messages=conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"),
@@ -105,6 +112,8 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         if conf.get("WEBSOCKET_SEND_BUFFER"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, conf.get("WEBSOCKET_SEND_BUFFER"))
         registry.add(self.websocket)
+        registry.handshakes += 1  # until the view accepts (the 101) or ends: see accept()
+        self.handshaking = True
         try:
             self.result = self.application(self.environ, self.start_response)
             if self.websocket.accepted:
@@ -112,12 +121,35 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             else:
                 self.process_result()  # Django refused the upgrade: its response goes out as HTTP
         finally:
+            self.handshake_done()
             registry.discard(self.websocket)
             close = getattr(self.result, "close", None)
             if close is not None:
                 close()
             self.result = None
             self.environ["wsgi.websocket"] = None
+
+    def refusal(self):
+        """(reason, message) when this worker must turn an upgrade away with 503, else None."""
+        if registry.draining:  # SIGTERM: the clients it is closing must come back elsewhere
+            return "shutting_down", "This worker is shutting down; reconnect (another worker will take you)."
+        if len(registry) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
+            return "max_connections", "This worker is at its connection limit; try another or retry later."
+        if registry.handshakes >= conf.get("WEBSOCKET_MAX_HANDSHAKES"):
+            # A storm: queueing more joins would only make every one of them slower.
+            return "busy", "This worker has too many connections opening at once; retry in a moment."
+        return None
+
+    handshaking = False
+
+    def handshake_done(self):
+        if self.handshaking:
+            self.handshaking = False
+            registry.handshakes -= 1
+
+    def accept(self):
+        self.handshake_done()
+        self.send_switching_protocols()
 
     def send_worker_status(self, path):
         """/healthz (JSON; 503 when the broker is down) and /metrics (Prometheus text)."""

@@ -23,6 +23,7 @@ from tests.browser import by_testid, start_browser, text_of, wait_for
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
 HOLE_TIMEOUT = 1.0
+RECONNECT_WINDOW = 0.5  # the pages come back within half a second of a restart
 
 
 class LivePagesTests(StaticLiveServerTestCase):
@@ -36,7 +37,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         settings_override = override_settings(
             WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url, JOB_STEP_SECONDS=0.2,
             CLIENT_HEARTBEAT_INTERVAL=HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
-            CLIENT_HOLE_TIMEOUT=HOLE_TIMEOUT)
+            CLIENT_HOLE_TIMEOUT=HOLE_TIMEOUT, CLIENT_RECONNECT_WINDOW=RECONNECT_WINDOW)
         settings_override.enable()
         cls.addClassCleanup(settings_override.disable)
         cls.browser = start_browser()
@@ -158,6 +159,30 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.worker.signal(signal.SIGCONT)
         self.wait_for_status("live")
         self.wait_for_messages(["while frozen"])
+
+    def test_reconnect_delays_are_spread_over_the_window_the_server_gives(self):
+        """Full jitter: a crowd closed with 1001 (or that lost its connection) comes back spread over
+        the window, not at once. The page's own client.js, with its timers recorded instead of run."""
+        self.open("/time/")
+        windows, delays = self.browser.execute_script("""
+            var socket = Object.create(RealtimeSocket.prototype), delays = [], realSetTimeout = window.setTimeout;
+            Object.assign(socket, {minDelay: 500, maxDelay: 15000, reconnectWindow: 4000, timers: {},
+                                   statusHandlers: [], stopped: false});
+            var windows = [socket.windowOf({code: 1001, reason: "server shutting down; reconnect_window=2.5"}),
+                           socket.windowOf({code: 1006, reason: ""})];
+            window.setTimeout = function (fn, ms) { delays.push(ms); return 0; };
+            try {
+              for (var i = 0; i < 300; i++) { socket.attempt = 0; socket.scheduleReconnect(windows[1]); }
+            } finally { window.setTimeout = realSetTimeout; }
+            return [windows, delays];
+        """)
+        self.assertEqual(windows, [2500, 4000])  # the server's window wins over the page's default
+        self.assertEqual(len(delays), 300)
+        self.assertTrue(all(0 <= delay <= 4000 for delay in delays), (min(delays), max(delays)))
+        # Spread over the whole window: some come back at once, some at its end (a miss of either
+        # tenth by 300 uniform draws has a chance of 2 x 0.9^300, about 1e-14).
+        self.assertLess(min(delays), 400)
+        self.assertGreater(max(delays), 3600)
 
     def members(self):
         return self.texts('[data-testid="member"]')

@@ -60,15 +60,28 @@ class RedisOutageTests(LiveWebSocketTestCase):
         self.assertEqual(bob.receive_event("message")["text"], "after")
 
 
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
 class GracefulShutdownTests(LiveWebSocketTestCase):
     worker_env = {"WS_GRACEFUL_TIMEOUT": "5"}
 
-    def test_sigterm_closes_every_client_with_1001_and_exits_within_the_graceful_timeout(self):
+    def test_sigterm_stops_taking_clients_then_closes_every_client_with_1001_and_exits_in_time(self):
         clients = [self.connect("/echo/") for _ in range(3)] + [self.connect("/chat/shutdown/")]
         clients[-1].receive_event("welcome")
         started = time.monotonic()
         self.worker.process.send_signal(signal.SIGTERM)
-        for client in clients:
+        self.assertEqual(clients[0].receive_close(), 1001)
+        # Told to come back, within a window (client.js spreads its return over it) ...
+        self.assertIn("reconnect_window=", clients[0].close_reason)
+        # ... but not here: from the first close on, an upgrade that still reaches this worker is
+        # turned away (503) until gunicorn closes its listening socket (then: refused).
+        response = self.worker.http_get("/echo/", headers=UPGRADE)
+        self.assertIn(response and response[0], (503, None), response)
+        if response:
+            self.assertIn("shutting down", response[2])
+        for client in clients[1:]:
             self.assertEqual(client.receive_close(), 1001)
         self.worker.process.wait(timeout=10)
         self.assertLess(time.monotonic() - started, 5)

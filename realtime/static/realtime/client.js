@@ -6,8 +6,11 @@
 //   socket.onStatus(function (status) { ... });  // connecting, live, reconnecting, offline, closed
 //   socket.send("message", {text: "hi"});
 //
-// Reconnect: after any lost connection, with exponential backoff and jitter; not after socket.close()
+// Reconnect: after any lost connection, with exponential backoff and full jitter; not after socket.close()
 // nor after the server closed with 1000 (it ended the session on purpose, e.g. after `goodbye`).
+// After a lost connection or a server close that means "come back" (1001, 1012, a 503 at the
+// handshake) the first delay is random over reconnectWindow ms (CLIENT_RECONNECT_WINDOW), or over
+// the window the server put in the close reason ("... reconnect_window=<s>"): a crowd spreads out.
 // Resume: `message` ids are consecutive on one socket (1, 2, 3, ... in a chat room), so the client
 // keeps a watermark, lastId: every id up to it has been delivered. It reconnects with
 // ?since=<watermark> and never delivers one message id twice.
@@ -33,7 +36,8 @@
     maxDelay: 15000,
     heartbeatInterval: Number(script && script.dataset.heartbeatInterval) || 20000,
     heartbeatTimeout: Number(script && script.dataset.heartbeatTimeout) || 10000,
-    holeTimeout: Number(script && script.dataset.holeTimeout) || 3000
+    holeTimeout: Number(script && script.dataset.holeTimeout) || 3000,
+    reconnectWindow: Number(script && script.dataset.reconnectWindow) || 5000
   };
   // After these resyncs the server sends recent history afresh: forget what was seen.
   var START_OVER = {too_far_behind: true, unknown_since: true};
@@ -42,7 +46,7 @@
     options = options || {};
     this.url = url;
     this.params = options.params || function () { return {}; };
-    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout", "holeTimeout"].forEach(function (name) {
+    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout", "holeTimeout", "reconnectWindow"].forEach(function (name) {
       this[name] = options[name] || DEFAULTS[name];
     }, this);
     this.handlers = {};
@@ -57,7 +61,7 @@
     this.timers = {};
     var self = this;
     global.addEventListener("online", function () { if (self.status === "offline") self.connect(); });
-    global.addEventListener("offline", function () { self.drop(); });
+    global.addEventListener("offline", function () { self.drop(0); });
     this.connect();
   }
 
@@ -81,7 +85,7 @@
   // Drop the connection and open a new one soon (e.g. after changing params).
   RealtimeSocket.prototype.reconnect = function () {
     this.attempt = 0;
-    this.drop();
+    this.drop(0);
   };
 
   // Stop for good: no reconnecting.
@@ -118,7 +122,7 @@
     clearTimeout(this.timers.retry);
     this.setStatus(this.wasLive ? "reconnecting" : "connecting");
     var ws = this.ws = new WebSocket(this.buildUrl());
-    this.timers.open = setTimeout(function () { self.drop(); }, this.heartbeatTimeout);
+    this.timers.open = setTimeout(function () { self.drop(self.reconnectWindow); }, this.heartbeatTimeout);
     ws.onopen = function () {
       clearTimeout(self.timers.open);
       self.wasLive = true;
@@ -136,10 +140,16 @@
       if (event.code === 1000) {  // the server ended the session on purpose
         self.stopped = true;
         self.setStatus("closed");
-      } else {
-        self.scheduleReconnect();
+      } else {  // "come back" (1001, 1012, ...) or lost
+        self.scheduleReconnect(self.windowOf(event));
       }
     };
+  };
+
+  // The window (ms) to spread a reconnect over after this close: the server's, if its reason gives one.
+  RealtimeSocket.prototype.windowOf = function (closeEvent) {
+    var told = /reconnect_window=(\d+(?:\.\d+)?)/.exec(closeEvent.reason || "");
+    return told ? Number(told[1]) * 1000 : this.reconnectWindow;
   };
 
   RealtimeSocket.prototype.receive = function (text) {
@@ -188,16 +198,16 @@
   RealtimeSocket.prototype.ping = function () {
     var self = this;
     if (!this.send("ping", {}) || this.timers.pong) return;
-    this.timers.pong = setTimeout(function () { self.drop(); }, this.heartbeatTimeout);
+    this.timers.pong = setTimeout(function () { self.drop(self.reconnectWindow); }, this.heartbeatTimeout);
   };
 
   // Give up on the current connection without waiting for a closing handshake (a hung TCP
-  // connection would never finish one), then reconnect.
-  RealtimeSocket.prototype.drop = function () {
+  // connection would never finish one), then reconnect (spread over `window` ms: see scheduleReconnect).
+  RealtimeSocket.prototype.drop = function (window) {
     var ws = this.detach();
     if (!ws) return;
     try { ws.close(4000, "reconnecting"); } catch (e) { /* closing a dead socket may throw: it is gone anyway */ }
-    this.scheduleReconnect();
+    this.scheduleReconnect(window);
   };
 
   RealtimeSocket.prototype.detach = function () {
@@ -212,7 +222,7 @@
     return ws;
   };
 
-  RealtimeSocket.prototype.scheduleReconnect = function () {
+  RealtimeSocket.prototype.scheduleReconnect = function (window) {
     var self = this;
     if (this.stopped) return;
     if (global.navigator.onLine === false) {
@@ -220,8 +230,11 @@
       return;
     }
     this.setStatus("reconnecting");
-    var delay = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this.attempt));
-    delay = delay / 2 + Math.random() * delay / 2;  // jitter: not every client at the same moment
+    // Full jitter: anywhere from 0 to the cap, which doubles with each failed attempt (to maxDelay)
+    // and is at least `window` when the connection was lost or the server said "come back": every
+    // client of a restarted worker or a network blip then spreads its return over the window.
+    var cap = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this.attempt));
+    var delay = Math.random() * Math.max(cap, window || 0);
     this.attempt += 1;
     clearTimeout(this.timers.retry);
     this.timers.retry = setTimeout(function () { self.connect(); }, delay);
