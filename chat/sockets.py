@@ -21,6 +21,7 @@ from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
 from realtime.presence import Page, get_presence
 
+from .feed import RoomFeed, message_id
 from .forms import NickForm, errors_detail
 from .services import post_message, room_channel, shared_backlog, shared_room
 
@@ -30,12 +31,6 @@ RESYNC_DETAILS = {
     "too_far_behind": "Too many messages missed; here is recent history.",
     "unknown_since": "'since' is not a message this room still has; here is recent history.",
 }
-
-
-def message_id(payload):
-    """The id of a published `message` event (None for notices, whose `id` is a member's)."""
-    event = json.loads(payload)
-    return event["data"]["id"] if event["event"] == "message" else None
 
 
 class ChatSession:
@@ -56,10 +51,11 @@ class ChatSession:
         room = self.room
         presence = get_presence()
         with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
-            # From here on a broker reconnect may have dropped messages for this client: tell it.
-            subscription.on_resync = lambda: subscription.push(envelope("resync", {
-                "reason": "broker_reconnected", "detail": "Messages may have been missed: reconnect with 'since'."}))
+            # From here on a broker reconnect may drop messages for this client: the room's feed
+            # in this process catches its members up (chat/feed.py).
+            feed = RoomFeed.of(room)
             self.send_backlog(room)
+            feed.sent_history(self.last_id)
             if "name" in self.query or "color" in self.query:
                 nick = {"name": self.query.get("name", self.name), "color": self.query.get("color", self.color)}
                 self.reply_to_errors(self.change_nick, nick, quietly=True)
