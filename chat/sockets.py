@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden
 
 from realtime.broker import BrokerUnavailable
+from realtime.db import run_read
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
@@ -156,6 +157,9 @@ class ChatSession:
 @websocket
 def chat_room(request, ws, room="lobby"):
     room = shared_room(room)
+    # A logged-in user's session and account are read now, in a database reader's turn: a crowd
+    # of handshakes never opens more connections than WEBSOCKET_DB_CONCURRENCY (realtime/db.py).
+    run_read(lambda: request.user.is_authenticated)
     if room.private and not request.user.is_authenticated:
         return HttpResponseForbidden("This room is private: log in first.\n", content_type="text/plain; charset=utf-8")
     ChatSession(request, ws, room).run()
