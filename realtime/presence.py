@@ -343,3 +343,12 @@ def get_presence():
         store = RedisStore(broker.client, ttl) if broker.kind == "redis" else LocalStore(broker.publish)
         _presence = Presence(store, refresh, window, page_size)
     return _presence
+
+
+def flush_before_exit():
+    """Send this process's pending presence changes (its members' leaves) before it exits."""
+    if _presence is not None:
+        for group in list(_presence.local):  # anyone still listed here is leaving with the process
+            for member_id in list(_presence.local.get(group, {})):
+                _presence.leave(group, member_id)
+        _presence.flush()

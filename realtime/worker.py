@@ -30,6 +30,14 @@ class WebSocketWorker(GeventWebSocketWorker):
 
         get_hub()
 
+    def run(self):
+        super().run()
+        # The clients are gone (gracefully or not): announce their leaves now, in one diff per
+        # room, rather than letting other workers find them expired PRESENCE_TTL seconds later.
+        from . import presence
+
+        presence.flush_before_exit()
+
     def handle_exit(self, sig, frame):
         """SIGTERM: stop taking clients, then tell every client we are going away (1001) so it
         resumes elsewhere.
