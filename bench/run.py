@@ -62,18 +62,8 @@ def cpu_plan():
 
 
 def settle_limit(config):
-    """The longest wait for setup traffic (join notices, warm-up probes) to be delivered."""
+    """The longest wait for setup traffic (warm-up probes) to be delivered."""
     return 60.0 if config["late_after"] >= 30 else 15.0
-
-
-# n members joining one room cause n²/2 join notices: 4.5 million for 3,000, which one worker
-# delivers in about two minutes. The measurement starts once they are delivered.
-JOIN_SETTLE_PER_SUBSCRIBER = 0.08
-
-
-def join_settle_limit(config, subscribers):
-    """The longest wait for the join notices of `subscribers` members joining at once."""
-    return max(settle_limit(config), JOIN_SETTLE_PER_SUBSCRIBER * subscribers)
 
 
 class Context:
@@ -86,9 +76,6 @@ class Context:
         self.label = ""  # the current step, for file names
         self.late_after = config["late_after"]
         self.settle_limit = settle_limit(config)
-
-    def join_settle_limit(self, subscribers):
-        return join_settle_limit(self.config, subscribers)
 
     def cpu_sets(self, workers):
         return [self.plan["server"]] if workers == 1 else self.plan["two_workers"]
@@ -143,7 +130,7 @@ def plan_steps(config, scenarios=None):
 def scenario_timeout(config, cfg):
     """An upper bound for one scenario: connecting, measuring, draining, starting and stopping."""
     people = cfg.get("subscribers", cfg.get("connections", 0))
-    return 90 + people / 20 + join_settle_limit(config, people) + 2 * (
+    return 90 + people / 20 + 2 * (
         cfg.get("seconds", 0) + cfg.get("warmup", 0) + config["late_after"] + settle_limit(config))
 
 
