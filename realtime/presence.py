@@ -286,7 +286,7 @@ class Presence:
             labels = self.labels.get(group, {})
             if group not in self.local:
                 self.labels.pop(group, None)
-            head, tail = diff.event_parts(labels) if diff.announces() else ("", "")
+            head, tail = diff.event_parts(labels, self.page_size) if diff.announces() else ("", "")
             if self._safely(self.store.flush, group, diff, head, tail) is False:
                 # Not sent: the next flush sends these changes together with the later ones.
                 self.pending[group] = diff.then(self.pending.get(group, PendingDiff()))

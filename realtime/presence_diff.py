@@ -60,14 +60,25 @@ class PendingDiff:
     def announces(self):
         return bool(self.joins or self.leaves)
 
-    def event_parts(self, labels):
+    def event_parts(self, labels, join_limit=None):
         """The `presence_diff` envelope in two halves: the store writes `seq` and `count` between them.
 
-        The infos are JSON already: they are joined as text, not decoded and encoded again.
+        At most `join_limit` joins are listed, new infos of known members first: a crowd of n
+        joining at once must not cost each member n entries (the count still has them all, and
+        `joins_omitted` says how many were left out). Leaves are always listed in full: a member
+        a client shows must not stay there after it left. The infos are JSON already: they are
+        joined as text, not decoded and encoded again.
         """
+        joins = self.joins
+        omitted = 0
+        if join_limit is not None and len(joins) > join_limit:
+            ordered = sorted(joins, key=lambda member_id: member_id in self.fresh)  # updates first
+            joins = {member_id: joins[member_id] for member_id in ordered[:join_limit]}
+            omitted = len(self.joins) - join_limit
         head = '{"event":"presence_diff","data":' + json.dumps(labels, separators=(",", ":"))[:-1]
         head += ("," if labels else "") + '"seq":'
-        tail = ',"joins":' + json_object(self.joins) + ',"leaves":' + json_object(self.leaves) + "}}"
+        tail = ',"joins":' + json_object(joins) + ',"leaves":' + json_object(self.leaves)
+        tail += (f',"joins_omitted":{omitted}' if omitted else "") + "}}"
         return head, tail
 
 

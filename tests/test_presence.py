@@ -90,7 +90,12 @@ class PresenceAcrossWorkersTests(PresenceTestMixin, LiveWebSocketTestCase):
         clients = [self.connect("/chat/crowd/", worker=self.workers[i % 2], name=f"m{i:02}") for i in range(30)]
         crowd = [Member(client) for client in clients]
         everyone = ["ann"] + [f"m{i:02}" for i in range(30)]
-        ann.sees(everyone)  # she was there before them: the diffs brought every one
+        # Every joiner is announced to Ann, listed or counted in `joins_omitted` (her own join may be
+        # counted there too, if it shared their window), and the count is right.
+        announced = lambda: sum(len(d["joins"]) + d.get("joins_omitted", 0) - (ann.id in d["joins"]) for d in ann.diffs)
+        ann.follow_until(lambda: ann.list.count == 31 and announced() >= 30, what="30 joins announced, a count of 31")
+        # No diff lists more than a page of joins: the count has them all, pages list them.
+        self.assertLessEqual(max(len(diff["joins"]) for diff in ann.diffs), PAGE_SIZE)
         for member in crowd:  # they got a bounded first page and the diffs after it, and the count
             member.follow_until(lambda member=member: member.list.count == 31, what="a count of 31")
         elapsed = time.monotonic() - started

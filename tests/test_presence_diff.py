@@ -55,6 +55,21 @@ class PendingDiffTests(SimpleTestCase):
             "leaves": {"c": {"id": "c", "name": "carol"}}}})
 
 
+    def test_a_crowd_s_diff_lists_at_most_the_limit_of_joins_new_names_first_and_every_leave(self):
+        diff = PendingDiff()
+        for i in range(10):
+            diff.join(f"j{i}", info(f"j{i}", f"joiner {i}"))
+        diff.update("known", info("known", "new name"))
+        for i in range(7):
+            diff.leave(f"l{i}", info(f"l{i}", f"leaver {i}"))
+        head, tail = diff.event_parts({}, join_limit=3)
+        data = json.loads(f'{head}1,"count":50{tail}')["data"]
+        self.assertEqual(len(data["joins"]), 3)
+        self.assertIn("known", data["joins"])  # a new name of someone listed is never left out
+        self.assertEqual(data["joins_omitted"], 8)
+        self.assertEqual(len(data["leaves"]), 7)
+
+
 class MemberListTests(SimpleTestCase):
     def joined(self):
         members = MemberList()
@@ -135,7 +150,9 @@ class RedisPresenceTests(SimpleTestCase):
         self.presence.flush()  # nothing pending: nothing sent
         first, second = (json.loads(listener.get_message(timeout=2)["data"])["data"] for _ in range(2))
         self.assertIsNone(listener.get_message(timeout=0.2))
-        self.assertEqual((sorted(first["joins"]), first["leaves"], first["count"]), (["m0", "m1", "m2", "m3"], {}, 4))
+        # Four joined in the window; a diff lists at most a page of them (3 here): the count has all.
+        self.assertEqual((len(first["joins"]), first["joins_omitted"], first["leaves"], first["count"]), (3, 1, {}, 4))
+        self.assertLess(set(first["joins"]), {"m0", "m1", "m2", "m3"})
         self.assertEqual((second["joins"]["m1"]["name"], list(second["leaves"]), second["count"]), ("renamed", ["m0"], 3))
         self.assertGreater(second["seq"], first["seq"])
         self.assertEqual(self.presence.page("room").seq, second["seq"])
