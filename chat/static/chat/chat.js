@@ -98,8 +98,9 @@
   function noticeChanges(diff) {
     var joins = Object.keys(diff.joins).map(function (id) { return diff.joins[id]; });
     var leaves = Object.keys(diff.leaves).map(function (id) { return diff.leaves[id]; });
-    if (joins.length + leaves.length > 5) {
-      line("notice").textContent = joins.length + " joined, " + leaves.length + " left";
+    var joined = joins.length + (diff.joins_omitted || 0);  // a crowd's diff lists only some joiners
+    if (joined + leaves.length > 5) {
+      line("notice").textContent = joined + " joined, " + leaves.length + " left";
       return;
     }
     joins.forEach(function (member) {
