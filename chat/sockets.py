@@ -47,6 +47,7 @@ class ChatSession:
         self.name = self.account_name or f"guest-{random.randrange(16**4):04x}"
         self.color = random.choice(PALETTE)
         self.query = request.GET
+        self.subscription = None  # this connection's membership of the room's channel, once joined
 
     def run(self):
         room = self.room
@@ -63,7 +64,8 @@ class ChatSession:
             subscription.push(envelope("welcome", {"room": self.room_name, "last_id": self.last_id, **self.member()}))
             # Live messages only now: the client takes its resume point from the history and
             # `welcome`, so no live message may overtake them. And not after the presence query:
-            # a busy room's notices pile up in the hold meanwhile, and a full hold closes the client.
+            # a busy room's messages and diffs pile up in the hold meanwhile, and a full hold
+            # closes the client.
             subscription.resume(skip=self.already_sent)
             # Listed and given the first page in one round trip; announced in this worker's next
             # diff. The page says which diff it reflects (`seq`): the client skips older diffs.
