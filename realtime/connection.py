@@ -236,7 +236,7 @@ class Connection:
             # Both close frames exchanged: the server closes the TCP connection (RFC 6455 7.1.1).
             while not self._dead and self.protocol.close_rcvd is None:
                 self._read_some()
-            while self._outbox or self._writing:
+            while (self._outbox or self._writing) and not self._dead:  # dead: _drained is set, do not spin
                 self._drained.wait()
         self._shutdown()
 
