@@ -20,6 +20,10 @@ FULL = {
     "slow-consumer": {"subscribers": 1000, "rate": 50, "seconds": 10},
     "scaling": {"subscribers": 1000, "in_flight": 50, "warmup": 2, "seconds": 10},
     "flood": {"seconds": 5},
+    # n members join one room as fast as the load generator connects (`concurrency` handshakes at once).
+    "crowd-1": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 15},
+    "crowd-2": {"subscribers": 3000, "concurrency": 200, "rate": 20, "seconds": 15},
+    "crowd-3": {"subscribers": 10000, "concurrency": 200, "rate": 20, "seconds": 15},
     # A delivery later than this after its publish counts as lost (and ends the drain).
     "late_after": 30.0,
     # The whole run stops starting new scenarios after this many seconds.
@@ -37,6 +41,9 @@ QUICK = {
     "slow-consumer": {"subscribers": 300, "rate": 50, "seconds": 3},
     "scaling": {"subscribers": 300, "in_flight": 50, "warmup": 0.5, "seconds": 3},
     "flood": {"seconds": 2},
+    "crowd-1": {"subscribers": 300, "concurrency": 200, "rate": 20, "seconds": 3},
+    "crowd-2": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
+    "crowd-3": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "late_after": 5.0,
     "budget": 165,
 }
@@ -51,6 +58,9 @@ SCENARIO_SERVERS = {
     "slow-consumer": ["ours"],
     "scaling": ["ours"],
     "flood": ["ours", "bare", "channels-core"],
+    "crowd-1": "all",
+    "crowd-2": "all",
+    "crowd-3": ["ours", "bare"],
 }
 
 # The load generator is "saturated" above this share of its core: its numbers are flagged.

@@ -72,6 +72,34 @@ def main_table(document):
     return "\n".join(lines)
 
 
+CROWDS = ("crowd-1", "crowd-2", "crowd-3")
+
+
+def crowd_table(document):
+    """n members join one room as fast as the load generator connects: joins/s, then the time until
+    one message reached every member, then fan-out; no settle wait between them."""
+    lines = ["| crowd | server | joins/s | one message to every member | then fan-out: p50 / p99, loss | problems |",
+             "|---|---|---:|---:|---:|---|"]
+    for scenario in CROWDS:
+        cfg = document["config"].get(scenario)
+        if not cfg:
+            continue
+        for server in document["config"]["servers"]:
+            r = record(document, scenario, server)
+            if r is None:
+                continue
+            label = f"{cfg['subscribers']:,} members, then {cfg['rate']} msg/s"
+            if r.get("status") != "ok":
+                lines.append(f"| {label} | {server} | {failed(r)} | | | {r.get('error', '')[:80]} |")
+                continue
+            f = r["fanout"]
+            to_all = f"{r['one_message_to_all_s']:.2f} s" if r.get("one_message_to_all_s") is not None else \
+                f"never ({r['one_message_received']:,} of {r['subscribers']:,})"
+            lines.append(f"| {label} | {server} | {r['joins_per_s']:,.0f} | {to_all} "
+                         f"| {fmt_ms(f['p50_ms'])} / {fmt_ms(f['p99_ms'])}, {fmt_loss(f)}{warn(f)} | {problems(r)} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def ours_table(document):
     cfg = document["config"]
     slow, scaling = record(document, "slow-consumer", "ours"), record(document, "scaling", "ours")
@@ -172,6 +200,8 @@ def results_markdown(document, checks, plot_paths, relative_to):
 
 {ours_table(document)}
 
+{crowd_table(document)}
+
 One client floods (`bench/flood.py`): a bystander echoes every 20 ms on the same server.
 
 {flood_table(document)}
@@ -208,8 +238,8 @@ def _relative(path, base):
 def docs_page(document, results_path, checks, plot_paths):
     findings = FINDINGS.read_text() if FINDINGS.exists() else ""
     # The scenario sizes quoted below are those of a full run.
-    e, el, f1, f2, idle, slow, k = (FULL[name] for name in
-                                    ("echo", "echo-large", "fanout-1", "fanout-2", "idle", "slow-consumer", "scaling"))
+    e, el, f1, f2, idle, slow, k, c1, c2, c3 = (FULL[name] for name in (
+        "echo", "echo-large", "fanout-1", "fanout-2", "idle", "slow-consumer", "scaling", "crowd-1", "crowd-2", "crowd-3"))
     late, quick_late, warm, publishers = FULL["late_after"], QUICK["late_after"], WARM_UP_PROBES, PUBLISHERS
     source = results_path.relative_to(ROOT) if results_path.is_relative_to(ROOT) else results_path
     return f"""# Performance
@@ -274,10 +304,12 @@ The benchmark is not part of `make test` or CI.
 | fan-out | {f1['subscribers']:,} subscribers join one chat room (each waits for `welcome`); after {warm} warm-up probes, {f1['rate']} probes/s for {f1['seconds']} s are published through the chat path by {publishers} publisher connections; each probe's text carries its sequence number. Again with {f2['subscribers']:,} subscribers at {f2['rate']}/s | latency from publish to each delivery (p50/p99) and loss: a delivery later than {late:g} s (QUICK: {quick_late:g} s) counts as lost |
 | idle | {idle['connections']:,} silent `/echo/` connections after a warm-up | server RSS growth per connection (all server processes, not Redis) |
 | slow consumer (ours) | the {slow['subscribers']:,}-subscriber fan-out at {slow['rate']}/s run twice on one room for {slow['seconds']} s each: as is, then with one more member that never reads (its receive buffer shrunk to 4 KiB) | whether one stuck client slows the others; whether the server closes it (1013) |
+| crowd | {c1['subscribers']:,}, {c2['subscribers']:,} and {c3['subscribers']:,} members join one chat room as fast as the load generator connects ({c1['concurrency']} handshakes at once; 10,000 against ours and bare only); the moment the last has its `welcome`, one probe; the moment every member has it, {c1['rate']} probes/s for {c1['seconds']} s | joins/s, the time until one message reached every member, then fan-out p50/p99 and loss right after a crowd filled the room |
 | scaling (ours) | closed-loop fan-out ({k['in_flight']} probes in flight; the next is published when every subscriber has one) to {k['subscribers']:,} subscribers on one worker, then split evenly over two workers (two gunicorn instances) sharing one Redis | fan-out deliveries/s the server side sustains, and how it grows with a second worker |
 
-Our chat also sends join notices: the fan-out scenarios wait until they stop arriving before
-measuring. Sizes of a QUICK run are smaller (see the table headers).
+No scenario waits for setup traffic to settle: each measures from the moment every member has
+its `welcome` (our chat's presence goes out as coalesced diffs, so there is little of it).
+Sizes of a QUICK run are smaller (see the table headers).
 
 ## Latest results
 

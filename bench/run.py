@@ -62,18 +62,8 @@ def cpu_plan():
 
 
 def settle_limit(config):
-    """The longest wait for setup traffic (join notices, warm-up probes) to be delivered."""
+    """The longest wait for setup traffic (warm-up probes) to be delivered."""
     return 60.0 if config["late_after"] >= 30 else 15.0
-
-
-# n members joining one room cause n²/2 join notices: 4.5 million for 3,000, which one worker
-# delivers in about two minutes. The measurement starts once they are delivered.
-JOIN_SETTLE_PER_SUBSCRIBER = 0.08
-
-
-def join_settle_limit(config, subscribers):
-    """The longest wait for the join notices of `subscribers` members joining at once."""
-    return max(settle_limit(config), JOIN_SETTLE_PER_SUBSCRIBER * subscribers)
 
 
 class Context:
@@ -86,9 +76,6 @@ class Context:
         self.label = ""  # the current step, for file names
         self.late_after = config["late_after"]
         self.settle_limit = settle_limit(config)
-
-    def join_settle_limit(self, subscribers):
-        return join_settle_limit(self.config, subscribers)
 
     def cpu_sets(self, workers):
         return [self.plan["server"]] if workers == 1 else self.plan["two_workers"]
@@ -143,7 +130,7 @@ def plan_steps(config, scenarios=None):
 def scenario_timeout(config, cfg):
     """An upper bound for one scenario: connecting, measuring, draining, starting and stopping."""
     people = cfg.get("subscribers", cfg.get("connections", 0))
-    return 90 + people / 20 + join_settle_limit(config, people) + 2 * (
+    return 90 + people / 20 + 2 * (
         cfg.get("seconds", 0) + cfg.get("warmup", 0) + config["late_after"] + settle_limit(config))
 
 
@@ -186,7 +173,7 @@ def versions():
         except OSError:
             return ""
 
-    channels = subprocess.run([str(CHANNELS_PYTHON), "-c", "import importlib.metadata as m; print(' '.join("
+    channels = CHANNELS_PYTHON.exists() and subprocess.run([str(CHANNELS_PYTHON), "-c", "import importlib.metadata as m; print(' '.join("
                                "f'{p}=={m.version(p)}' for p in ('channels','channels_redis','daphne','Django')))"],
                               capture_output=True, text=True).stdout.strip()
     import gevent
@@ -242,7 +229,9 @@ def main(argv=None):
     run_dir = Path(tempfile.mkdtemp(prefix="bench-", dir=shm if shm.is_dir() and os.access(shm, os.W_OK) else None))
     print(f"benchmark ({'QUICK' if args.quick else 'full'}): {len(steps)} steps, at most {config['budget'] // 60} min; "
           f"load generator on CPU {plan['loadgen']}, servers on {plan['server']}; logs in {run_dir}", flush=True)
-    templates = migrate_templates(run_dir)
+    from .config import CHANNELS
+
+    templates = migrate_templates(run_dir, channels_too=any(kind in CHANNELS for _, kind in steps))
     progress = Progress(len(steps))
     ctx = Context(config, plan, run_dir, templates, progress, profile=args.profile)
     results = uvloop.run(run_all(ctx, steps))

@@ -108,16 +108,14 @@ async def echo(ctx, kind, cfg):
 
 
 async def join_room(ctx, stack, crowd, subscribers):
-    """Subscribers (spread over the stack's servers) and publishers, all welcomed; then wait
-    for the join notices this caused to be delivered, so that they are not measured."""
+    """Subscribers (spread over the stack's servers) and publishers, all welcomed. No settle wait:
+    what the joins cost the server afterwards (presence) is part of what is measured."""
     urls = stack.urls(CHAT)
     subs = await crowd.connect(urls, subscribers, welcome=True, deadline=connect_deadline(subscribers),
                                what="subscribing")
     publishers = await crowd.connect(urls[:1], PUBLISHERS, welcome=True, deadline=connect_deadline(PUBLISHERS),
                                      what="publishers joining")
-    ctx.progress.phase("letting join notices settle")
-    settled = await crowd.wait_quiet(limit=ctx.join_settle_limit(subscribers))
-    return subs, publishers, settled
+    return subs, publishers
 
 
 async def warm_up(ctx, subs, publishers, rate):
@@ -173,15 +171,15 @@ async def publish_at_rate(ctx, stack, subs, publishers, rate, seconds, first_seq
 @contextlib.asynccontextmanager
 async def warm_room(ctx, kind, cfg):
     """(stack, crowd, room) for a started `kind` whose room was joined and warmed up; room is
-    (subscribers, publishers, settle seconds), or None if it could not be joined."""
+    (subscribers, publishers), or None if it could not be joined."""
     async with ctx.stack(kind) as stack:
         crowd = Crowd(ctx.progress)
         try:
-            subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
+            subs, publishers = await join_room(ctx, stack, crowd, cfg["subscribers"])
             room = None
             if subs and publishers:
                 await warm_up(ctx, subs, publishers, cfg["rate"])
-                room = subs, publishers, settled
+                room = subs, publishers
             yield stack, crowd, room
         finally:
             crowd.close_all()
@@ -192,10 +190,9 @@ async def fanout(ctx, kind, cfg):
     async with warm_room(ctx, kind, cfg) as (stack, crowd, room):
         if not room:
             return {"error": "could not join the room", **crowd.health()}
-        subs, publishers, settled = room
+        subs, publishers = room
         result = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
-        return {**result, "wanted_subscribers": cfg["subscribers"], "settle_s": round(settled, 2),
-                **crowd.health()}
+        return {**result, "wanted_subscribers": cfg["subscribers"], **crowd.health()}
 
 
 # --- slow consumer ------------------------------------------------------------------------
@@ -206,7 +203,7 @@ async def slow_consumer(ctx, kind, cfg):
     async with warm_room(ctx, kind, cfg) as (stack, crowd, room):
         if not room:
             return {"error": "could not join the room", **crowd.health()}
-        subs, publishers, settled = room
+        subs, publishers = room
         without = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"])
         ctx.progress.phase("adding a client that never reads")
         slow = await crowd.connect(stack.urls(CHAT), 1, welcome=True, deadline=connect_deadline(1))
@@ -220,7 +217,7 @@ async def slow_consumer(ctx, kind, cfg):
         slow[0].handler = ignore
         slow[0].resume_reading()
         await crowd.wait_quiet(quiet=1.0, limit=ctx.settle_limit)
-        return {"subscribers": len(subs), "rate": cfg["rate"], "settle_s": round(settled, 2),
+        return {"subscribers": len(subs), "rate": cfg["rate"],
                 "without": without, "with": with_slow, "slow_client_close_code": slow[0].close_code,
                 "slow_client_disconnected": slow[0].disconnected, **crowd.health()}
 
@@ -263,7 +260,7 @@ async def deliveries_per_second(ctx, stack, cfg):
     soon as every subscriber has one; measures the deliveries/s the server side sustains."""
     crowd = Crowd(ctx.progress)
     try:
-        subs, publishers, settled = await join_room(ctx, stack, crowd, cfg["subscribers"])
+        subs, publishers = await join_room(ctx, stack, crowd, cfg["subscribers"])
         if not subs or not publishers:
             return {"error": "could not join the room", **crowd.health()}
         deliveries = Deliveries(len(subs))
@@ -298,7 +295,7 @@ async def deliveries_per_second(ctx, stack, cfg):
         received = deliveries.received - before
         window.stop()
         state["running"] = False
-        return {"subscribers": len(subs), "servers": len(stack.servers), "settle_s": round(settled, 2),
+        return {"subscribers": len(subs), "servers": len(stack.servers),
                 "deliveries_per_s": received / window.seconds, "stalled": state["stalled"], **window.as_dict(),
                 **crowd.health()}
     finally:
@@ -316,6 +313,45 @@ async def scaling(ctx, kind, cfg):
             "cpus": [list(cpus) for cpus in ctx.cpu_sets(2)]}
 
 
+# --- crowd ---------------------------------------------------------------------------------
+
+
+async def crowd(ctx, kind, cfg):
+    """`subscribers` join one room as fast as the load generator connects; then the time until one
+    message reaches every member; then fan-out at `rate`/s. No settle wait anywhere: each step
+    starts the moment the one before it is complete."""
+    async with ctx.stack(kind) as stack:
+        crowd = Crowd(ctx.progress)
+        try:
+            count = cfg["subscribers"]
+            started = now()
+            subs = await crowd.connect(stack.urls(CHAT), count, welcome=True, deadline=connect_deadline(count),
+                                       concurrency=cfg["concurrency"], what="joining")
+            joined = now()
+            publishers = await crowd.connect(stack.urls(CHAT)[:1], PUBLISHERS, welcome=True,
+                                             deadline=connect_deadline(PUBLISHERS), what="publishers joining")
+            if not subs or not publishers:
+                return {"error": "could not join the room", **crowd.health()}
+            ctx.progress.phase("one message to every member")
+            first = Deliveries(len(subs))
+            reached = {}
+            first.on_complete = lambda seq: reached.setdefault("at", now())
+            for client in subs:
+                client.handler = first.handler
+            first.published(0)
+            publishers[0].send(probe_message(0))
+            while "at" not in reached and now() - first.sent_at[0] < ctx.late_after:
+                await asyncio.sleep(0.01)
+            first.recording = False
+            fanout = await publish_at_rate(ctx, stack, subs, publishers, cfg["rate"], cfg["seconds"], first_seq=1)
+            return {"subscribers": len(subs), "wanted_subscribers": count, "join_s": round(joined - started, 3),
+                    "joins_per_s": len(subs) / (joined - started),
+                    "one_message_to_all_s": round(reached["at"] - first.sent_at[0], 3) if reached else None,
+                    "one_message_received": first.received, "fanout": fanout, **crowd.health()}
+        finally:
+            crowd.close_all()
+
+
 SCENARIOS = {
     "echo": echo,
     "echo-large": echo,
@@ -325,4 +361,7 @@ SCENARIOS = {
     "slow-consumer": slow_consumer,
     "scaling": scaling,
     "flood": flood,
+    "crowd-1": crowd,
+    "crowd-2": crowd,
+    "crowd-3": crowd,
 }

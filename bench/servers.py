@@ -129,8 +129,8 @@ class ChannelsServer(Logged, ServerProcess):
         return f"ws://127.0.0.1:{self.port}{path}"
 
 
-def migrate_templates(run_dir):
-    """Migrate one SQLite database for us and one for Channels; stacks copy them."""
+def migrate_templates(run_dir, channels_too=True):
+    """Migrate one SQLite database for us and one for Channels (when it runs); stacks copy them."""
     ours = Path(run_dir) / "ours-template.sqlite3"
     channels = Path(run_dir) / "channels-template.sqlite3"
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True,
@@ -139,8 +139,9 @@ def migrate_templates(run_dir):
     subprocess.run([sys.executable, "manage.py", "shell", "-v0", "-c",
                     f"from chat.models import Room; Room.objects.get_or_create(name={ROOM!r})"], cwd=ROOT, check=True,
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
-    subprocess.run([str(CHANNELS_PYTHON), "-m", "django", "migrate", "-v0", "--settings", "channels_app.settings"],
-                   cwd=BENCH, check=True, env={**os.environ, "CHANNELS_DB": str(channels)})
+    if channels_too:
+        subprocess.run([str(CHANNELS_PYTHON), "-m", "django", "migrate", "-v0", "--settings", "channels_app.settings"],
+                       cwd=BENCH, check=True, env={**os.environ, "CHANNELS_DB": str(channels)})
     return {"ours": ours, "channels": channels}
 
 

@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from realtime.broker import BrokerUnavailable, publish
 from realtime.envelope import envelope
+from realtime.db import run_read
+from realtime.shared_reads import SharedReads
 
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
@@ -32,9 +34,9 @@ def room_to_open(room_name, user):
     code such as `manage.py chat_say`) creates one, so anonymous clients trying names cannot grow
     the table, and their connects cost a read, not a write. The lobby (/chat/) is always open.
     """
-    room = Room.objects.filter(name=room_name).first()
+    room = shared_room(room_name)
     if room is None and may_create_room(room_name, user):
-        room, _ = Room.objects.get_or_create(name=room_name)
+        room = run_read(lambda: Room.objects.get_or_create(name=room_name)[0])
     return room
 
 
@@ -74,18 +76,6 @@ def post_message(room_name, text, name, color):
     return message
 
 
-def now_iso():
-    return timezone.now().isoformat().replace("+00:00", "Z")
-
-
-def announce(room_name, event, data):
-    """Publish a notice (`join`, `leave`, `nick`) to a room; notices are not stored."""
-    try:
-        publish(room_channel(room_name), envelope(event, {"room": room_name, "ts": now_iso(), **data}))
-    except BrokerUnavailable:
-        log.warning("could not announce %s in %s: broker unavailable", event, room_name)
-
-
 def recent_history(room):
     return list(reversed(room.messages.order_by("-seq")[:HISTORY_ON_JOIN]))
 
@@ -106,3 +96,24 @@ def backlog(room, since=None):
     if len(missed) > RESUME_LIMIT:
         return recent_history(room), "too_far_behind"
     return missed, None
+
+
+# Joiners of one room share their reads: a crowd of n costs a few queries, not n (realtime/shared_reads.py).
+_shared_reads = SharedReads()
+
+
+def shared_room(room_name):
+    """The room (None if there is none), read by a query that started after this call, shared
+    with the other joiners of the room meanwhile."""
+    return _shared_reads.get(("room", room_name), lambda: Room.objects.filter(name=room_name).first())
+
+
+def shared_backlog(room, since=None):
+    """`backlog(room, since)` as ([(id, `message` event text)], resync reason), shared by the joiners
+    of the room that ask for the same `since` meanwhile; each message is encoded once for all of them."""
+
+    def load():
+        messages, resync = backlog(room, since)
+        return [(message.seq, envelope("message", message.as_event_data())) for message in messages], resync
+
+    return _shared_reads.get(("backlog", room.pk, since), load)

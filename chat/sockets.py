@@ -1,12 +1,13 @@
 """The chat WebSocket view: one ChatSession per connection.
 
-Protocol (docs/protocol.md): the client sends `message` {"text"}, `nick` {"name", "color"} and
-the heartbeat `ping`; the server sends `message` events (history first, then live), `welcome`,
-`presence` (who is here, in every worker), `join`/`leave`/`nick` notices, `resync`, and
-`error` {"code", "detail"} for bad input, after which the connection stays open.
+Protocol (docs/protocol.md): the client sends `message` {"text"}, `nick` {"name", "color"},
+`members` {"after"} (the next page of the member list) and the heartbeat `ping`; the server sends
+`message` events (history first, then live), `welcome`, `presence` (the member count and the first
+page of who is here, in every worker), `presence_diff` (joins and leaves, coalesced per worker),
+`members` pages, `resync`, and `error` {"code", "detail"} for bad input, after which the
+connection stays open.
 """
 
-import functools
 import json
 import random
 import secrets
@@ -15,13 +16,15 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden, HttpResponseNotFound
 
 from realtime.broker import BrokerUnavailable
+from realtime.db import run_read
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
-from realtime.presence import get_presence
+from realtime.presence import Page, get_presence
 
+from .feed import RoomFeed, message_id
 from .forms import NickForm, errors_detail
-from .services import LOBBY, announce, backlog, post_message, room_channel, room_to_open
+from .services import LOBBY, post_message, room_channel, room_to_open, shared_backlog
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
@@ -29,12 +32,6 @@ RESYNC_DETAILS = {
     "too_far_behind": "Too many messages missed; here is recent history.",
     "unknown_since": "'since' is not a message this room still has; here is recent history.",
 }
-
-
-def message_id(payload):
-    """The id of a published `message` event (None for notices, whose `id` is a member's)."""
-    event = json.loads(payload)
-    return event["data"]["id"] if event["event"] == "message" else None
 
 
 class ChatSession:
@@ -50,37 +47,50 @@ class ChatSession:
         self.name = self.account_name or f"guest-{random.randrange(16**4):04x}"
         self.color = random.choice(PALETTE)
         self.query = request.GET
+        self.subscription = None  # this connection's membership of the room's channel, once joined
 
     def run(self):
         room = self.room
         presence = get_presence()
         with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
-            # From here on a broker reconnect may have dropped messages for this client: tell it.
-            subscription.on_resync = lambda: subscription.push(envelope("resync", {
-                "reason": "broker_reconnected", "detail": "Messages may have been missed: reconnect with 'since'."}))
+            # From here on a broker reconnect may drop messages for this client: the room's feed
+            # in this process catches its members up (chat/feed.py).
+            feed = RoomFeed.of(room)
             self.send_backlog(room)
+            feed.sent_history(self.last_id)
             if "name" in self.query or "color" in self.query:
                 nick = {"name": self.query.get("name", self.name), "color": self.query.get("color", self.color)}
                 self.reply_to_errors(self.change_nick, nick, quietly=True)
             subscription.push(envelope("welcome", {"room": self.room_name, "last_id": self.last_id, **self.member()}))
             # Live messages only now: the client takes its resume point from the history and
             # `welcome`, so no live message may overtake them. And not after the presence query:
-            # a busy room's notices pile up in the hold meanwhile, and a full hold closes the client.
+            # a busy room's messages and diffs pile up in the hold meanwhile, and a full hold
+            # closes the client.
             subscription.resume(skip=self.already_sent)
-            # Listed first, announced second: whoever reads the list after this sees us, whoever
-            # read it before gets the `join` (clients apply both idempotently, by member id).
-            # Members a dead worker left behind get their `leave` from the presence refresher.
-            presence.join(self.channel, self.member_id, self.member(),
-                          on_expired=functools.partial(announce, self.room_name, "leave"))
-            members = sorted(presence.members(self.channel), key=lambda member: member["name"].lower())
-            subscription.push(envelope("presence", {"room": self.room_name, "members": members}))
-            announce(self.room_name, "join", self.member())
+            # Listed and given the first page in one round trip; announced in this worker's next
+            # diff. The page says which diff it reflects (`seq`): the client skips older diffs.
+            page = presence.join(self.channel, self.member_id, self.member(), labels={"room": self.room_name})
+            subscription.push(self.presence_event(page))
+            self.subscription = subscription
             try:
                 for event, data in receive_events(self.ws):
                     self.reply_to_errors(self.dispatch, event, data)
             finally:
                 presence.leave(self.channel, self.member_id)
-                announce(self.room_name, "leave", self.member())
+
+    def presence_event(self, page):
+        if page is None:  # the shared list is unreachable (Redis down): at least we are here
+            page = Page(0, 1, None, [json.dumps(self.member())])
+        return page.event("presence", {"room": self.room_name})
+
+    def send_members_page(self, data):
+        after = data.get("after")
+        if not isinstance(after, str) or not after or len(after) > 64:
+            raise ClientError("invalid_cursor", "'after' must be the 'next' of a presence or members event.")
+        page = get_presence().page(self.channel, after)
+        if page is None:
+            raise ClientError("presence_unavailable", "The member list is unavailable for a moment; ask again later.")
+        self.subscription.push(page.event("members", {"room": self.room_name}))
 
     def member(self):
         return {"id": self.member_id, "name": self.name, "color": self.color}
@@ -94,14 +104,14 @@ class ChatSession:
         except ValueError:
             self.ws.send(ClientError("invalid_since", "'since' must be a message id (an integer).").as_event())
             since = None
-        messages, resync = backlog(room, since)
+        messages, resync = shared_backlog(room, since)
         if resync:
             self.ws.send(envelope("resync", {"reason": resync, "detail": RESYNC_DETAILS[resync]}))
         elif since is not None:
             self.last_id = since
-        for message in messages:
-            self.ws.send(envelope("message", message.as_event_data()))
-            self.last_id = message.seq
+        for seq, text in messages:
+            self.ws.send(text)
+            self.last_id = seq
 
     def already_sent(self, payload):
         """True for a held live message the client already has: ids are consecutive in a room and
@@ -120,8 +130,11 @@ class ChatSession:
             self.post(data)
         elif event == "nick":
             self.change_nick(data)
+        elif event == "members":
+            self.send_members_page(data)
         else:
-            raise ClientError("unknown_event", f"Unknown event {event!r}; expected 'message', 'nick' or 'ping'.")
+            raise ClientError("unknown_event",
+                              f"Unknown event {event!r}; expected 'message', 'nick', 'members' or 'ping'.")
 
     def post(self, data):
         try:
@@ -138,11 +151,9 @@ class ChatSession:
             raise ClientError("invalid_nick", errors_detail(form), form.errors.get_json_data())
         if self.room.private and form.cleaned_data["name"] != self.account_name:
             raise ClientError("invalid_nick", "name: In a private room your name is your account name.")
-        old_name = self.name
         self.name, self.color = form.cleaned_data["name"], form.cleaned_data["color"]
         if not quietly:  # before joining (the name in the query string) there is nobody to tell
             get_presence().update(self.channel, self.member_id, self.member())
-            announce(self.room_name, "nick", {"old_name": old_name, **self.member()})
 
 
 # A chat event carries at most 2,000 characters of text: 16 KiB holds them in UTF-8 and JSON
@@ -152,6 +163,9 @@ CHAT_MAX_MESSAGE_BYTES = 16 * 1024
 
 @websocket(max_message_size=CHAT_MAX_MESSAGE_BYTES)
 def chat_room(request, ws, room=LOBBY):
+    # A logged-in user's session and account are read now, in a database reader's turn: a crowd
+    # of handshakes never opens more connections than WEBSOCKET_DB_CONCURRENCY (realtime/db.py).
+    run_read(lambda: request.user.is_authenticated)
     name, room = room, room_to_open(room, request.user)
     if room is None:
         return HttpResponseNotFound(f"No room named {name!r}: log in to open a new room.\n",

@@ -132,12 +132,15 @@ WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
 # Empty: an in-process broker that serves one worker process only.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
-# Live features; the defaults of the first five are in realtime/conf.py, all are in docs/settings.md.
+# Live features; the defaults of the first eight are in realtime/conf.py, all are in docs/settings.md.
 PRESENCE_TTL = float(os.environ.get("PRESENCE_TTL", "30"))
 PRESENCE_REFRESH = float(os.environ.get("PRESENCE_REFRESH", "10"))
+PRESENCE_DIFF_WINDOW = float(os.environ.get("PRESENCE_DIFF_WINDOW", "1"))
+PRESENCE_PAGE_SIZE = int(os.environ.get("PRESENCE_PAGE_SIZE", "100"))
 CLIENT_HEARTBEAT_INTERVAL = float(os.environ.get("CLIENT_HEARTBEAT_INTERVAL", "20"))
 CLIENT_HEARTBEAT_TIMEOUT = float(os.environ.get("CLIENT_HEARTBEAT_TIMEOUT", "10"))
 CLIENT_HOLE_TIMEOUT = float(os.environ.get("CLIENT_HOLE_TIMEOUT", "3"))
+CLIENT_RECONNECT_WINDOW = float(os.environ.get("CLIENT_RECONNECT_WINDOW", "5"))
 # Seconds between two pushes of the clock (/time/).
 CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
 # Seconds one step of the demo job (/jobs/) takes.
@@ -155,7 +158,8 @@ JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",
               "WEBSOCKET_SEND_BUFFER", "WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_HANDSHAKE_TIMEOUT", "WEBSOCKET_MAX_CONNECTIONS",
               "WEBSOCKET_RATE_LIMIT", "WEBSOCKET_RATE_BURST", "WEBSOCKET_FRAME_RATE", "WEBSOCKET_FRAME_BURST",
-              "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT", "WEBSOCKET_IDLE_TIMEOUT"):
+              "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT", "WEBSOCKET_IDLE_TIMEOUT",
+              "WEBSOCKET_DB_CONCURRENCY", "WEBSOCKET_MAX_HANDSHAKES"):
     if os.environ.get(_name):
         globals()[_name] = float(os.environ[_name]) if "." in os.environ[_name] else int(os.environ[_name])
 

@@ -76,13 +76,15 @@ class RedisBroker:
         self.url = url
         # Named, so that CLIENT LIST shows which process holds which connection.
         name = f"realtime-{socket.gethostname()}-{os.getpid()}"
-        # Publishing: a few connections at most, whatever the number of sockets. A burst of
-        # publishers waits for one (bounded); a down Redis fails at once (connect refused).
-        # One immediate retry covers a pooled connection that went stale while Redis restarted;
-        # no more, so a sender learns at once that Redis is down.
+        # Publishing and presence: a few connections at most, whatever the number of sockets. A
+        # burst of callers waits its turn for one and is never failed for the pool being empty
+        # (timeout=None): each holder gives its connection back within socket_timeout, so the wait
+        # is bounded by the callers ahead. A down Redis fails at once (connect refused). One
+        # immediate retry covers a pooled connection that went stale while Redis restarted; no
+        # more, so a sender learns at once that Redis is down.
         self.client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
-            url, max_connections=4, timeout=20, socket_timeout=5, socket_connect_timeout=2, client_name=f"{name}-pub",
-            retry=Retry(NoBackoff(), 1)))
+            url, max_connections=4, timeout=None, socket_timeout=5, socket_connect_timeout=2,
+            client_name=f"{name}-pub", retry=Retry(NoBackoff(), 1)))
         # Listening: no silent retries, so that every lost connection is seen and resynced.
         self.listen_client = redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2,
                                                   client_name=f"{name}-sub")

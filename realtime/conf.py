@@ -17,6 +17,12 @@ DEFAULTS = {
     "WEBSOCKET_HANDSHAKE_TIMEOUT": 10.0,
     # Open connections per worker process; one more gets 503 at the handshake.
     "WEBSOCKET_MAX_CONNECTIONS": 9000,
+    # Greenlets of a worker process that read the database for joins at once (the others wait their
+    # turn): bounds the database connections a join storm opens, per process.
+    "WEBSOCKET_DB_CONCURRENCY": 8,
+    # Upgrades a worker process handles at once between the request and the 101 (the join: its
+    # database reads and presence); one more gets 503 + Retry-After instead of waiting in line.
+    "WEBSOCKET_MAX_HANDSHAKES": 500,
     # Incoming messages per second per connection (0: no limit), and the burst allowed above it.
     "WEBSOCKET_RATE_LIMIT": 50,
     "WEBSOCKET_RATE_BURST": 100,
@@ -33,6 +39,10 @@ DEFAULTS = {
     # within PRESENCE_TTL s, and reported (a `leave`) within PRESENCE_TTL + PRESENCE_REFRESH s.
     "PRESENCE_TTL": 30.0,
     "PRESENCE_REFRESH": 10.0,
+    # Each worker announces a room's joins, leaves and name changes of this many s as one diff.
+    "PRESENCE_DIFF_WINDOW": 1.0,
+    # A joiner gets the member count and at most this many members; it asks for more page by page.
+    "PRESENCE_PAGE_SIZE": 100,
     # The browser client's heartbeat (client.js): a `ping` every INTERVAL s; nothing received within
     # TIMEOUT s after it (or no open within TIMEOUT s) and it drops the connection and reconnects.
     "CLIENT_HEARTBEAT_INTERVAL": 20.0,
@@ -40,6 +50,9 @@ DEFAULTS = {
     # A message id the browser client still lacks after this many s while later ones came (a hole):
     # it reconnects and resumes from the last id before the hole.
     "CLIENT_HOLE_TIMEOUT": 3.0,
+    # A client told to come back (close 1001/1012, 503) or that lost its connection reconnects after
+    # a random delay within this many s (full jitter), so that a crowd does not come back at once.
+    "CLIENT_RECONNECT_WINDOW": 5.0,
 }
 
 

@@ -6,9 +6,14 @@ each blocking read. It must cost nothing for the many views that never touch the
 `connection_created` signal marks the greenlet that opened one.
 """
 
+import gevent
 from django.db import connections
 from django.db.backends.signals import connection_created
+from gevent.event import AsyncResult
+from gevent.queue import Empty, Queue
 from greenlet import getcurrent
+
+from . import conf
 
 
 def _mark_greenlet(sender, connection, **kwargs):
@@ -32,3 +37,55 @@ def release_db_connections():
         else:
             connection.close()
     current.realtime_db_open = still_open
+
+
+
+class DatabaseReaders:
+    """A few greenlets that run reads for many sockets (joins), in turn.
+
+    At most `size` of them (WEBSOCKET_DB_CONCURRENCY), so a join storm never opens more database
+    connections than that per process: the others wait in the queue. Each keeps its connection
+    between reads (opening one costs more than a small query) and closes it after `idle` s
+    without work, or after a read that failed (the connection may be broken).
+    """
+
+    def __init__(self, size, idle=5.0):
+        self.size, self.idle = size, idle
+        self.queue = Queue()
+        self.readers = 0
+
+    def run(self, read):
+        """`read()` in a reader greenlet; waits for its turn and returns its result (or raises)."""
+        result = AsyncResult()
+        self.queue.put((read, result))
+        if self.readers < self.size:
+            self.readers += 1
+            gevent.spawn(self._serve)
+        return result.get()
+
+    def _serve(self):
+        try:
+            while True:
+                try:
+                    read, result = self.queue.get(timeout=self.idle)
+                except Empty:
+                    return
+                try:
+                    result.set(read())
+                except BaseException as error:  # handed to the caller, who raises it
+                    result.set_exception(error)
+                    release_db_connections()
+        finally:
+            self.readers -= 1
+            release_db_connections()
+
+
+_readers = None
+
+
+def run_read(read):
+    """Run `read()` (ORM code) in one of this process's database readers: see DatabaseReaders."""
+    global _readers
+    if _readers is None:
+        _readers = DatabaseReaders(conf.get("WEBSOCKET_DB_CONCURRENCY"))
+    return _readers.run(read)

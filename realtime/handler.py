@@ -8,6 +8,8 @@ connection that closes at once.
 """
 
 import json
+import math
+import random
 import socket
 
 import gevent
@@ -73,6 +75,12 @@ def handshake_error(environ, request_version):
     return None
 
 
+def retry_after():
+    """Seconds a turned-away client should wait (Retry-After): spread over the reconnect window,
+    so that a crowd told to come back does not come back at once."""
+    return str(random.randint(1, max(1, math.ceil(conf.get("CLIENT_RECONNECT_WINDOW")))))
+
+
 class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
     """gevent-websocket's handler with a deferred, validated handshake and our Connection."""
 
@@ -109,19 +117,20 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         error = handshake_error(self.environ, self.request_version)
         if error:
             return self.send_plain_response(*error)
-        if len(registry) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
-            metrics.stats.count_close("max_connections")
-            return self.send_plain_response("503 Service Unavailable",
-                                            "This worker is at its connection limit; try another or retry later.",
-                                            [("Retry-After", "5")])
+        refusal = self.refusal()
+        if refusal:
+            metrics.stats.count_close(refusal[0])
+            return self.send_plain_response("503 Service Unavailable", refusal[1], [("Retry-After", retry_after())])
         self.websocket = Connection(
-            self.socket, self.rfile, self.environ, accept=self.send_switching_protocols, limits=connection_limits(),
+            self.socket, self.rfile, self.environ, accept=self.accept, limits=connection_limits(),
             close_timeout=conf.get("WEBSOCKET_CLOSE_TIMEOUT"), on_rate_limited=rate_limited_notice)
         self.environ["wsgi.websocket"] = self.websocket
         self.environ["wsgi.websocket_version"] = SUPPORTED_VERSION
         if conf.get("WEBSOCKET_SEND_BUFFER"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, conf.get("WEBSOCKET_SEND_BUFFER"))
         registry.add(self.websocket)
+        registry.handshakes += 1  # until the view accepts (the 101) or ends: see accept()
+        self.handshaking = True
         try:
             self.result = self.application(self.environ, self.start_response)
             if self.websocket.accepted:
@@ -129,12 +138,35 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             else:
                 self.process_result()  # Django refused the upgrade: its response goes out as HTTP
         finally:
+            self.handshake_done()
             registry.discard(self.websocket)
             close = getattr(self.result, "close", None)
             if close is not None:
                 close()
             self.result = None
             self.environ["wsgi.websocket"] = None
+
+    def refusal(self):
+        """(reason, message) when this worker must turn an upgrade away with 503, else None."""
+        if registry.draining:  # SIGTERM: the clients it is closing must come back elsewhere
+            return "shutting_down", "This worker is shutting down; reconnect (another worker will take you)."
+        if len(registry) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
+            return "max_connections", "This worker is at its connection limit; try another or retry later."
+        if registry.handshakes >= conf.get("WEBSOCKET_MAX_HANDSHAKES"):
+            # A storm: queueing more joins would only make every one of them slower.
+            return "busy", "This worker has too many connections opening at once; retry in a moment."
+        return None
+
+    handshaking = False
+
+    def handshake_done(self):
+        if self.handshaking:
+            self.handshaking = False
+            registry.handshakes -= 1
+
+    def accept(self):
+        self.handshake_done()
+        self.send_switching_protocols()
 
     def send_worker_status(self, path):
         """/healthz (JSON; 503 when the broker is down or a background loop is not running) and

@@ -72,11 +72,32 @@ class Subscription:
         self.close()
 
 
+class ChannelWatcher:
+    """What an application keeps per channel and process: `saw(payload)` runs once per message
+    this process delivers on the channel (not once per member), `reconnected()` after the broker
+    came back (it must not block: spawn the work)."""
+
+    def saw(self, payload):
+        pass
+
+    def reconnected(self):
+        pass
+
+
 class Hub:
     def __init__(self, broker):
         self.broker = broker
         self.groups = {}
+        self.watchers = {}  # channel -> the application's ChannelWatcher, while the channel has members
         broker.start(self.dispatch, self.resync_all)
+
+    def watcher(self, channel, create):
+        """The channel's watcher (see ChannelWatcher), made by `create()` if it has none yet.
+        Only for a channel this process has members of; it goes when the last one leaves."""
+        watcher = self.watchers.get(channel)
+        if watcher is None:
+            watcher = self.watchers[channel] = create()
+        return watcher
 
     def subscribe(self, channel, connection, paused=False):
         # A member gets frames from now on: its handshake must be complete (the 101 sent) first,
@@ -96,6 +117,7 @@ class Hub:
         members.discard(subscription)
         if not members:
             del self.groups[subscription.channel]
+            self.watchers.pop(subscription.channel, None)
             if not is_local(subscription.channel):
                 self.broker.unsubscribe(subscription.channel)
 
@@ -103,11 +125,18 @@ class Hub:
         members = self.groups.get(channel)
         if not members:
             return
+        watcher = self.watchers.get(channel)
+        if watcher is not None:
+            watcher.saw(payload)
         frame = text_frame(payload)
         for subscription in list(members):
             subscription.deliver(frame, payload)
 
     def resync_all(self):
+        """The broker reconnected: what was published meanwhile never reached this process. Each
+        channel's watcher catches its members up (once per channel, not per member)."""
+        for watcher in list(self.watchers.values()):
+            watcher.reconnected()
         for members in list(self.groups.values()):
             for subscription in list(members):
                 if subscription.on_resync is not None:

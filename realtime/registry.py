@@ -1,6 +1,6 @@
 """This worker process's open WebSocket connections.
 
-Counted for the connection limit and /healthz, swept by ONE greenlet per process for
+Counted for the connection and handshake limits and /healthz, swept by ONE greenlet per process for
 liveness (server pings, dead peers, idle connections), and closed together on shutdown.
 """
 
@@ -17,6 +17,8 @@ SWEEP_INTERVAL = 1.0
 class Registry:
     def __init__(self):
         self.connections = set()
+        self.handshakes = 0  # upgrades between the request and the 101 (or the view's refusal)
+        self.draining = False  # shutting down: new upgrades get 503
         self._sweeper = None
 
     def __len__(self):

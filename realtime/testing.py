@@ -422,6 +422,7 @@ class WebSocketClient:
                 if frame.opcode == websocket_client.ABNF.OPCODE_PING:
                     self.ws.pong(frame.data)
                 elif frame.opcode == websocket_client.ABNF.OPCODE_CLOSE:
+                    self.close_reason = frame.data[2:].decode(errors="replace")
                     try:
                         self.ws.send_close(self.close_code(frame.data) or 1000)
                     except (OSError, websocket_client.WebSocketException):

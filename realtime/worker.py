@@ -30,13 +30,27 @@ class WebSocketWorker(GeventWebSocketWorker):
 
         get_hub()
 
-    def handle_exit(self, sig, frame):
-        """SIGTERM: tell every client we are going away (1001) so it resumes elsewhere.
+    def run(self):
+        super().run()
+        # The clients are gone (gracefully or not): announce their leaves now, in one diff per
+        # room, rather than letting other workers find them expired PRESENCE_TTL seconds later.
+        from . import presence
 
+        presence.flush_before_exit()
+
+    def handle_exit(self, sig, frame):
+        """SIGTERM: stop taking clients, then tell every client we are going away (1001) so it
+        resumes elsewhere.
+
+        New upgrades get 503 from this moment (gunicorn closes the listening socket only at its
+        next tick, up to a second later), so a closed client cannot come straight back here.
         gunicorn then waits up to graceful_timeout for the connections to end.
         """
         super().handle_exit(sig, frame)
+        from . import conf
         from .registry import registry
         from .transport.codes import GOING_AWAY
 
-        gevent.spawn(registry.close_all, GOING_AWAY, "server shutting down")
+        registry.draining = True
+        window = conf.get("CLIENT_RECONNECT_WINDOW")
+        gevent.spawn(registry.close_all, GOING_AWAY, f"server shutting down; reconnect_window={window:g}")

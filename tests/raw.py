@@ -85,3 +85,26 @@ class RawClient:
 
     def close(self):
         self.sock.close()
+
+
+class RawClientNoWait:
+    """Sends an upgrade request and does not wait for the answer (a handshake left in flight)."""
+
+    def __init__(self, port, path, timeout=5.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def status_line(self):
+        """The first line of the answer, once it came."""
+        answer = b""
+        while b"\r\n" not in answer:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed before answering")
+            answer += chunk
+        return answer.split(b"\r\n", 1)[0]
+
+    def close(self):
+        self.sock.close()

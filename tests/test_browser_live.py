@@ -25,6 +25,7 @@ from tests.history import create_rooms
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
 HOLE_TIMEOUT = 1.0
+RECONNECT_WINDOW = 0.5  # the pages come back within half a second of a restart
 
 
 class LivePagesTests(StaticLiveServerTestCase):
@@ -38,7 +39,7 @@ class LivePagesTests(StaticLiveServerTestCase):
         settings_override = override_settings(
             WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url,
             CLIENT_HEARTBEAT_INTERVAL=HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT=HEARTBEAT_TIMEOUT,
-            CLIENT_HOLE_TIMEOUT=HOLE_TIMEOUT)
+            CLIENT_HOLE_TIMEOUT=HOLE_TIMEOUT, CLIENT_RECONNECT_WINDOW=RECONNECT_WINDOW)
         settings_override.enable()
         cls.addClassCleanup(settings_override.disable)
         cls.browser = start_browser()
@@ -165,8 +166,35 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.wait_for_status("live")
         self.wait_for_messages(["while frozen"])
 
+    def test_reconnect_delays_are_spread_over_the_window_the_server_gives(self):
+        """Full jitter: a crowd closed with 1001 (or that lost its connection) comes back spread over
+        the window, not at once. The page's own client.js, with its timers recorded instead of run."""
+        self.open("/time/")
+        windows, delays = self.browser.execute_script("""
+            var socket = Object.create(RealtimeSocket.prototype), delays = [], realSetTimeout = window.setTimeout;
+            Object.assign(socket, {minDelay: 500, maxDelay: 15000, reconnectWindow: 4000, timers: {},
+                                   statusHandlers: [], stopped: false});
+            var windows = [socket.windowOf({code: 1001, reason: "server shutting down; reconnect_window=2.5"}),
+                           socket.windowOf({code: 1006, reason: ""})];
+            window.setTimeout = function (fn, ms) { delays.push(ms); return 0; };
+            try {
+              for (var i = 0; i < 300; i++) { socket.attempt = 0; socket.scheduleReconnect(windows[1]); }
+            } finally { window.setTimeout = realSetTimeout; }
+            return [windows, delays];
+        """)
+        self.assertEqual(windows, [2500, 4000])  # the server's window wins over the page's default
+        self.assertEqual(len(delays), 300)
+        self.assertTrue(all(0 <= delay <= 4000 for delay in delays), (min(delays), max(delays)))
+        # Spread over the whole window: some come back at once, some at its end (a miss of either
+        # tenth by 300 uniform draws has a chance of 2 x 0.9^300, about 1e-14).
+        self.assertLess(min(delays), 400)
+        self.assertGreater(max(delays), 3600)
+
     def members(self):
         return self.texts('[data-testid="member"]')
+
+    def count(self):
+        return self.browser.find_element(*by_testid("member-count")).text
 
     def test_chat_lists_who_is_here_and_follows_joins_and_leaves(self):
         self.open_room("people")
@@ -175,9 +203,10 @@ class LivePagesTests(StaticLiveServerTestCase):
         self.assertTrue(me.endswith(" (you)"), me)
         zed = WebSocketClient(self.worker.url("/chat/people/", name="Zed"))
         zed.receive_event("welcome")
-        wait_for(self.browser, lambda d: self.members() == [me, "Zed"], message="Zed listed")
+        wait_for(self.browser, lambda d: self.members() == [me, "Zed"] and self.count() == "2",
+                 message="Zed listed, 2 here")
         zed.close()
-        wait_for(self.browser, lambda d: self.members() == [me], message="Zed gone")
+        wait_for(self.browser, lambda d: self.members() == [me] and self.count() == "1", message="Zed gone, 1 here")
 
     def log_in(self):
         """The browser gets a logged-in user's session cookie, until the end of the test."""

@@ -81,19 +81,25 @@ class ChatAcrossWorkersTests(LiveWebSocketTestCase):
     def test_nick_change_is_announced_and_used_for_later_messages(self):
         ann = self.join("nicks", name="ann", color="#ff0000")
         ann.send_json("nick", {"name": "Annie", "color": "#00FF00"})
-        notice = ann.receive_event("nick")
-        self.assertEqual((notice["old_name"], notice["name"], notice["color"]), ("ann", "Annie", "#00ff00"))
+        # Her join and her new name come in one diff, or in two if the window closed in between.
+        while (member := list(ann.receive_event("presence_diff")["joins"].values())[0])["name"] != "Annie":
+            self.assertEqual(member["name"], "ann")
+        self.assertEqual(member["color"], "#00ff00")
         ann.send_json("message", {"text": "renamed"})
         got = ann.receive_event("message")
         self.assertEqual((got["name"], got["color"]), ("Annie", "#00ff00"))
 
-    def test_join_and_leave_notices(self):
+    def test_joins_and_leaves_arrive_as_presence_diffs(self):
         ann = self.join("presence", name="ann", color="#ff0000")
         bob = self.join("presence", worker=self.workers[1], name="bob", color="#00ff00")
-        self.assertEqual(ann.receive_event("join")["name"], "ann")
-        self.assertEqual(ann.receive_event("join")["name"], "bob")
+        joined = {}
+        while len(joined) < 2:  # her own join and bob's, in one diff or two (one per worker)
+            joined.update(ann.receive_event("presence_diff")["joins"])
+        self.assertEqual(sorted(member["name"] for member in joined.values()), ["ann", "bob"])
         bob.close()
-        self.assertEqual(ann.receive_event("leave")["name"], "bob")
+        while not (diff := ann.receive_event("presence_diff"))["leaves"]:
+            pass  # a diff sent before bob left
+        self.assertEqual(([member["name"] for member in diff["leaves"].values()], diff["count"]), (["bob"], 1))
 
 
 class RedisConnectionCountTests(LiveWebSocketTestCase):

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 from realtime.testing import LiveWebSocketTestCase, wait_until
 from tests.history import create_rooms
-from tests.raw import RawClient, frame
+from tests.raw import RawClient, RawClientNoWait, frame
 
 TEXT, BINARY, CLOSE, PING, CONT = 0x1, 0x2, 0x8, 0x9, 0x0
 
@@ -169,6 +169,33 @@ class ProtocolViolationTests(LiveWebSocketTestCase):
         log = self.worker.log()
         self.assertNotIn("Traceback", log)
         self.assertNotIn("Internal Server Error", log)
+
+
+UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+           "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+
+
+class HandshakeLimitTests(LiveWebSocketTestCase):
+    worker_env = {"WEBSOCKET_MAX_HANDSHAKES": "2", "WEBSOCKET_URLCONF": "tests.websocket_urls",
+                  "CLIENT_RECONNECT_WINDOW": "4"}
+
+    def test_upgrades_over_the_handshakes_in_flight_get_503_and_a_retry_after_within_the_window(self):
+        slow = [RawClientNoWait(self.worker.port, "/test/slow-accept/") for _ in range(2)]
+        self.addCleanup(lambda: [client.close() for client in slow])
+        # Two joins are in flight: a third upgrade is turned away at once, not queued behind them.
+        status, headers, body = wait_until(lambda: self.refused(), timeout=1.4, message="a 503 while two are in flight")
+        self.assertIn("too many connections opening at once", body)
+        self.assertIn(int(headers["Retry-After"]), range(1, 5))  # within CLIENT_RECONNECT_WINDOW
+        # Once they are accepted, the worker takes new clients again.
+        for client in slow:
+            self.assertIn(b" 101 ", client.status_line())
+        self.assertIn(b" 101 ", RawClient(self.worker.port, "/echo/").status_line)
+
+    def refused(self):
+        response = self.worker.http_get("/echo/", headers=UPGRADE)
+        if response and response[0] == 503:
+            return response
+        return None
 
 
 class LimitTests(LiveWebSocketTestCase):

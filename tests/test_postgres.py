@@ -7,8 +7,10 @@ stopping the worker's other greenlets.
 """
 
 import json
+import threading
 import time
 
+import psycopg
 from django.test import SimpleTestCase
 
 from realtime.testing import ClientsMixin, PostgresServer, RedisServer, TaskWorker, WebSocketWorker
@@ -108,3 +110,56 @@ for thread in threads:
     thread.join()
 print(json.dumps({"refused": refused, "jobs": Job.objects.count(), "tasks": DBTaskResult.objects.count()}))
 """
+
+
+class PostgresJoinStormTests(ClientsMixin, SimpleTestCase):
+    """Joins take turns for the database: a storm never opens more connections than the setting."""
+
+    TURNS = 2
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.postgres = PostgresServer().start()
+        cls.addClassCleanup(cls.postgres.stop)
+        env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_DB_CONCURRENCY": str(cls.TURNS)}
+        manage("migrate", "--noinput", env=env)
+        cls.worker = WebSocketWorker(env=env).start()
+        cls.addClassCleanup(cls.worker.stop)
+
+    def test_sixty_joiners_at_once_are_all_welcomed_through_two_database_connections(self):
+        # Each asks for its own `since` (nothing to share), all at once, from threads.
+        peak, storming = [0], threading.Event()
+        watcher = threading.Thread(target=self.watch_connections, args=(peak, storming))
+        storming.set()
+        watcher.start()
+        welcomes, failures = [], []
+
+        def join(i):
+            try:
+                client = self.open_client(self.worker.url("/chat/storm/", since=0, name=f"m{i}"))
+                welcomes.append(client.receive_event("welcome"))
+            except Exception as error:  # a 500 at the handshake, say: what the user would see
+                failures.append(repr(error))
+
+        threads = [threading.Thread(target=join, args=(i,)) for i in range(60)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        storming.clear()
+        watcher.join()
+        self.assertEqual(failures, [])
+        self.assertEqual(len(welcomes), 60)
+        print(f"\n[measured] 60 joiners at once: at most {peak[0]} database connections from the worker "
+              f"(WEBSOCKET_DB_CONCURRENCY={self.TURNS})")
+        self.assertLessEqual(peak[0], self.TURNS)
+
+    def watch_connections(self, peak, storming):
+        """The most client connections PostgreSQL had at once, besides this watcher's own."""
+        with psycopg.connect(self.postgres.url, autocommit=True) as conn:
+            while storming.is_set():
+                (count,) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+                                        "AND pid <> pg_backend_pid()").fetchone()
+                peak[0] = max(peak[0], count)
+                time.sleep(0.005)

@@ -1,88 +1,164 @@
-"""Presence: who is in a room, across all workers, and no ghosts once a worker is killed."""
+"""Presence: who is in a room, across all workers, as coalesced diffs; no ghosts once a worker is killed."""
 
 import signal
 import time
 
-from realtime.testing import LiveWebSocketTestCase
+from realtime.presence_diff import MemberList
+from realtime.testing import DEFAULT_TIMEOUT, LiveWebSocketTestCase
 from tests.history import create_rooms
 
-# Small in tests so that they are quick; the defaults are 30 s and 10 s.
-TTL, REFRESH = 1.0, 0.25
-# A killed worker's members get their `leave` within TTL + REFRESH (docs/protocol.md), plus
-# scheduling slack on a busy test machine.
-LEAVE_BOUND = TTL + REFRESH + 1.0
+# Small in tests so that they are quick; the defaults are 30 s, 10 s, 1 s and 100.
+TTL, REFRESH, WINDOW, PAGE_SIZE = 1.0, 0.25, 0.2, 5
+# A killed worker's members get their `leave` within TTL + REFRESH + WINDOW (docs/protocol.md),
+# plus scheduling slack on a busy test machine.
+LEAVE_BOUND = TTL + REFRESH + WINDOW + 1.0
+PRESENCE_ENV = {"PRESENCE_TTL": str(TTL), "PRESENCE_REFRESH": str(REFRESH),
+                "PRESENCE_DIFF_WINDOW": str(WINDOW), "PRESENCE_PAGE_SIZE": str(PAGE_SIZE)}
 
 
 def names(members):
-    return [member["name"] for member in members]
+    return sorted((member["name"] for member in members.values()), key=str.lower)
+
+
+class Member:
+    """A test client in a room that follows the member list like a conforming client."""
+
+    def __init__(self, client):
+        self.client, self.list = client, MemberList()
+        self.welcome = client.receive_event("welcome")
+        self.diffs = []
+        self.follow_until(lambda: self.list.seq is not None)
+
+    @property
+    def id(self):
+        return self.welcome["id"]
+
+    def follow_until(self, condition, timeout=DEFAULT_TIMEOUT, what="the member list"):
+        """Apply presence events until `condition()` holds; fail with what the list shows if it does not."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            try:
+                message = self.client.receive_json(max(0.01, deadline - time.monotonic()))
+            except Exception:
+                raise AssertionError(f"{what} never came; {self.welcome['name']} sees {names(self.list.members)}, "
+                                     f"count {self.list.count}") from None
+            if message.get("event") == "presence_diff":
+                self.diffs.append(message["data"])
+            elif message.get("event") == "presence":  # the list on joining, as sent
+                self.first_page = {member["id"]: member for member in message["data"]["members"]}
+                self.first_next = message["data"]["next"]
+            self.list.apply(message.get("event"), message.get("data"))
+
+    def sees(self, expected, what=None):
+        self.follow_until(lambda: names(self.list.members) == sorted(expected, key=str.lower)
+                          and self.list.count == len(expected), what=what or f"the list {expected}")
 
 
 class PresenceTestMixin:
     def join(self, room, worker=None, **query):
-        """Connect; return (client, its welcome, the presence list it got on joining)."""
         create_rooms(room)
-        client = self.connect(f"/chat/{room}/", worker=worker, **query)
-        welcome = client.receive_event("welcome")
-        return client, welcome, client.receive_event("presence")["members"]
+        return Member(self.connect(f"/chat/{room}/", worker=worker, **query))
 
 
 class PresenceAcrossWorkersTests(PresenceTestMixin, LiveWebSocketTestCase):
     worker_count = 2
     use_redis = True
-    worker_env = {"PRESENCE_TTL": str(TTL), "PRESENCE_REFRESH": str(REFRESH)}
+    worker_env = PRESENCE_ENV
 
-    def test_list_on_join_covers_every_worker_then_join_nick_and_leave_events(self):
-        ann, ann_welcome, members = self.join("who", self.workers[0], name="ann", color="#ff0000")
-        self.assertEqual(members, [{"id": ann_welcome["id"], "name": "ann", "color": "#ff0000"}])
-        bob, bob_welcome, members = self.join("who", self.workers[1], name="Bob")
-        # Bob, on the other worker, is told Ann is there (sorted by name), himself included.
-        self.assertEqual(names(members), ["ann", "Bob"])
-        joined = ann.receive_event("join")
-        while joined["id"] != bob_welcome["id"]:  # Ann's own join comes first
-            joined = ann.receive_event("join")
-        self.assertEqual(joined["name"], "Bob")
+    def test_list_on_join_covers_every_worker_then_diffs_bring_joins_nicks_and_leaves(self):
+        ann = self.join("who", self.workers[0], name="ann", color="#ff0000")
+        self.assertEqual(list(ann.first_page.values()), [{"id": ann.id, "name": "ann", "color": "#ff0000"}])
+        bob = self.join("who", self.workers[1], name="Bob")
+        # Bob, on the other worker, is told Ann is there, himself included.
+        self.assertEqual(names(bob.first_page), ["ann", "Bob"])
+        ann.sees(["ann", "Bob"])
 
-        bob.send_json("nick", {"name": "Robert", "color": "#00ff00"})
-        nick = ann.receive_event("nick")
-        self.assertEqual((nick["id"], nick["old_name"], nick["name"]), (bob_welcome["id"], "Bob", "Robert"))
-        _, _, members = self.join("who", self.workers[0], name="carol")
-        self.assertEqual(names(members), ["ann", "carol", "Robert"])  # the new name everywhere
+        bob.client.send_json("nick", {"name": "Robert", "color": "#00ff00"})
+        ann.sees(["ann", "Robert"])
+        self.assertEqual(ann.list.members[bob.id]["color"], "#00ff00")
+        carol = self.join("who", self.workers[0], name="carol")
+        self.assertEqual(names(carol.first_page), ["ann", "carol", "Robert"])  # the new name everywhere
 
-        bob.close()
-        self.assertEqual(ann.receive_event("leave")["id"], bob_welcome["id"])
-        _, _, members = self.join("who", self.workers[1], name="dave")
-        self.assertEqual(names(members), ["ann", "carol", "dave"])
+        bob.client.close()
+        for member in (ann, carol):
+            member.sees(["ann", "carol"])
+        dave = self.join("who", self.workers[1], name="dave")
+        self.assertEqual(names(dave.first_page), ["ann", "carol", "dave"])
+
+    def test_a_crowd_joining_at_once_costs_each_member_a_few_diffs_not_one_event_per_joiner(self):
+        ann = self.join("crowd", self.workers[0], name="ann")
+        # 30 joiners over both workers, as fast as the test can connect them.
+        started = time.monotonic()
+        clients = [self.connect("/chat/crowd/", worker=self.workers[i % 2], name=f"m{i:02}") for i in range(30)]
+        crowd = [Member(client) for client in clients]
+        everyone = ["ann"] + [f"m{i:02}" for i in range(30)]
+        # Every joiner is announced to Ann, listed or counted in `joins_omitted` (her own join may be
+        # counted there too, if it shared their window), and the count is right.
+        announced = lambda: sum(len(d["joins"]) + d.get("joins_omitted", 0) - (ann.id in d["joins"]) for d in ann.diffs)
+        ann.follow_until(lambda: ann.list.count == 31 and announced() >= 30, what="30 joins announced, a count of 31")
+        # No diff lists more than a page of joins: the count has them all, pages list them.
+        self.assertLessEqual(max(len(diff["joins"]) for diff in ann.diffs), PAGE_SIZE)
+        for member in crowd:  # they got a bounded first page and the diffs after it, and the count
+            member.follow_until(lambda member=member: member.list.count == 31, what="a count of 31")
+        elapsed = time.monotonic() - started
+        # At most one diff per worker per window, however many joined in it.
+        self.assertLessEqual(len(ann.diffs), 2 * (elapsed / WINDOW + 1), [len(d["joins"]) for d in ann.diffs])
+        print(f"\n[measured] 30 joiners in {elapsed:.2f} s reached a member in {len(ann.diffs)} diffs "
+              f"(window {WINDOW} s, 2 workers)")
+        # The bound: nobody got more than PAGE_SIZE members on joining; the rest page by page.
+        self.assertLessEqual(max(len(member.first_page) for member in crowd), PAGE_SIZE)
+        # The last joiner asks for the rest, page by page, from the `next` of its `presence`.
+        last, seen, cursor = crowd[-1], dict(crowd[-1].first_page), crowd[-1].first_next
+        while cursor is not None:
+            last.client.send_json("members", {"after": cursor})
+            page = last.client.receive_event("members")
+            self.assertLessEqual(len(page["members"]), PAGE_SIZE)
+            seen.update((member["id"], member) for member in page["members"])
+            cursor = page["next"]
+        self.assertEqual(names(seen), sorted(everyone, key=str.lower))
 
     def test_members_of_a_killed_worker_leave_within_the_bound(self):
-        ann, _, _ = self.join("ghosts", self.workers[0], name="ann")
-        _, bob_welcome, _ = self.join("ghosts", self.workers[1], name="bob")
-        _, carol_welcome, members = self.join("ghosts", self.workers[1], name="carol")
-        self.assertEqual(names(members), ["ann", "bob", "carol"])
+        ann = self.join("ghosts", self.workers[0], name="ann")
+        self.join("ghosts", self.workers[1], name="bob")
+        carol = self.join("ghosts", self.workers[1], name="carol")
+        self.assertEqual(names(carol.first_page), ["ann", "bob", "carol"])
+        ann.sees(["ann", "bob", "carol"])
 
         killed_at = time.monotonic()
         self.addCleanup(self.workers[1].start_if_stopped)
         self.workers[1].stop(signal.SIGKILL)  # it cannot tell anyone that bob and carol are gone
 
-        # Ann sees both leave, announced by her own worker's presence refresher, within the bound.
-        gone = set()
-        while gone != {bob_welcome["id"], carol_welcome["id"]}:
-            remaining = LEAVE_BOUND - (time.monotonic() - killed_at)
-            gone.add(ann.receive_event("leave", timeout=max(0.01, remaining))["id"])
-        print(f"\n[measured] a SIGKILLed worker's members left after {time.monotonic() - killed_at:.2f} s "
-              f"(TTL {TTL} s, refresh {REFRESH} s)")
+        # Ann sees both leave, in a diff of her own worker (its refresher swept them), within the bound.
+        ann.sees(["ann"], what="bob and carol gone")
+        took = time.monotonic() - killed_at
+        print(f"\n[measured] a SIGKILLed worker's members left after {took:.2f} s "
+              f"(TTL {TTL} s, refresh {REFRESH} s, window {WINDOW} s)")
+        self.assertLess(took, LEAVE_BOUND)
         # Whoever joins now is told only about the living.
-        _, _, members = self.join("ghosts", self.workers[0], name="dave")
-        self.assertEqual(names(members), ["ann", "dave"])
+        dave = self.join("ghosts", self.workers[0], name="dave")
+        self.assertEqual(names(dave.first_page), ["ann", "dave"])
+
+    def test_a_bad_cursor_gets_a_clear_error_and_the_connection_stays(self):
+        ann = self.join("cursor", name="ann")
+        ann.client.send_json("members", {"after": 42})
+        error = ann.client.receive_event("error")
+        self.assertEqual(error["code"], "invalid_cursor")
+        self.assertIn("'after'", error["detail"])
+        ann.client.send_json("members", {"after": "0"})  # a cursor before every id: the first page again
+        self.assertEqual(names({m["id"]: m for m in ann.client.receive_event("members")["members"]}), ["ann"])
 
 
 class InProcessPresenceTests(PresenceTestMixin, LiveWebSocketTestCase):
     """Without REDIS_URL the one worker keeps the lists in memory."""
 
-    def test_list_on_join_and_leave(self):
-        ann, ann_welcome, _ = self.join("local", name="ann")
-        bob, bob_welcome, members = self.join("local", name="bob")
-        self.assertEqual(names(members), ["ann", "bob"])
-        bob.close()
-        self.assertEqual(ann.receive_event("leave")["id"], bob_welcome["id"])
-        _, _, members = self.join("local", name="carol")
-        self.assertEqual(names(members), ["ann", "carol"])
+    worker_env = PRESENCE_ENV
+
+    def test_list_on_join_and_diffs(self):
+        ann = self.join("local", name="ann")
+        bob = self.join("local", name="bob")
+        self.assertEqual(names(bob.first_page), ["ann", "bob"])
+        ann.sees(["ann", "bob"])
+        bob.client.close()
+        ann.sees(["ann"])
+        carol = self.join("local", name="carol")
+        self.assertEqual(names(carol.first_page), ["ann", "carol"])

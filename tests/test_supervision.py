@@ -105,8 +105,8 @@ class SupervisedWorkerTests(LiveLoopMixin, LiveWebSocketTestCase):
         status, health = self.health()
         self.assertEqual((status, health["status"]), (200, "ok"))
         # Every loop this worker has started so far, each supervised (the jobs watcher runs only without Redis).
-        self.assertEqual(set(health["loops"]), {"broker-listener", "registry-sweeper", "presence-refresher",
-                                                "clock-ticker"})
+        self.assertEqual(set(health["loops"]), {"broker-listener", "registry-sweeper", "presence-flusher",
+                                                "presence-refresher", "clock-ticker"})
         self.assertEqual(health["loops"]["broker-listener"], {"state": "running", "restarts": 0, "last_error": None})
 
         self.assertEqual(self.connect("/test/break-broker-listener/").receive(), "armed")

@@ -48,8 +48,10 @@ class WebSocketUrlTagTests(SimpleTestCase):
 
 
 class RealtimeClientTagTests(SimpleTestCase):
-    @override_settings(CLIENT_HEARTBEAT_INTERVAL=2.5, CLIENT_HEARTBEAT_TIMEOUT=1, CLIENT_HOLE_TIMEOUT=0.75)
-    def test_script_tag_passes_the_heartbeat_and_hole_settings_in_milliseconds(self):
+    @override_settings(CLIENT_HEARTBEAT_INTERVAL=2.5, CLIENT_HEARTBEAT_TIMEOUT=1, CLIENT_HOLE_TIMEOUT=0.75,
+                       CLIENT_RECONNECT_WINDOW=7)
+    def test_script_tag_passes_the_heartbeat_hole_and_reconnect_settings_in_milliseconds(self):
         html = Template("{% load websockets %}{% realtime_client %}").render(Context())
         self.assertEqual(html, '<script src="/static/realtime/client.js" data-heartbeat-interval="2500" '
-                               'data-heartbeat-timeout="1000" data-hole-timeout="750"></script>')
+                               'data-heartbeat-timeout="1000" data-hole-timeout="750" '
+                               'data-reconnect-window="7000"></script>')

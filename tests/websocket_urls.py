@@ -122,9 +122,19 @@ def break_registry_sweeper(request, ws):
         registry.discard(member)
 
 
+@websocket
+def slow_accept(request, ws):
+    """Takes 1.5 s before it first uses the socket (a join that waits for the database, say): its
+    handshake stays in flight meanwhile."""
+    gevent.sleep(1.5)
+    ws.send("accepted")
+    ws.receive()
+
+
 urlpatterns = real_urlpatterns + [
     path("test/break-registry-sweeper/", break_registry_sweeper),
     path("test/break-broker-listener/", break_broker_listener),
+    path("test/slow-accept/", slow_accept),
     path("test/slow-query/", slow_query),
     path("test/busy-then-reply/", busy_then_reply),
     path("test/db-then-wait/", db_then_wait),

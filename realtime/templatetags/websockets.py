@@ -18,8 +18,10 @@ def websocket_url(context, name, *args, **kwargs):
 
 @register.simple_tag
 def realtime_client():
-    """client.js, told CLIENT_HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT and CLIENT_HOLE_TIMEOUT (in ms)."""
+    """client.js, told CLIENT_HEARTBEAT_INTERVAL, CLIENT_HEARTBEAT_TIMEOUT, CLIENT_HOLE_TIMEOUT and
+    CLIENT_RECONNECT_WINDOW (in ms)."""
     return format_html(
-        '<script src="{}" data-heartbeat-interval="{}" data-heartbeat-timeout="{}" data-hole-timeout="{}"></script>',
+        '<script src="{}" data-heartbeat-interval="{}" data-heartbeat-timeout="{}" data-hole-timeout="{}" '
+        'data-reconnect-window="{}"></script>',
         static("realtime/client.js"), *(round(conf.get(name) * 1000) for name in (
-            "CLIENT_HEARTBEAT_INTERVAL", "CLIENT_HEARTBEAT_TIMEOUT", "CLIENT_HOLE_TIMEOUT")))
+            "CLIENT_HEARTBEAT_INTERVAL", "CLIENT_HEARTBEAT_TIMEOUT", "CLIENT_HOLE_TIMEOUT", "CLIENT_RECONNECT_WINDOW")))

@@ -4,6 +4,7 @@
   var url = document.currentScript.dataset.url;
   var byId = function (id) { return document.getElementById(id); };
   var messages = byId("messages"), status = byId("status"), error = byId("error"), memberList = byId("members");
+  var memberCount = byId("member-count"), moreMembers = byId("more-members");
   var nameInput = byId("name"), colorInput = byId("color"), textInput = byId("text");
 
   nameInput.value = localStorage.getItem("chat.name") || "";
@@ -17,8 +18,8 @@
     }
   });
 
-  var members = {};  // member id -> {id, name, color}: who is in the room, in every worker
   var myId = null;
+  var shown = {};  // member id -> the name the list shows (to tell a new name from a join)
 
   function line(className) {
     var item = document.createElement("li");
@@ -42,15 +43,19 @@
   }
 
   function showMembers() {
+    memberCount.textContent = people.count;
     memberList.textContent = "";
-    Object.keys(members).map(function (id) { return members[id]; })
-      .sort(function (a, b) { return a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1; })
+    var listed = Array.from(people.members.values());
+    shown = {};
+    listed.sort(function (a, b) { return a.name.toLowerCase() < b.name.toLowerCase() ? -1 : 1; })
       .forEach(function (member) {
+        shown[member.id] = member.name;
         var item = document.createElement("li");
         item.dataset.testid = "member";
         item.appendChild(span("name", member.name + (member.id === myId ? " (you)" : ""), member.color));
         memberList.appendChild(item);
       });
+    moreMembers.hidden = people.next === null;
   }
 
   function span(className, text, color) {
@@ -82,30 +87,30 @@
     messages.textContent = "";  // what follows is recent history, afresh
     line("notice").textContent = "Too much was missed to catch up: showing recent messages.";
   });
-  // The list comes on every (re)connect; join, leave and nick keep it current. All apply by member
-  // id, so an event about a change the list already shows changes nothing.
-  socket.on("presence", function (data) {
-    members = {};
-    data.members.forEach(function (member) { members[member.id] = member; });
+  // The member count and list: a first page on every (re)connect, then one diff per worker and
+  // window (PresenceList applies them by id and in order); "more" asks for the next page.
+  var people = new PresenceList(socket, function (list, diff) {
+    if (diff) noticeChanges(diff);  // first: it tells a new name from the name shown so far
     showMembers();
   });
-  socket.on("join", function (data) {
-    if (members[data.id]) return;
-    members[data.id] = {id: data.id, name: data.name, color: data.color};
-    showMembers();
-    line("notice").textContent = data.name + " joined";
-  });
-  socket.on("leave", function (data) {
-    if (!members[data.id]) return;
-    delete members[data.id];
-    showMembers();
-    line("notice").textContent = data.name + " left";
-  });
-  socket.on("nick", function (data) {
-    members[data.id] = {id: data.id, name: data.name, color: data.color};
-    showMembers();
-    line("notice").textContent = data.old_name + " is now " + data.name;
-  });
+
+  // A line per joiner, leaver or new name in a small diff; a summary for a crowd.
+  function noticeChanges(diff) {
+    var joins = Object.keys(diff.joins).map(function (id) { return diff.joins[id]; });
+    var leaves = Object.keys(diff.leaves).map(function (id) { return diff.leaves[id]; });
+    var joined = joins.length + (diff.joins_omitted || 0);  // a crowd's diff lists only some joiners
+    if (joined + leaves.length > 5) {
+      line("notice").textContent = joined + " joined, " + leaves.length + " left";
+      return;
+    }
+    joins.forEach(function (member) {
+      var before = shown[member.id];
+      if (!before) line("notice").textContent = member.name + " joined";
+      else if (before !== member.name) line("notice").textContent = before + " is now " + member.name;
+    });
+    leaves.forEach(function (member) { line("notice").textContent = member.name + " left"; });
+  }
+
   socket.on("error", function (data) { error.textContent = data.detail; });
 
   function remember() {
@@ -120,6 +125,7 @@
     socket.send("nick", {name: nameInput.value.trim(), color: colorInput.value});
   }
 
+  moreMembers.addEventListener("click", function () { people.more(); });
   nameInput.addEventListener("change", changeNick);
   colorInput.addEventListener("change", changeNick);
   byId("nick-form").addEventListener("submit", function (event) { event.preventDefault(); changeNick(); });

@@ -6,8 +6,11 @@
 //   socket.onStatus(function (status) { ... });  // connecting, live, reconnecting, offline, closed
 //   socket.send("message", {text: "hi"});
 //
-// Reconnect: after any lost connection, with exponential backoff and jitter; not after socket.close()
+// Reconnect: after any lost connection, with exponential backoff and full jitter; not after socket.close()
 // nor after the server closed with 1000 (it ended the session on purpose, e.g. after `goodbye`).
+// After a lost connection or a server close that means "come back" (1001, 1012, a 503 at the
+// handshake) the first delay is random over reconnectWindow ms (CLIENT_RECONNECT_WINDOW), or over
+// the window the server put in the close reason ("... reconnect_window=<s>"): a crowd spreads out.
 // Resume: `message` ids are consecutive on one socket (1, 2, 3, ... in a chat room), so the client
 // keeps a watermark, lastId: every id up to it has been delivered. It reconnects with
 // ?since=<watermark> and never delivers one message id twice.
@@ -33,7 +36,8 @@
     maxDelay: 15000,
     heartbeatInterval: Number(script && script.dataset.heartbeatInterval) || 20000,
     heartbeatTimeout: Number(script && script.dataset.heartbeatTimeout) || 10000,
-    holeTimeout: Number(script && script.dataset.holeTimeout) || 3000
+    holeTimeout: Number(script && script.dataset.holeTimeout) || 3000,
+    reconnectWindow: Number(script && script.dataset.reconnectWindow) || 5000
   };
   // After these resyncs the server sends recent history afresh: forget what was seen.
   var START_OVER = {too_far_behind: true, unknown_since: true};
@@ -42,7 +46,7 @@
     options = options || {};
     this.url = url;
     this.params = options.params || function () { return {}; };
-    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout", "holeTimeout"].forEach(function (name) {
+    ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout", "holeTimeout", "reconnectWindow"].forEach(function (name) {
       this[name] = options[name] || DEFAULTS[name];
     }, this);
     this.handlers = {};
@@ -57,7 +61,7 @@
     this.timers = {};
     var self = this;
     global.addEventListener("online", function () { if (self.status === "offline") self.connect(); });
-    global.addEventListener("offline", function () { self.drop(); });
+    global.addEventListener("offline", function () { self.drop(0); });
     this.connect();
   }
 
@@ -81,7 +85,7 @@
   // Drop the connection and open a new one soon (e.g. after changing params).
   RealtimeSocket.prototype.reconnect = function () {
     this.attempt = 0;
-    this.drop();
+    this.drop(0);
   };
 
   // Stop for good: no reconnecting.
@@ -118,7 +122,7 @@
     clearTimeout(this.timers.retry);
     this.setStatus(this.wasLive ? "reconnecting" : "connecting");
     var ws = this.ws = new WebSocket(this.buildUrl());
-    this.timers.open = setTimeout(function () { self.drop(); }, this.heartbeatTimeout);
+    this.timers.open = setTimeout(function () { self.drop(self.reconnectWindow); }, this.heartbeatTimeout);
     ws.onopen = function () {
       clearTimeout(self.timers.open);
       self.wasLive = true;
@@ -136,10 +140,16 @@
       if (event.code === 1000) {  // the server ended the session on purpose
         self.stopped = true;
         self.setStatus("closed");
-      } else {
-        self.scheduleReconnect();
+      } else {  // "come back" (1001, 1012, ...) or lost
+        self.scheduleReconnect(self.windowOf(event));
       }
     };
+  };
+
+  // The window (ms) to spread a reconnect over after this close: the server's, if its reason gives one.
+  RealtimeSocket.prototype.windowOf = function (closeEvent) {
+    var told = /reconnect_window=(\d+(?:\.\d+)?)/.exec(closeEvent.reason || "");
+    return told ? Number(told[1]) * 1000 : this.reconnectWindow;
   };
 
   RealtimeSocket.prototype.receive = function (text) {
@@ -188,16 +198,16 @@
   RealtimeSocket.prototype.ping = function () {
     var self = this;
     if (!this.send("ping", {}) || this.timers.pong) return;
-    this.timers.pong = setTimeout(function () { self.drop(); }, this.heartbeatTimeout);
+    this.timers.pong = setTimeout(function () { self.drop(self.reconnectWindow); }, this.heartbeatTimeout);
   };
 
   // Give up on the current connection without waiting for a closing handshake (a hung TCP
-  // connection would never finish one), then reconnect.
-  RealtimeSocket.prototype.drop = function () {
+  // connection would never finish one), then reconnect (spread over `window` ms: see scheduleReconnect).
+  RealtimeSocket.prototype.drop = function (window) {
     var ws = this.detach();
     if (!ws) return;
     try { ws.close(4000, "reconnecting"); } catch (e) { /* closing a dead socket may throw: it is gone anyway */ }
-    this.scheduleReconnect();
+    this.scheduleReconnect(window);
   };
 
   RealtimeSocket.prototype.detach = function () {
@@ -212,7 +222,7 @@
     return ws;
   };
 
-  RealtimeSocket.prototype.scheduleReconnect = function () {
+  RealtimeSocket.prototype.scheduleReconnect = function (window) {
     var self = this;
     if (this.stopped) return;
     if (global.navigator.onLine === false) {
@@ -220,12 +230,76 @@
       return;
     }
     this.setStatus("reconnecting");
-    var delay = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this.attempt));
-    delay = delay / 2 + Math.random() * delay / 2;  // jitter: not every client at the same moment
+    // Full jitter: anywhere from 0 to the cap, which doubles with each failed attempt (to maxDelay)
+    // and is at least `window` when the connection was lost or the server said "come back": every
+    // client of a restarted worker or a network blip then spreads its return over the window.
+    var cap = Math.min(this.maxDelay, this.minDelay * Math.pow(2, this.attempt));
+    var delay = Math.random() * Math.max(cap, window || 0);
     this.attempt += 1;
     clearTimeout(this.timers.retry);
     this.timers.retry = setTimeout(function () { self.connect(); }, delay);
   };
 
+  // A group's member list (docs/protocol.md, Presence), kept from the socket's `presence` (the count
+  // and a first page, on every connect), `presence_diff` and `members` events; the same rules as
+  // realtime/presence_diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
+  // joins; a join of a known id replaces it); one that comes before `presence` waits for it.
+  // onChange(list, diff) runs after each change; diff is the applied presence_diff's data, or null.
+  //   var people = new PresenceList(socket, function (list, diff) { list.count; list.members; });
+  //   people.more();  // ask for the next page, while list.next is not null
+  function PresenceList(socket, onChange) {
+    var self = this;
+    this.socket = socket;
+    this.onChange = onChange || function () {};
+    this.seq = null;  // the last diff applied (null: waiting for this connection's `presence`)
+    this.count = 0;  // the group's size on every worker
+    this.members = new Map();  // id -> {id, name, ...}: the first page, the diffs since, the pages asked for
+    this.next = null;  // the cursor of the next page (null: none, or all asked for)
+    this.asked = null;  // the cursor of the page asked for and not yet received
+    this.early = [];
+    socket.on("welcome", function () { self.seq = null; self.early = []; self.asked = null; });
+    socket.on("presence", function (data) {
+      self.seq = data.seq;
+      self.count = data.count;
+      self.next = data.next;
+      self.members = new Map(data.members.map(function (member) { return [member.id, member]; }));
+      var early = self.early.sort(function (a, b) { return a.seq - b.seq; });
+      self.early = [];
+      self.onChange(self, null);
+      early.forEach(function (diff) { self.applyDiff(diff); });
+    });
+    socket.on("presence_diff", function (data) {
+      if (self.seq === null) self.early.push(data);
+      else self.applyDiff(data);
+    });
+    socket.on("members", function (data) {
+      if (data.seq < self.seq) {  // older than the diffs applied: a member it lists may be gone
+        if (self.asked !== null) socket.send("members", {after: self.asked});
+        return;
+      }
+      self.asked = null;
+      self.next = data.next;
+      data.members.forEach(function (member) { self.members.set(member.id, member); });
+      self.onChange(self, null);
+    });
+  }
+
+  PresenceList.prototype.applyDiff = function (diff) {
+    if (diff.seq <= this.seq) return;  // already reflected
+    var members = this.members;
+    this.seq = diff.seq;
+    this.count = diff.count;
+    Object.keys(diff.leaves).forEach(function (id) { members.delete(id); });
+    Object.keys(diff.joins).forEach(function (id) { members.set(id, diff.joins[id]); });
+    this.onChange(this, diff);
+  };
+
+  PresenceList.prototype.more = function () {
+    if (this.next === null || this.asked !== null) return false;
+    this.asked = this.next;
+    return this.socket.send("members", {after: this.next});
+  };
+
   global.RealtimeSocket = RealtimeSocket;
+  global.PresenceList = PresenceList;
 })(window);

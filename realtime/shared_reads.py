@@ -1,0 +1,58 @@
+"""One database read for a crowd: joiners that need the same rows share one query.
+
+`SharedReads().get(key, load)` returns `load()`, run by a query that started AFTER the call: never
+a result older than the caller (a joiner subscribed to live messages first, so any row its read
+misses reaches it live). Callers with the same key share a read that has not started yet; one that
+arrives while a read runs shares the NEXT one. So n members joining a room at once cost a handful
+of queries, not n, and nobody gets rows from before they arrived.
+
+Reads run in the process's database readers (realtime/db.py: at most WEBSOCKET_DB_CONCURRENCY at
+once, the rest wait their turn), so a storm never opens more database connections than that.
+"""
+
+from gevent.event import AsyncResult
+
+from .db import run_read
+
+
+class Read:
+    def __init__(self):
+        self.result = AsyncResult()
+        self.started = False
+
+
+class SharedReads:
+    def __init__(self):
+        self.pending = {}  # key -> the Read not started yet, that newcomers share
+        self.running = {}  # key -> the Read in progress
+
+    def get(self, key, load):
+        """`load()` run after this call began, by a reader for this call and any that share it."""
+        read = self.pending.get(key)
+        if read is not None:
+            return read.result.get()
+        read = self.pending[key] = Read()
+        running = self.running.get(key)
+        if running is not None:
+            running.result.wait()  # it may have started before we arrived: ours comes after it
+
+        def start():
+            # From here on, newcomers need a read that starts later than this one.
+            if self.pending.get(key) is read:
+                del self.pending[key]
+            self.running[key] = read
+            try:
+                return load()
+            finally:
+                if self.running.get(key) is read:
+                    del self.running[key]
+
+        try:
+            value = run_read(start)
+        except BaseException as error:
+            if self.pending.get(key) is read:  # it never started (the caller was killed while queued)
+                del self.pending[key]
+            read.result.set_exception(error)
+            raise
+        read.result.set(value)
+        return value

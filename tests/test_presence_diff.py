@@ -1,0 +1,175 @@
+"""Presence diffs: coalescing in one worker, idempotence on the client, the bound on member lists."""
+
+import json
+
+import redis
+from django.test import SimpleTestCase
+
+from realtime.presence import Presence, RedisStore
+from realtime.presence_diff import MemberList, PendingDiff
+from realtime.testing import RedisServer
+
+
+def info(member_id, name):
+    return json.dumps({"id": member_id, "name": name})
+
+
+def diff_data(seq, count, joins=(), leaves=()):
+    return {"seq": seq, "count": count, "joins": {i: {"id": i, "name": n} for i, n in joins},
+            "leaves": {i: {"id": i, "name": n} for i, n in leaves}}
+
+
+class PendingDiffTests(SimpleTestCase):
+    def test_a_window_of_changes_is_one_diff_and_a_join_then_leave_in_it_is_never_announced(self):
+        diff = PendingDiff()
+        diff.join("a", info("a", "ann"))
+        diff.join("b", info("b", "bob"))
+        diff.update("a", info("a", "annie"))  # a new name inside the window: one join, with it
+        diff.leave("b", info("b", "bob"))  # came and went inside the window: nobody hears of bob
+        diff.leave("c", info("c", "carol"))  # announced in an earlier window: her leave goes out
+        self.assertEqual(diff.joins, {"a": info("a", "annie")})
+        self.assertEqual(diff.leaves, {"c": info("c", "carol")})
+        self.assertEqual(diff.removed, {"b", "c"})  # both leave the shared list
+
+    def test_an_unsent_diff_followed_by_a_later_one_equals_one_diff_of_all_changes(self):
+        first, later = PendingDiff(), PendingDiff()
+        first.join("a", info("a", "ann"))
+        first.join("b", info("b", "bob"))
+        later.leave("a", info("a", "ann"))  # ann joined in the unsent diff: never announced at all
+        later.update("b", info("b", "robert"))
+        later.join("d", info("d", "dave"))
+        later.expire("e", info("e", "eve"))
+        merged = first.then(later)
+        self.assertEqual(merged.joins, {"b": info("b", "robert"), "d": info("d", "dave")})
+        self.assertEqual(merged.leaves, {"e": info("e", "eve")})
+        self.assertEqual(merged.removed, {"a"})
+
+    def test_the_event_text_is_json_with_the_store_s_seq_and_count(self):
+        diff = PendingDiff()
+        diff.join("a", info("a", "änn"))
+        diff.leave("c", info("c", "carol"))
+        head, tail = diff.event_parts({"room": "lobby"})
+        event = json.loads(f'{head}7,"count":3{tail}')
+        self.assertEqual(event, {"event": "presence_diff", "data": {
+            "room": "lobby", "seq": 7, "count": 3, "joins": {"a": {"id": "a", "name": "änn"}},
+            "leaves": {"c": {"id": "c", "name": "carol"}}}})
+
+
+    def test_a_crowd_s_diff_lists_at_most_the_limit_of_joins_new_names_first_and_every_leave(self):
+        diff = PendingDiff()
+        for i in range(10):
+            diff.join(f"j{i}", info(f"j{i}", f"joiner {i}"))
+        diff.update("known", info("known", "new name"))
+        for i in range(7):
+            diff.leave(f"l{i}", info(f"l{i}", f"leaver {i}"))
+        head, tail = diff.event_parts({}, join_limit=3)
+        data = json.loads(f'{head}1,"count":50{tail}')["data"]
+        self.assertEqual(len(data["joins"]), 3)
+        self.assertIn("known", data["joins"])  # a new name of someone listed is never left out
+        self.assertEqual(data["joins_omitted"], 8)
+        self.assertEqual(len(data["leaves"]), 7)
+
+
+class MemberListTests(SimpleTestCase):
+    def joined(self):
+        members = MemberList()
+        members.apply("presence", {"seq": 10, "count": 2, "members": [{"id": "a", "name": "ann"},
+                                                                       {"id": "b", "name": "bob"}]})
+        return members
+
+    def test_a_diff_applied_twice_or_one_the_list_already_reflects_changes_nothing(self):
+        members = self.joined()
+        members.apply("presence_diff", diff_data(9, 1, leaves=[("a", "ann")]))  # older than the list
+        self.assertEqual(set(members.members), {"a", "b"})
+        diff = diff_data(11, 3, joins=[("c", "carol"), ("b", "robert")], leaves=[("a", "ann")])
+        members.apply("presence_diff", diff)
+        members.apply("presence_diff", diff)
+        members.apply("presence_diff", diff_data(12, 2, joins=[("c", "carol")], leaves=[("x", "unknown")]))
+        self.assertEqual({i: m["name"] for i, m in members.members.items()}, {"b": "robert", "c": "carol"})
+        self.assertEqual(members.count, 2)
+
+    def test_diffs_that_overtake_the_list_wait_for_it(self):
+        members = MemberList()
+        members.apply("presence_diff", diff_data(11, 2, leaves=[("a", "ann")]))
+        members.apply("presence_diff", diff_data(10, 2, joins=[("a", "ann")]))
+        members.apply("presence", {"seq": 10, "count": 2, "members": [{"id": "a", "name": "ann"},
+                                                                       {"id": "b", "name": "bob"}]})
+        self.assertEqual(set(members.members), {"b"})
+        self.assertEqual((members.seq, members.count), (11, 2))
+
+    def test_a_page_older_than_the_diffs_applied_is_refused_to_be_asked_again(self):
+        members = self.joined()
+        members.apply("presence_diff", diff_data(12, 1, leaves=[("b", "bob")]))
+        self.assertFalse(members.apply("members", {"seq": 11, "members": [{"id": "b", "name": "bob"}]}))
+        self.assertNotIn("b", members.members)  # no ghost
+        self.assertTrue(members.apply("members", {"seq": 12, "members": [{"id": "z", "name": "zed"}]}))
+        self.assertIn("z", members.members)
+
+
+class RedisPresenceTests(SimpleTestCase):
+    """The store's scripts on a real redis-server, driven without a worker."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.redis = RedisServer().start()
+        cls.addClassCleanup(cls.redis.stop)
+
+    def setUp(self):
+        self.client = redis.Redis.from_url(self.redis.url)
+        self.client.flushall()
+        self.presence = Presence(RedisStore(self.client, ttl=30), refresh=10, window=1, page_size=3)
+        self.presence._start = lambda: None  # flushes are called by the test, not on a timer
+
+    def test_the_list_on_join_is_bounded_and_the_cursor_pages_through_everyone(self):
+        for i in range(7):
+            page = self.presence.join("room", f"m{i}", {"name": f"member {i}"})
+            self.assertLessEqual(len(page.members), 3)
+        self.assertEqual(page.count, 7)
+        seen, after = [], ""
+        while True:
+            page = self.presence.page("room", after)
+            self.assertLessEqual(len(page.members), 3)
+            seen += [member["id"] for member in page.members]
+            if page.next is None:
+                break
+            after = page.next
+        self.assertEqual(seen, [f"m{i}" for i in range(7)])  # each once, in id order
+
+    def test_one_flush_publishes_one_diff_of_the_window_with_the_count_and_a_rising_seq(self):
+        listener = self.client.pubsub(ignore_subscribe_messages=True)
+        listener.subscribe("room")
+        listener.get_message(timeout=1)
+        for i in range(5):
+            self.presence.join("room", f"m{i}", {"name": f"member {i}"}, labels={"room": "r"})
+        self.presence.leave("room", "m4")  # within the window: never announced
+        self.presence.flush()
+        self.presence.leave("room", "m0")
+        self.presence.update("room", "m1", {"name": "renamed"})
+        self.presence.flush()
+        self.presence.flush()  # nothing pending: nothing sent
+        first, second = (json.loads(listener.get_message(timeout=2)["data"])["data"] for _ in range(2))
+        self.assertIsNone(listener.get_message(timeout=0.2))
+        # Four joined in the window; a diff lists at most a page of them (3 here): the count has all.
+        self.assertEqual((len(first["joins"]), first["joins_omitted"], first["leaves"], first["count"]), (3, 1, {}, 4))
+        self.assertLess(set(first["joins"]), {"m0", "m1", "m2", "m3"})
+        self.assertEqual((second["joins"]["m1"]["name"], list(second["leaves"]), second["count"]), ("renamed", ["m0"], 3))
+        self.assertGreater(second["seq"], first["seq"])
+        self.assertEqual(self.presence.page("room").seq, second["seq"])
+        listener.close()
+
+    def test_a_diff_that_could_not_be_sent_goes_out_with_the_next(self):
+        self.presence.join("room", "a", {"name": "ann"})
+        store = self.presence.store
+        flush = store.flush
+        store.flush = lambda *args: (_ for _ in ()).throw(redis.ConnectionError("Redis is down"))
+        self.presence.flush()
+        store.flush = flush
+        self.presence.join("room", "b", {"name": "bob"})
+        listener = self.client.pubsub(ignore_subscribe_messages=True)
+        listener.subscribe("room")
+        listener.get_message(timeout=1)
+        self.presence.flush()
+        diff = json.loads(listener.get_message(timeout=2)["data"])["data"]
+        self.assertEqual(sorted(diff["joins"]), ["a", "b"])
+        listener.close()
