@@ -16,6 +16,7 @@ from chat.services import post_message
 from realtime.broker import BrokerUnavailable
 from realtime.testing import LiveWebSocketTestCase
 from tests.crowd import Crowd
+from tests.history import create_rooms
 
 CROWD = 300
 ENV = {"PRESENCE_TTL": "3", "PRESENCE_REFRESH": "0.5", "PRESENCE_DIFF_WINDOW": "0.2",
@@ -28,6 +29,7 @@ class CrowdTests(LiveWebSocketTestCase):
     worker_env = ENV
 
     def fill(self, room):
+        create_rooms(room)
         crowd = Crowd()
         self.addCleanup(crowd.close)
         started = time.monotonic()

@@ -124,6 +124,7 @@ class PostgresJoinStormTests(ClientsMixin, SimpleTestCase):
         cls.addClassCleanup(cls.postgres.stop)
         env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_DB_CONCURRENCY": str(cls.TURNS)}
         manage("migrate", "--noinput", env=env)
+        manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='storm')", env=env)
         cls.worker = WebSocketWorker(env=env).start()
         cls.addClassCleanup(cls.worker.stop)
 
