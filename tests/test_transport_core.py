@@ -102,6 +102,13 @@ class CoreTests(SimpleTestCase):
         core.receive_data(frame(TEXT, b"x" * 101), now=0.0)
         self.assertEqual(close_code_sent(sent_frames(core)), 1009)
 
+    def test_a_peer_vanishing_mid_frame_is_no_failure_of_its_own(self):
+        core = self.core()
+        core.receive_data(frame(TEXT, b"hello")[:4], now=0.0)
+        core.receive_eof()
+        self.assertTrue(core.closed)
+        self.assertIsNone(core.cause)  # not logged or counted as a protocol error
+
     def test_invalid_utf8_is_closed_with_1007(self):
         core = self.core()
         core.receive_data(frame(TEXT, b"a", fin=False) + frame(CONT, b"\xff"), now=0.0)

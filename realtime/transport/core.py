@@ -157,7 +157,9 @@ class Core:
             elif opcode is Opcode.CLOSE:
                 self._fragments = []
             # PING is answered and CLOSE echoed by the protocol; PONG only proves life.
-        if self.protocol.parser_exc is not None and self.cause is None:
+        failure = self.protocol.parser_exc
+        # A peer that vanished mid-stream (EOF without a close frame) broke no rule of ours.
+        if failure is not None and self.cause is None and not isinstance(failure, EOFError):
             self.cause = FAILURE_CAUSES.get(self.close_code, "protocol_error")
 
     def _complete(self, opcode, data, now):
