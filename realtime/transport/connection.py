@@ -77,8 +77,8 @@ class Connection:
         self._sock = sock
         # The real non-blocking socket under gevent's wrapper: `send` on it never yields.
         self._raw = getattr(sock, "_sock", None)
-        # Holds what the HTTP parser read past the handshake, taken when the handshake completes;
-        # every read after that goes straight to the socket, skipping the buffered reader.
+        # Holds what the HTTP parser read past the handshake, taken by the first read; every
+        # read after that goes straight to the socket, skipping the buffered reader.
         self._rfile = rfile
         self._work = 0  # work done since this greenlet last yielded on purpose (READ_BUDGET)
         self._counted = False  # the close cause is in the metrics
@@ -115,7 +115,6 @@ class Connection:
             self.accepted = True
             self._accept()
             stats.connections_opened += 1
-            self._take_buffered()
 
     def receive(self):
         """The next message: `str` for text, `bytes` for binary; `None` once closed."""
@@ -244,11 +243,16 @@ class Connection:
         if self.before_wait is not None:
             self.before_wait()
         try:
-            data = self._sock.recv(READ_SIZE)
+            # The first read takes what the HTTP parser buffered past the handshake; a read that
+            # has to wait does so here, not one frame deeper (every idle view is parked in it).
+            data = self._take_buffered() if self._rfile is not None else None
+            if not data:
+                data = self._sock.recv(READ_SIZE)
         except OSError:
             data = b""
         if data:
-            self._received(data)
+            stats.bytes_in += len(data)
+            self.core.receive_data(data, time.monotonic())
         else:
             self.core.receive_eof()
             self._dead = True
@@ -266,16 +270,12 @@ class Connection:
             self._work = 0
             gevent.sleep(YIELD_SECONDS)
 
-    def _received(self, data):
-        stats.bytes_in += len(data)
-        self.core.receive_data(data, time.monotonic())
 
     def _take_buffered(self):
-        """Feed the core what the HTTP parser read past the handshake, without waiting.
+        """What the HTTP parser read past the handshake, taken without waiting (None: nothing).
 
-        Done once, when the handshake completes: nothing reads the buffered reader after that.
         A blocking read1() would hold its 64 KiB result buffer for as long as the client stays
-        silent, and a read that waits here would park every idle view one frame deeper.
+        silent; gevent's recv() allocates only once data is there. Later reads skip the reader.
         """
         rfile, self._rfile = self._rfile, None
         self._sock.settimeout(0.0)
@@ -285,8 +285,7 @@ class Connection:
             data = None
         finally:
             self._sock.settimeout(None)
-        if data:
-            self._received(data)
+        return data
 
     def _count_failure(self):
         cause = self.core.cause
