@@ -52,31 +52,26 @@ def websocket_view(view):
     """Wrap a view routed in WEBSOCKET_URLCONF (the mend for both faults above)."""
     # A @websocket view is called here with its connection, not through its own wrapper: one
     # frame less under every parked view (the decorator's wrapper still serves direct calls).
+    # Not when another decorator wraps it (it copied the attribute): that one is called.
+    target = max_message_size = None
     takes_connection = getattr(view, "websocket_takes_connection", None)
-    if takes_connection is not None and takes_connection[0] is not view:
-        takes_connection = None  # another decorator wraps the @websocket view: call that one
+    if takes_connection is not None and takes_connection[0] is view:
+        _, target, max_message_size = takes_connection
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
+        # Few locals: this frame stays on the interpreter stack of every parked view.
         ws = request.META.get("wsgi.websocket")
-        if ws is None:
-            return upgrade_required()
-        origin = request.META.get("HTTP_ORIGIN")
-        if origin is not None and not origin_allowed(request, origin):
-            # Another site's page must not open a socket that carries our user's cookies.
-            return HttpResponseForbidden(f"Origin {origin} is not allowed to open WebSockets here.\n",
-                                         content_type="text/plain; charset=utf-8")
-        # A socket may stay open for hours: never keep a database connection across waits.
-        ws.before_wait = release_db_connections
+        response = prepare(request, ws, max_message_size)
+        if response is not None:
+            return response
         try:
-            if takes_connection is not None:
-                _, target, max_message_size = takes_connection
-                if max_message_size is not None:
-                    ws.max_message_size = min(max_message_size, ws.max_message_size)
-                # A call with *args/**kwargs recurses in C (~370 bytes of saved stack): not when empty.
-                response = target(request, ws, *args, **kwargs) if args or kwargs else target(request, ws)
-            else:
+            if target is None:
                 response = view(request, *args, **kwargs)
+            elif args or kwargs:
+                response = target(request, ws, *args, **kwargs)
+            else:  # a call with *args/**kwargs recurses in C (~370 bytes of saved stack)
+                response = target(request, ws)
         except Exception:
             if not ws.accepted:
                 raise
@@ -89,6 +84,22 @@ def websocket_view(view):
         return response
 
     return wrapped
+
+
+def prepare(request, ws, max_message_size):
+    """The answer to a request the route refuses, or None once `ws` is ready for the view."""
+    if ws is None:
+        return upgrade_required()
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is not None and not origin_allowed(request, origin):
+        # Another site's page must not open a socket that carries our user's cookies.
+        return HttpResponseForbidden(f"Origin {origin} is not allowed to open WebSockets here.\n",
+                                     content_type="text/plain; charset=utf-8")
+    # A socket may stay open for hours: never keep a database connection across waits.
+    ws.before_wait = release_db_connections
+    if max_message_size is not None:  # @websocket(max_message_size=...)
+        ws.max_message_size = min(max_message_size, ws.max_message_size)
+    return None
 
 
 def call_middleware_directly(chain):

@@ -14,7 +14,7 @@ import socket
 import gevent
 from geventwebsocket.handler import WebSocketHandler as GeventWebSocketHandler
 from gevent.pywsgi import WSGIHandler
-from gunicorn.workers.ggevent import PyWSGIHandler
+from gunicorn.workers.ggevent import PyWSGIHandler, PyWSGIServer
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidProtocol
 from websockets.http11 import Request
@@ -78,10 +78,32 @@ def handshake_error(environ, request_version):
     return None
 
 
+class WebSocketServer(PyWSGIServer):
+    """gunicorn's gevent WSGI server, running each connection's handler under a handshake timer.
+
+    A slow or silent client must not hold a connection slot before it has even asked: the
+    handler closes the timer once the request is read. This replaces pywsgi's handle() (which
+    only makes the handler and runs it) instead of wrapping the handler's methods, because a
+    wrapper would stay on the stack of every parked view (see bench/memory.py).
+    """
+
+    def handle(self, sock, address):
+        handler = self.handler_class(sock, address, self)
+        handler.handshake_timer = gevent.Timeout.start_new(conf.get("WEBSOCKET_HANDSHAKE_TIMEOUT"), HandshakeTimeout)
+        try:
+            handler.handle()
+        finally:
+            handler.handshake_timer.close()
+
+
 class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
-    """gevent-websocket's handler with a deferred, validated handshake and our Connection."""
+    """gevent-websocket's handler with a deferred, validated handshake and our Connection.
+
+    Served by WebSocketServer, which times the handshake (realtime.worker sets both).
+    """
 
     websocket = None
+    handshake_timer = None
     # The request line and headers are read through this buffer, which then lives as long as the
     # connection: 1 KiB rather than the default 8 KiB per idle socket (long headers take more reads).
     READ_BUFFER = 1024
@@ -89,21 +111,14 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
     def __init__(self, sock, address, server, rfile=None):
         super().__init__(sock, address, server, rfile or sock.makefile("rb", self.READ_BUFFER))
 
-    def handle_one_request(self):
-        # A slow or silent client must not hold a connection slot before it has even asked.
-        self.handshake_timer = gevent.Timeout.start_new(conf.get("WEBSOCKET_HANDSHAKE_TIMEOUT"), HandshakeTimeout)
-        try:
-            return super().handle_one_request()
-        finally:
-            self.handshake_timer.close()
-
     def _handle_client_error(self, ex):
         if isinstance(ex, HandshakeTimeout):  # the request line came, the headers did not
             return ("408", b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
         return super()._handle_client_error(ex)
 
     def run_application(self):
-        self.handshake_timer.close()  # the request is read
+        if self.handshake_timer is not None:
+            self.handshake_timer.close()  # the request is read
         self.close_connection = True
         path = self.environ.get("PATH_INFO")
         if not self.is_upgrade_request():

@@ -123,7 +123,15 @@ class Connection:
         while not core.messages:  # (a deque only once the core has a message)
             if self.closed:
                 return None
-            self._read_some()
+            # _read_some(), inlined: every idle view waits in this read, and each frame under it
+            # costs memory per connection (bench/memory.py).
+            data = self._before_read()
+            if not data:
+                try:
+                    data = self._sock.recv(READ_SIZE)
+                except OSError:
+                    data = b""
+            self._take_input(data)
         message = core.messages.popleft()
         self._spend(1)
         return message
@@ -240,16 +248,24 @@ class Connection:
     # --- reading ------------------------------------------------------------------------
 
     def _read_some(self):
+        data = self._before_read()
+        if not data:
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except OSError:
+                data = b""
+        self._take_input(data)
+
+    def _before_read(self):
+        """Release what a waiting view must not hold; the handshake's buffered bytes, if any."""
         if self.before_wait is not None:
             self.before_wait()
-        try:
-            # The first read takes what the HTTP parser buffered past the handshake; a read that
-            # has to wait does so here, not one frame deeper (every idle view is parked in it).
-            data = self._take_buffered() if self._rfile is not None else None
-            if not data:
-                data = self._sock.recv(READ_SIZE)
-        except OSError:
-            data = b""
+        # The first read takes what the HTTP parser buffered past the handshake; later reads go
+        # straight to the socket.
+        return self._take_buffered() if self._rfile is not None else None
+
+    def _take_input(self, data):
+        """Feed what was read (b"": the peer is gone), answer what it asks, budget the work."""
         if data:
             stats.bytes_in += len(data)
             self.core.receive_data(data, time.monotonic())
