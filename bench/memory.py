@@ -4,13 +4,13 @@
     .venv/bin/python -m bench.memory --connections 2000 --top 25
 
 Starts Redis and our worker (deploy/gunicorn_ws.py with `bench/memory_probe.py`'s probe, DEBUG=0)
-twice. Each time: a warm-up round trip on 10 connections, a probe, N silent connections to
-/echo/ held open, a probe. The first worker runs untraced and gives the resident memory (RSS)
+three times. Each time: a warm-up round trip on 10 connections, a probe, N silent connections
+to /echo/ held open, a probe. The first worker runs untraced and gives the resident memory (RSS)
 per connection, as the benchmark's `idle` scenario measures it, and the greenlets' saved C stacks.
-The second runs under tracemalloc and says which lines allocated the rest. What neither sees is
-the interpreter's data stack of each parked greenlet (CPython 3.11 gives every greenlet its own
-16 KiB chunk, mapped outside the allocators tracemalloc watches, resident as deep as its frames
-reach: estimated here from the frames) and the allocator's own overhead.
+The second runs under tracemalloc and says which lines allocated the Python objects. The third
+records how deep each greenlet's interpreter data stack ever went: CPython 3.11 gives every
+greenlet its own 16 KiB chunk, mapped outside the allocators tracemalloc watches and resident
+as far as its frames ever reached. The rest is the allocator's own overhead.
 """
 
 import argparse
@@ -58,13 +58,14 @@ def main():
     run = Path(tempfile.mkdtemp(prefix="bench-memory-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     try:
         database = migrate(run)
-        plain = measure(run / "plain", database, args.connections, trace=False)
-        traced = measure(run / "traced", database, args.connections, trace=True)
+        plain = measure(run / "plain", database, args.connections, trace=None)
+        traced = measure(run / "traced", database, args.connections, trace="objects")
+        depth = measure(run / "depth", database, args.connections, trace="depth")
     except BaseException:
         print(f"failed; the worker logs are in {run}", file=sys.stderr)
         raise
     shutil.rmtree(run)
-    print(report(plain, traced, args.connections, args.top))
+    print(report(plain, traced, depth, args.connections, args.top))
 
 
 def migrate(run):
@@ -89,7 +90,8 @@ def measure(directory, database, connections, trace):
         config = ROOT / "bench" / "memory_probe.py"
 
     directory.mkdir()
-    env = {"MEMORY_PROBE_DIR": str(directory), **({"MEMORY_PROBE_TRACE": "1"} if trace else {})}
+    # No heartbeat pings during the measurement: these clients never answer them.
+    env = {"MEMORY_PROBE_DIR": str(directory), "MEMORY_PROBE_TRACE": trace or "", "WEBSOCKET_PING_INTERVAL": "3600"}
     redis = RedisServer().start()
     worker = ProbedWorker(redis.url, f"sqlite:///{database}", None, directory)
     worker.extra_env.update(env)
@@ -149,9 +151,12 @@ def view_greenlets(probe):
     return [g for g in probe["greenlets"] if any("realtime/transport/connection.py:receive" in f for f, _ in g["frames"])]
 
 
-def data_stack_pages(greenlet):
-    used = CHUNK_HEADER + sum(size for _, size in greenlet["frames"])
-    return -(-used // PAGE) * PAGE
+def pages(used):
+    return -(-(CHUNK_HEADER + used) // PAGE) * PAGE
+
+
+def parked_frames(greenlet):
+    return sum(size for _, size in greenlet["frames"])
 
 
 def without_stack_copies(probe):
@@ -173,7 +178,7 @@ def without_stack_copies(probe):
     return tracemalloc.Snapshot(kept, snapshot.traceback_limit), copies
 
 
-def report(plain, traced, connections, top):
+def report(plain, traced, depth, connections, top):
     lines = []
     kb = lambda n: f"{n / connections / 1024:5.1f}"  # noqa: E731 (per connection, in KB)
     rss_growth = plain["after"]["rss"] - plain["before"]["rss"]
@@ -181,7 +186,9 @@ def report(plain, traced, connections, top):
     if len(parked) != connections:
         lines.append(f"warning: {len(parked)} view greenlets found for {connections} connections")
     stacks = sum(g["stack_saved"] for g in parked)
-    data_stack = sum(data_stack_pages(g) for g in parked)
+    # Resident: every page the greenlet's frames ever reached (traced run's profile hook).
+    deepest = [g["deepest"] for g in view_greenlets(depth["after"])]
+    data_stack = sum(pages(d) for d in deepest) * len(parked) // max(1, len(deepest))
     before, copies_before = without_stack_copies(traced["before"])
     after, copies_after = without_stack_copies(traced["after"])
     objects = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
@@ -191,7 +198,7 @@ def report(plain, traced, connections, top):
     lines.append(f"{connections} idle /echo/ connections on one worker; KB per connection:\n")
     lines.append(f"  {kb(rss_growth)}  resident memory (RSS) growth of the worker, untraced run; of which")
     lines.append(f"  {kb(stacks)}    saved C stacks of the parked view greenlets (greenlet's heap copy)")
-    lines.append(f"  {kb(data_stack)}    interpreter data stack of the parked greenlets (pages their frames reach)")
+    lines.append(f"  {kb(data_stack)}    interpreter data stack of the parked greenlets (the pages their frames ever reached)")
     lines.append(f"  {kb(objects)}    Python objects and buffers (tracemalloc, traced run), allocated in:")
     for name, size in areas.most_common():
         if abs(size) >= connections * 50:
@@ -203,8 +210,8 @@ def report(plain, traced, connections, top):
     if parked:
         example = parked[0]
         lines.append(f"\nA parked view greenlet: {min(depth)}-{max(depth)} Python frames, "
-                     f"{stacks / len(parked):.0f} B of saved C stack, {CHUNK_HEADER + sum(s for _, s in example['frames'])} B "
-                     f"of frames on its data stack ({data_stack_pages(example)} B resident):")
+                     f"{stacks / len(parked):.0f} B of saved C stack, {parked_frames(example)} B of frames on its "
+                     f"data stack now, {max(deepest, default=0)} B at the deepest call during its request:")
         for name, size in example["frames"]:
             path, function = name.rsplit(":", 1)
             lines.append(f"  {size:>5} B  {short(path)}:{function}")

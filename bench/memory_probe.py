@@ -2,16 +2,21 @@
 
 Not for production. On SIGUSR2 the worker writes, into $MEMORY_PROBE_DIR:
   <n>.json    its live greenlets: saved C stack (bytes), Python frames and their data-stack size
-  <n>.pickle  a tracemalloc snapshot, when $MEMORY_PROBE_TRACE is set (tracing starts once the
+  <n>.pickle  a tracemalloc snapshot, when $MEMORY_PROBE_TRACE=objects (tracing starts once the
               worker has booted, so everything a connection allocates afterwards is seen)
+With $MEMORY_PROBE_TRACE=depth a profile hook records each greenlet's deepest interpreter data
+stack instead (the pages its frames ever reached stay resident, not only those it is parked in;
+the hook makes frame objects, so it runs in a worker of its own).
 and then renames <n>.json into place last, so the reader sees complete files only.
 """
 
 import gc
+import inspect
 import json
 import os
 import runpy
 import signal
+import sys
 from pathlib import Path
 
 globals().update({key: value for key, value in runpy.run_path(
@@ -30,6 +35,27 @@ def frame_bytes(frame):
     return (FRAME_HEADER_WORDS + slots) * POINTER
 
 
+GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+deepest = {}  # id(greenlet) -> [data stack bytes now, the most they ever were]
+
+
+def track_depth(frame, event, arg):
+    """sys.setprofile hook: the data stack each greenlet's frames take, now and at most.
+
+    Generator and coroutine frames live in their objects, not on the data stack.
+    """
+    if event not in ("call", "return") or frame.f_code.co_flags & GENERATOR_FLAGS:
+        return
+    import greenlet
+
+    depth = deepest.setdefault(id(greenlet.getcurrent()), [0, 0])
+    if event == "call":
+        depth[0] += frame_bytes(frame)
+        depth[1] = max(depth[1], depth[0])
+    else:
+        depth[0] -= frame_bytes(frame)
+
+
 def greenlet_report():
     import greenlet
 
@@ -41,7 +67,8 @@ def greenlet_report():
         while frame is not None:
             frames.append((f"{frame.f_code.co_filename}:{frame.f_code.co_name}", frame_bytes(frame)))
             frame = frame.f_back
-        found.append({"stack_saved": obj._stack_saved, "frames": frames[::-1]})
+        found.append({"stack_saved": obj._stack_saved, "frames": frames[::-1],
+                      "deepest": deepest.get(id(obj), [0, None])[1]})
     return found
 
 
@@ -64,8 +91,11 @@ def post_worker_init(worker):
     import tracemalloc
 
     directory = os.environ["MEMORY_PROBE_DIR"]
-    if os.environ.get("MEMORY_PROBE_TRACE"):
+    trace = os.environ.get("MEMORY_PROBE_TRACE")
+    if trace == "objects":
         tracemalloc.start(TRACE_FRAMES)
+    elif trace == "depth":
+        sys.setprofile(track_depth)
     count = [0]
 
     def probe():
