@@ -148,7 +148,8 @@ def probe(pid, directory, number):
 
 def view_greenlets(probe):
     """The greenlets parked in a WebSocket view's read (one per open connection)."""
-    return [g for g in probe["greenlets"] if any("realtime/transport/connection.py:receive" in f for f, _ in g["frames"])]
+    waiting = "realtime/transport/connection.py:receive"
+    return [g for g in probe["greenlets"] if any(waiting in name for name, _ in g["frames"])]
 
 
 def pages(used):
@@ -186,30 +187,32 @@ def report(plain, traced, depth, connections, top):
     if len(parked) != connections:
         lines.append(f"warning: {len(parked)} view greenlets found for {connections} connections")
     stacks = sum(g["stack_saved"] for g in parked)
-    # Resident: every page the greenlet's frames ever reached (traced run's profile hook).
+    # Resident: every page the greenlet's frames ever reached (the third run's profile hook).
     deepest = [g["deepest"] for g in view_greenlets(depth["after"])]
     data_stack = sum(pages(d) for d in deepest) * len(parked) // max(1, len(deepest))
     before, copies_before = without_stack_copies(traced["before"])
     after, copies_after = without_stack_copies(traced["after"])
-    objects = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
     areas = collections.Counter()
     for stat in after.compare_to(before, "filename"):
         areas[area_of(stat.traceback[0].filename)] += stat.size_diff
+    objects = sum(areas.values())
     lines.append(f"{connections} idle /echo/ connections on one worker; KB per connection:\n")
     lines.append(f"  {kb(rss_growth)}  resident memory (RSS) growth of the worker, untraced run; of which")
     lines.append(f"  {kb(stacks)}    saved C stacks of the parked view greenlets (greenlet's heap copy)")
-    lines.append(f"  {kb(data_stack)}    interpreter data stack of the parked greenlets (the pages their frames ever reached)")
+    lines.append(f"  {kb(data_stack)}    interpreter data stack of the parked greenlets "
+                 "(the pages their frames ever reached)")
     lines.append(f"  {kb(objects)}    Python objects and buffers (tracemalloc, traced run), allocated in:")
     for name, size in areas.most_common():
         if abs(size) >= connections * 50:
             lines.append(f"  {kb(size)}      {name}")
     rest = rss_growth - stacks - data_stack - objects
     lines.append(f"  {kb(rest)}    the rest: allocator overhead and fragmentation")
+    # A cross-check: the copies the traced run found by size, against the untraced run's count.
     lines.append(f"  (traced run: stack copies {kb(copies_after - copies_before).strip()} KB)")
-    depth = [len(g["frames"]) for g in parked]
+    frames = [len(g["frames"]) for g in parked]
     if parked:
         example = parked[0]
-        lines.append(f"\nA parked view greenlet: {min(depth)}-{max(depth)} Python frames, "
+        lines.append(f"\nA parked view greenlet: {min(frames)}-{max(frames)} Python frames, "
                      f"{stacks / len(parked):.0f} B of saved C stack, {parked_frames(example)} B of frames on its "
                      f"data stack now, {max(deepest, default=0)} B at the deepest call during its request:")
         for name, size in example["frames"]:
