@@ -9,14 +9,19 @@ mended here without forking it:
    once its socket was accepted, it ends with a quiet `WebSocketEnded` response.
 2. A plain HTTP request to a WebSocket URL answered 500. It now gets 426 Upgrade Required
    with a readable body; a path that is not routed gets Django's ordinary 404.
+
+An idle connection's greenlet stays parked under this whole call chain, and greenlet keeps a
+copy of the C stack under it (plus the interpreter frames): so nothing here adds a frame per
+request that it can avoid (see `python -m bench.memory`).
 """
 
 import functools
 import logging
+import types
 
 import django
 from django.conf import settings
-from django.core.handlers.wsgi import WSGIHandler
+from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
 from django_websocket.wsgi import WebSocketHandler as PackageHandler
 
@@ -45,21 +50,28 @@ def upgrade_required():
 
 def websocket_view(view):
     """Wrap a view routed in WEBSOCKET_URLCONF (the mend for both faults above)."""
+    # A @websocket view is called here with its connection, not through its own wrapper: one
+    # frame less under every parked view (the decorator's wrapper still serves direct calls).
+    # Not when another decorator wraps it (it copied the attribute): that one is called.
+    target = max_message_size = None
+    takes_connection = getattr(view, "websocket_takes_connection", None)
+    if takes_connection is not None and takes_connection[0] is view:
+        _, target, max_message_size = takes_connection
 
     @functools.wraps(view)
     def wrapped(request, *args, **kwargs):
+        # Few locals: this frame stays on the interpreter stack of every parked view.
         ws = request.META.get("wsgi.websocket")
-        if ws is None:
-            return upgrade_required()
-        origin = request.META.get("HTTP_ORIGIN")
-        if origin is not None and not origin_allowed(request, origin):
-            # Another site's page must not open a socket that carries our user's cookies.
-            return HttpResponseForbidden(f"Origin {origin} is not allowed to open WebSockets here.\n",
-                                         content_type="text/plain; charset=utf-8")
-        # A socket may stay open for hours: never keep a database connection across waits.
-        ws.before_wait = release_db_connections
+        response = prepare(request, ws, max_message_size)
+        if response is not None:
+            return response
         try:
-            response = view(request, *args, **kwargs)
+            if target is None:
+                response = view(request, *args, **kwargs)
+            elif args or kwargs:
+                response = target(request, ws, *args, **kwargs)
+            else:  # a call with *args/**kwargs recurses in C (~370 bytes of saved stack)
+                response = target(request, ws)
         except Exception:
             if not ws.accepted:
                 raise
@@ -74,14 +86,70 @@ def websocket_view(view):
     return wrapped
 
 
+def prepare(request, ws, max_message_size):
+    """The answer to a request the route refuses, or None once `ws` is ready for the view."""
+    if ws is None:
+        return upgrade_required()
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is not None and not origin_allowed(request, origin):
+        # Another site's page must not open a socket that carries our user's cookies.
+        return HttpResponseForbidden(f"Origin {origin} is not allowed to open WebSockets here.\n",
+                                     content_type="text/plain; charset=utf-8")
+    # A socket may stay open for hours: never keep a database connection across waits.
+    ws.before_wait = release_db_connections
+    if max_message_size is not None:  # @websocket(max_message_size=...)
+        ws.max_message_size = min(max_message_size, ws.max_message_size)
+    return None
+
+
+def call_middleware_directly(chain):
+    """Let Django's middleware chain call each middleware's `__call__` method, not the instance.
+
+    Calling an instance recurses in C (`slot_tp_call`): ~720 bytes of C stack per middleware,
+    saved by greenlet for every parked connection. Calling its bound `__call__` is the same
+    call, run in the same interpreter loop. The chain is Django's `convert_exception_to_response`
+    wrappers around middleware instances, each holding the next wrapper as `get_response`; a
+    link that looks different (function middleware, another Django) is left as it is.
+    """
+    link = chain
+    while getattr(link, "__qualname__", "") == "convert_exception_to_response.<locals>.inner":
+        cells = dict(zip(link.__code__.co_freevars, link.__closure__ or ()))
+        if "get_response" not in cells:
+            return
+        cell = cells["get_response"]
+        middleware = cell.cell_contents
+        call = getattr(type(middleware), "__call__", None)
+        if not isinstance(call, types.FunctionType):
+            return  # a function or a bound method: already called without the C recursion
+        cell.cell_contents = types.MethodType(call, middleware)
+        link = getattr(middleware, "get_response", None)
+
+
+class WebSocketRequest(WSGIRequest):
+    # Routed through WEBSOCKET_URLCONF: a class attribute (set when the application is built)
+    # rather than a get_response override that would stay on the stack of every parked view.
+    urlconf = None
+
+
 class WebSocketApplication(PackageHandler):
-    def get_response(self, request):
-        request.urlconf = settings.WEBSOCKET_URLCONF
-        # Skip the package's get_response: it answers plain HTTP with a 500 before routing.
-        return WSGIHandler.get_response(self, request)
+    request_class = WebSocketRequest
+    # Skip the package's get_response: it answers plain HTTP with a 500 before routing.
+    get_response = WSGIHandler.get_response
+
+    def __init__(self):
+        WebSocketRequest.urlconf = settings.WEBSOCKET_URLCONF
+        self._views = {}  # the resolved view -> its wrapper, built once per route
+        super().__init__()
+
+    def load_middleware(self, is_async=False):
+        super().load_middleware(is_async)
+        call_middleware_directly(self._middleware_chain)
 
     def make_view_atomic(self, view):
-        return websocket_view(super().make_view_atomic(view))
+        wrapped = self._views.get(view)
+        if wrapped is None:
+            wrapped = self._views[view] = websocket_view(super().make_view_atomic(view))
+        return wrapped
 
 
 def get_websocket_application():

@@ -7,6 +7,7 @@ plain HTTP, so an unknown path gets a 404 and a refused one a 403, never an upgr
 connection that closes at once.
 """
 
+import functools
 import json
 import math
 import random
@@ -15,7 +16,7 @@ import socket
 import gevent
 from geventwebsocket.handler import WebSocketHandler as GeventWebSocketHandler
 from gevent.pywsgi import WSGIHandler
-from gunicorn.workers.ggevent import PyWSGIHandler
+from gunicorn.workers.ggevent import PyWSGIHandler, PyWSGIServer
 from websockets.datastructures import Headers
 from websockets.exceptions import InvalidHandshake, InvalidHeader, InvalidProtocol
 from websockets.http11 import Request
@@ -33,12 +34,16 @@ SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7,
 
 
 def connection_limits():
-    return Limits(
-        max_message_size=conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"),
-        rate=conf.get("WEBSOCKET_RATE_LIMIT"), burst=conf.get("WEBSOCKET_RATE_BURST"),
-        frame_rate=conf.get("WEBSOCKET_FRAME_RATE"), frame_burst=conf.get("WEBSOCKET_FRAME_BURST"),
-        max_queue_bytes=conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
-        max_queue_messages=conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"))
+    """The limits from the settings: one shared (immutable) Limits for every connection."""
+    return _limits(conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"), conf.get("WEBSOCKET_RATE_LIMIT"),
+                   conf.get("WEBSOCKET_RATE_BURST"), conf.get("WEBSOCKET_FRAME_RATE"),
+                   conf.get("WEBSOCKET_FRAME_BURST"), conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
+                   conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"))
+
+
+@functools.lru_cache(maxsize=4)
+def _limits(*values):
+    return Limits(*values)
 
 
 class HandshakeTimeout(socket.timeout):
@@ -81,10 +86,32 @@ def retry_after():
     return str(random.randint(1, max(1, math.ceil(conf.get("CLIENT_RECONNECT_WINDOW")))))
 
 
+class WebSocketServer(PyWSGIServer):
+    """gunicorn's gevent WSGI server, running each connection's handler under a handshake timer.
+
+    A slow or silent client must not hold a connection slot before it has even asked: the
+    handler closes the timer once the request is read. This replaces pywsgi's handle() (which
+    only makes the handler and runs it) instead of wrapping the handler's methods, because a
+    wrapper would stay on the stack of every parked view (see bench/memory.py).
+    """
+
+    def handle(self, sock, address):
+        handler = self.handler_class(sock, address, self)
+        handler.handshake_timer = gevent.Timeout.start_new(conf.get("WEBSOCKET_HANDSHAKE_TIMEOUT"), HandshakeTimeout)
+        try:
+            handler.handle()
+        finally:
+            handler.handshake_timer.close()
+
+
 class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
-    """gevent-websocket's handler with a deferred, validated handshake and our Connection."""
+    """gevent-websocket's handler with a deferred, validated handshake and our Connection.
+
+    Served by WebSocketServer, which times the handshake (realtime.worker sets both).
+    """
 
     websocket = None
+    handshake_timer = None
     # The request line and headers are read through this buffer, which then lives as long as the
     # connection: 1 KiB rather than the default 8 KiB per idle socket (long headers take more reads).
     READ_BUFFER = 1024
@@ -92,21 +119,14 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
     def __init__(self, sock, address, server, rfile=None):
         super().__init__(sock, address, server, rfile or sock.makefile("rb", self.READ_BUFFER))
 
-    def handle_one_request(self):
-        # A slow or silent client must not hold a connection slot before it has even asked.
-        self.handshake_timer = gevent.Timeout.start_new(conf.get("WEBSOCKET_HANDSHAKE_TIMEOUT"), HandshakeTimeout)
-        try:
-            return super().handle_one_request()
-        finally:
-            self.handshake_timer.close()
-
     def _handle_client_error(self, ex):
         if isinstance(ex, HandshakeTimeout):  # the request line came, the headers did not
             return ("408", b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
         return super()._handle_client_error(ex)
 
     def run_application(self):
-        self.handshake_timer.close()  # the request is read
+        if self.handshake_timer is not None:
+            self.handshake_timer.close()  # the request is read
         self.close_connection = True
         path = self.environ.get("PATH_INFO")
         if not self.is_upgrade_request():
@@ -132,7 +152,9 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         registry.handshakes += 1  # until the view accepts (the 101) or ends: see accept()
         self.handshaking = True
         try:
-            self.result = self.application(self.environ, self.start_response)
+            # Through the bound __call__: calling the application object recurses in C
+            # (slot_tp_call), ~720 bytes more of C stack saved for every parked view.
+            self.result = self.application.__call__(self.environ, self.start_response)
             if self.websocket.accepted:
                 self.websocket.finish()
             else:

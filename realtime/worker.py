@@ -12,8 +12,9 @@ class WebSocketWorker(GeventWebSocketWorker):
         super().patch()
         # Import Django-facing code only after gevent has patched the standard library, in the
         # worker process: Django's per-thread state must become per-greenlet.
-        from .handler import WebSocketHandler
+        from .handler import WebSocketHandler, WebSocketServer
 
+        self.server_class = WebSocketServer
         self.wsgi_handler = WebSocketHandler
 
     def load_wsgi(self):

@@ -45,6 +45,18 @@ class TransportTests(LiveWebSocketTestCase):
         client.send("go")
         self.assertEqual(client.receive(), "before wait: held; while waiting: released")
 
+    def test_a_decorator_over_a_websocket_view_still_runs(self):
+        # The worker calls @websocket views directly (one frame less per idle connection), but
+        # never past another decorator on top: here it refuses at the handshake, as it says.
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.connect("/test/guarded-echo/")
+        self.assertEqual((refused.exception.status_code, refused.exception.resp_body), (403, b"No pass.\n"))
+        client = self.connect("/test/guarded-echo/", **{"pass": "1"})
+        client.send("sixteen bytes ok")
+        self.assertEqual(client.receive(), "sixteen bytes ok")
+        client.send("seventeen bytes !")  # over the view's own limit, which still applies
+        self.assertEqual(client.receive_close(), 1009)
+
     def test_bytes_sent_as_text_arrive_as_that_text(self):
         client = self.connect("/test/bytes-as-text/")
         self.assertEqual(client.receive(), "café")

@@ -1,6 +1,9 @@
 """WEBSOCKET_URLCONF for tests that need views of their own: the real routes plus test views."""
 
+import functools
+
 import gevent
+from django.http import HttpResponseForbidden
 from django.urls import path
 
 from realtime.decorators import websocket
@@ -131,7 +134,28 @@ def slow_accept(request, ws):
     ws.receive()
 
 
+def refuse_without_pass(view):
+    """A decorator over a @websocket view, as login_required would be: no ?pass=1, a 403."""
+
+    @functools.wraps(view)  # copies the @websocket wrapper's attributes, as such decorators do
+    def guarded(request, *args, **kwargs):
+        if request.GET.get("pass") != "1":
+            return HttpResponseForbidden("No pass.\n", content_type="text/plain; charset=utf-8")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
+@refuse_without_pass
+@websocket(max_message_size=16)
+def guarded_echo(request, ws):
+    """Echoes, behind a decorator of its own and with a 16-byte limit."""
+    while (message := ws.receive()) is not None:
+        ws.send(message)
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/guarded-echo/", guarded_echo),
     path("test/break-registry-sweeper/", break_registry_sweeper),
     path("test/break-broker-listener/", break_broker_listener),
     path("test/slow-accept/", slow_accept),

@@ -59,6 +59,12 @@ class Connection:
     upgrade request with an ordinary 403 or 404 before that.
     """
 
+    # Thousands per worker: named slots, no per-instance dict unless a view stores its own
+    # attributes on the connection (`__dict__` is created only then).
+    __slots__ = ("environ", "accepted", "core", "max_queue_messages", "_close_timeout", "before_wait", "_accept",
+                 "_sock", "_raw", "_rfile", "_work", "_counted", "_writing", "_writer", "_wakeup", "_drained",
+                 "_write_closed", "_dead", "__dict__", "__weakref__")
+
     def __init__(self, sock, rfile, environ, *, accept, limits, close_timeout, on_rate_limited=None):
         self.environ = environ
         self.accepted = False
@@ -71,9 +77,8 @@ class Connection:
         self._sock = sock
         # The real non-blocking socket under gevent's wrapper: `send` on it never yields.
         self._raw = getattr(sock, "_sock", None)
-        # The first read drains what the HTTP parser buffered past the handshake; later ones go
-        # straight to the socket, skipping the buffered reader.
-        self._read = self._read_buffered_first
+        # Holds what the HTTP parser read past the handshake, taken by the first read; every
+        # read after that goes straight to the socket, skipping the buffered reader.
         self._rfile = rfile
         self._work = 0  # work done since this greenlet last yielded on purpose (READ_BUDGET)
         self._counted = False  # the close cause is in the metrics
@@ -114,12 +119,20 @@ class Connection:
     def receive(self):
         """The next message: `str` for text, `bytes` for binary; `None` once closed."""
         self.accept()
-        messages = self.core.messages
-        while not messages:
+        core = self.core
+        while not core.messages:  # (a deque only once the core has a message)
             if self.closed:
                 return None
-            self._read_some()
-        message = messages.popleft()
+            # _read_some(), inlined: every idle view waits in this read, and each frame under it
+            # costs memory per connection (bench/memory.py).
+            data = self._before_read()
+            if not data:
+                try:
+                    data = self._sock.recv(READ_SIZE)
+                except OSError:
+                    data = b""
+            self._take_input(data)
+        message = core.messages.popleft()
         self._spend(1)
         return message
 
@@ -235,12 +248,24 @@ class Connection:
     # --- reading ------------------------------------------------------------------------
 
     def _read_some(self):
+        data = self._before_read()
+        if not data:
+            try:
+                data = self._sock.recv(READ_SIZE)
+            except OSError:
+                data = b""
+        self._take_input(data)
+
+    def _before_read(self):
+        """Release what a waiting view must not hold; the handshake's buffered bytes, if any."""
         if self.before_wait is not None:
             self.before_wait()
-        try:
-            data = self._read(READ_SIZE)
-        except OSError:
-            data = b""
+        # The first read takes what the HTTP parser buffered past the handshake; later reads go
+        # straight to the socket.
+        return self._take_buffered() if self._rfile is not None else None
+
+    def _take_input(self, data):
+        """Feed what was read (b"": the peer is gone), answer what it asks, budget the work."""
         if data:
             stats.bytes_in += len(data)
             self.core.receive_data(data, time.monotonic())
@@ -261,21 +286,22 @@ class Connection:
             self._work = 0
             gevent.sleep(YIELD_SECONDS)
 
-    def _read_buffered_first(self, size):
-        """What the HTTP parser read past the handshake, taken without waiting.
 
-        A blocking read1() would hold its `size` result buffer for as long as the client stays
-        silent: 64 KiB on every idle connection. gevent's recv() allocates only once data is there.
+    def _take_buffered(self):
+        """What the HTTP parser read past the handshake, taken without waiting (None: nothing).
+
+        A blocking read1() would hold its 64 KiB result buffer for as long as the client stays
+        silent; gevent's recv() allocates only once data is there. Later reads skip the reader.
         """
-        self._read = self._sock.recv
+        rfile, self._rfile = self._rfile, None
         self._sock.settimeout(0.0)
         try:
-            data = self._rfile.read1(size)  # buffered bytes, or None: nothing to read yet
+            data = rfile.read1(READ_SIZE)  # buffered bytes, or None: nothing to read yet
         except OSError:
             data = None
         finally:
             self._sock.settimeout(None)
-        return data if data else self._sock.recv(size)
+        return data
 
     def _count_failure(self):
         cause = self.core.cause

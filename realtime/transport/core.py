@@ -34,7 +34,7 @@ BYTES_PER_FRAME_TOKEN = 65536
 FAILURE_CAUSES = {1002: "protocol_error", 1007: "invalid_data", 1009: "message_too_big", 1011: "internal_error"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Limits:
     max_message_size: int = 1024 * 1024
     rate: float = 50  # messages per second; 0: no limit
@@ -47,6 +47,8 @@ class Limits:
 
 class TokenBucket:
     """`rate` tokens a second, at most `burst` saved; a rate of 0 never runs dry."""
+
+    __slots__ = ("rate", "burst", "tokens", "at")
 
     def __init__(self, rate, burst, now):
         self.rate, self.burst = rate, burst
@@ -77,11 +79,21 @@ class ServerProtocol(Protocol):
         super().recv_frame(frame)
 
 
+# An empty queue before the first item: a deque costs ~750 bytes, and thousands of idle
+# connections never receive a message or queue a write.
+NOTHING = ()
+
+
 class Core:
+    # One per connection, thousands per worker: no per-instance dict.
+    __slots__ = ("limits", "protocol", "messages", "last_seen", "last_message", "ping_sent_at", "ping_share",
+                 "_message_budget", "_frame_budget", "_dropped", "_warned_at", "on_rate_limited", "_fragments",
+                 "_fragment_opcode", "outbox", "queued_bytes", "cause")
+
     def __init__(self, limits, now, on_rate_limited=None):
         self.limits = limits
         self.protocol = ServerProtocol(Side.SERVER, max_size=limits.max_message_size, logger=_core_log)
-        self.messages = collections.deque()  # complete messages: str (text) or bytes (binary)
+        self.messages = NOTHING  # complete messages, a deque once there is one: str (text) or bytes (binary)
         # Liveness: any bytes from the peer (a pong too) vs. a whole message.
         self.last_seen = self.last_message = now
         self.ping_sent_at = None
@@ -97,8 +109,9 @@ class Core:
         self.on_rate_limited = on_rate_limited
         self._fragments = []
         self._fragment_opcode = None
-        # The outbound queue: bytes the socket did not take yet (None: half-close after them).
-        self.outbox = collections.deque()
+        # The outbound queue, a deque once something waits: bytes the socket did not take yet
+        # (b"": half-close after them).
+        self.outbox = NOTHING
         self.queued_bytes = 0
         self.cause = None  # why we failed the connection, once we did: "rate_limited", ...
 
@@ -166,13 +179,14 @@ class Core:
         self.last_message = now
         if self.closed or not self._within_message_budget(now):
             return
-        if opcode is Opcode.BINARY:
-            self.messages.append(bytes(data))
-            return
         try:
-            self.messages.append(bytes(data).decode())
+            message = bytes(data) if opcode is Opcode.BINARY else bytes(data).decode()
         except UnicodeDecodeError:
             self.fail(INVALID_DATA, "invalid UTF-8 in a text message", "invalid_data")
+            return
+        if self.messages is NOTHING:
+            self.messages = collections.deque()
+        self.messages.append(message)
 
     def _within_message_budget(self, now):
         if self._message_budget.take(now):
@@ -209,7 +223,8 @@ class Core:
         """Close because of the peer (or for our own reasons): nothing more is read."""
         if self.cause is None:
             self.cause = cause
-        self.messages.clear()
+        if self.messages:
+            self.messages.clear()
         self._fragments = []
         if not self.closed:
             self.protocol.fail(code, reason)
@@ -221,6 +236,8 @@ class Core:
     # --- the outbound queue -----------------------------------------------------------------
 
     def queue(self, data):
+        if self.outbox is NOTHING:
+            self.outbox = collections.deque()
         self.outbox.append(data)
         if data:
             self.queued_bytes += len(data)
@@ -232,7 +249,8 @@ class Core:
         return data
 
     def clear_queue(self):
-        self.outbox.clear()
+        if self.outbox:
+            self.outbox.clear()  # in place: the writer holds this deque
         self.queued_bytes = 0
 
     def over_limit(self):
