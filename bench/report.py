@@ -254,8 +254,8 @@ machine; the **ratios** between servers measured in the same run are what we hol
 ## How to run
 
 ```sh
-make bench            # the full run: about 11 minutes on two CPUs (at most 40)
-make bench QUICK=1    # smaller sizes and shorter windows, under 3 minutes (for development)
+make bench            # the full run: about 25 minutes on two CPUs (at most 40)
+make bench QUICK=1    # smaller sizes and shorter windows, about 7 minutes (for development)
 .venv/bin/python -m bench.run --quick --servers ours,bare --scenarios echo,fanout-1   # a subset
 .venv/bin/python -m bench.report bench/results/<date>.json --docs   # rebuild this page from a results file
 .venv/bin/python -m bench.memory      # where the memory of an idle connection goes (see Findings)

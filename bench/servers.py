@@ -66,7 +66,9 @@ class OurWorker(Logged, WebSocketWorker):
         unlimited = {} if default_limits else {
             "WEBSOCKET_RATE_LIMIT": "1000000", "WEBSOCKET_RATE_BURST": "1000000",
             "WEBSOCKET_FRAME_RATE": "1000000", "WEBSOCKET_FRAME_BURST": "1000000"}
-        super().__init__(redis_url=redis_url, env=production_env(DATABASE_URL=database_url, **unlimited))
+        # The crowd of 10,000 is one room on one worker: above the default 9,000 connections a worker.
+        super().__init__(redis_url=redis_url, env=production_env(
+            DATABASE_URL=database_url, WEBSOCKET_MAX_CONNECTIONS="12000", WS_WORKER_CONNECTIONS="13000", **unlimited))
         self.cpus = cpus
         self.place_log(log_dir, "ours")
 
