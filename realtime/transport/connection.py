@@ -286,7 +286,6 @@ class Connection:
             self._work = 0
             gevent.sleep(YIELD_SECONDS)
 
-
     def _take_buffered(self):
         """What the HTTP parser read past the handshake, taken without waiting (None: nothing).
 
