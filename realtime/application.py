@@ -25,6 +25,7 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
 from django_websocket.wsgi import WebSocketHandler as PackageHandler
 
+from . import conf
 from .db import release_db_connections
 from .origin import origin_allowed
 from .transport.codes import INTERNAL_ERROR
@@ -142,7 +143,17 @@ class WebSocketApplication(PackageHandler):
         super().__init__()
 
     def load_middleware(self, is_async=False):
-        super().load_middleware(is_async)
+        middleware = conf.get("WEBSOCKET_MIDDLEWARE")
+        if middleware is None:
+            super().load_middleware(is_async)
+        else:
+            # Django's loader reads MIDDLEWARE: lend it ours while it builds the chain (once, at startup).
+            http_middleware = settings.MIDDLEWARE
+            settings.MIDDLEWARE = middleware
+            try:
+                super().load_middleware(is_async)
+            finally:
+                settings.MIDDLEWARE = http_middleware
         call_middleware_directly(self._middleware_chain)
 
     def make_view_atomic(self, view):

@@ -1,6 +1,7 @@
 """The settings this layer reads, with their defaults (documented in docs/settings.md)."""
 
 from django.conf import settings
+from django.core.signals import setting_changed
 
 DEFAULTS = {
     # Largest message a client may send; a frame header that declares more closes with 1009.
@@ -53,8 +54,27 @@ DEFAULTS = {
     # A client told to come back (close 1001/1012, 503) or that lost its connection reconnects after
     # a random delay within this many s (full jitter), so that a crowd does not come back at once.
     "CLIENT_RECONNECT_WINDOW": 5.0,
+    # The middleware a WebSocket request passes through; None: the same as MIDDLEWARE. Middleware
+    # that only shapes an HTTP response (messages, X-Frame-Options, security headers) runs on every
+    # join for nothing: a WebSocket's answer is its 101.
+    "WEBSOCKET_MIDDLEWARE": None,
 }
 
 
+_values = {}
+
+
 def get(name):
-    return getattr(settings, name, DEFAULTS[name])
+    # Read on every join: a setting left at its default would cost an AttributeError each time.
+    try:
+        return _values[name]
+    except KeyError:
+        value = _values[name] = getattr(settings, name, DEFAULTS[name])
+        return value
+
+
+def _forget(**kwargs):
+    _values.clear()
+
+
+setting_changed.connect(_forget)

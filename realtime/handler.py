@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import random
+import re
 import socket
 
 import gevent
@@ -26,6 +27,7 @@ from websockets.utils import accept_key
 from . import conf, metrics
 from .broker import get_broker
 from .envelope import rate_limited_notice
+from .http_headers import read_headers
 from .transport import Connection, Limits
 from .registry import registry
 from .supervisor import supervisor
@@ -50,13 +52,38 @@ class HandshakeTimeout(socket.timeout):
     """The client did not finish its request in time (a socket error: gevent just drops the connection)."""
 
 
+# The headers websockets' server handshake reads, as (environ key, header name).
+HANDSHAKE_HEADERS = [("HTTP_" + name.upper().replace("-", "_"), name) for name in (
+    "Connection", "Upgrade", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Origin",
+    "Sec-WebSocket-Extensions", "Sec-WebSocket-Protocol")]
+# Its checks keep no state that matters between requests (only what it negotiated, which we do
+# not read), and a greenlet does not switch inside them: one instance serves every upgrade.
+HANDSHAKE_CHECKS = ServerProtocol()
+
+
 def handshake_request(environ, request_version):
     """The upgrade request as websockets' server handshake sees it."""
     headers = Headers()
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            headers[key[5:].replace("_", "-").title()] = value
+    for key, name in HANDSHAKE_HEADERS:
+        value = environ.get(key)
+        if value is not None:
+            headers[name] = value
     return Request(environ.get("PATH_INFO", "/"), headers, environ.get("REQUEST_METHOD", "GET"), request_version)
+
+
+# A key as every client makes it: 16 random bytes in base64.
+PLAIN_KEY = re.compile(r"[A-Za-z0-9+/]{22}==\Z")
+
+
+def plainly_valid(environ, request_version):
+    """True for the upgrade request browsers and client libraries send, which websockets' checks
+    pass: they cost more than the rest of the handshake, so only other requests go through them."""
+    return (request_version == "HTTP/1.1"
+            and environ.get("HTTP_CONNECTION", "").lower() in ("upgrade", "keep-alive, upgrade")
+            and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+            and environ.get("HTTP_SEC_WEBSOCKET_VERSION") == SUPPORTED_VERSION
+            and "HTTP_SEC_WEBSOCKET_PROTOCOL" not in environ  # parsed by the checks, even unused
+            and PLAIN_KEY.match(environ.get("HTTP_SEC_WEBSOCKET_KEY", "")) is not None)
 
 
 def handshake_error(environ, request_version):
@@ -65,8 +92,10 @@ def handshake_error(environ, request_version):
     The checks (method, HTTP/1.1, Connection, Upgrade, the key, the version) are websockets'
     own server handshake, as the Autobahn suite tests it; we only choose the answer.
     """
+    if plainly_valid(environ, request_version):
+        return None
     try:
-        ServerProtocol().process_request(handshake_request(environ, request_version))
+        HANDSHAKE_CHECKS.process_request(handshake_request(environ, request_version))
     except InvalidProtocol:
         return "400 Bad Request", "WebSocket upgrades need HTTP/1.1.", []
     except InvalidHeader as error:
@@ -118,6 +147,8 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
 
     def __init__(self, sock, address, server, rfile=None):
         super().__init__(sock, address, server, rfile or sock.makefile("rb", self.READ_BUFFER))
+
+    MessageClass = staticmethod(read_headers)  # the headers, without the email parser when they are plain
 
     def _handle_client_error(self, ex):
         if isinstance(ex, HandshakeTimeout):  # the request line came, the headers did not

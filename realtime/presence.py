@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 import gevent
+import gevent.lock
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
@@ -136,6 +137,8 @@ class Page:
     count: int  # live members in the group, on every worker
     next: str | None  # the cursor for the page after this one (None: this was the last)
     infos: list = field(default_factory=list)
+    # The event texts made of this page: joiners who share a page share its text too.
+    texts: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def members(self):
@@ -143,8 +146,12 @@ class Page:
 
     def event(self, name, labels):
         """The envelope text of this page as event `name`: the infos go in as they are, as JSON text."""
-        head = envelope(name, {**labels, "seq": self.seq, "count": self.count, "next": self.next})
-        return head[:-2] + ',"members":[' + ",".join(self.infos) + "]}}"
+        key = (name, *labels.items())
+        text = self.texts.get(key)
+        if text is None:
+            head = envelope(name, {**labels, "seq": self.seq, "count": self.count, "next": self.next})
+            text = self.texts[key] = head[:-2] + ',"members":[' + ",".join(self.infos) + "]}}"
+        return text
 
 
 class RedisStore:
@@ -220,6 +227,27 @@ class LocalStore:
             self.seqs.pop(group, None)
 
 
+class JoinBatch:
+    """Joiners of one group whose first page comes from one read."""
+
+    __slots__ = ("joining", "page", "read")
+
+    def __init__(self):
+        self.joining = {}  # member id -> info JSON: touched by the read
+        self.page = None
+        self.read = False
+
+
+class Turn:
+    """A group's reads take turns: the joiners waiting behind a read batch up meanwhile."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self):
+        self.lock = gevent.lock.Semaphore()
+        self.users = 0  # joiners holding or waiting for the lock: the Turn goes when none do
+
+
 def pairs(members):
     for member_id, info in members.items():
         yield member_id
@@ -235,6 +263,8 @@ class Presence:
         self.local = {}  # group -> {member id: info JSON}, the members this process must refresh
         self.labels = {}  # group -> what its diff events carry besides the changes (e.g. the room)
         self.pending = {}  # group -> PendingDiff: the changes not yet announced
+        self.gathering = {}  # group -> JoinBatch: joiners waiting for the group's next read
+        self.turns = {}  # group -> Turn: the group's reads, one at a time
         self._loops = None
 
     def join(self, group, member_id, info, labels=None):
@@ -245,7 +275,32 @@ class Presence:
         self.labels[group] = labels or {}
         self.pending.setdefault(group, PendingDiff()).join(member_id, encoded)
         self._start()
-        return self._safely(self.store.page, group, "", self.page_size, {member_id: encoded}) or None
+        return self._first_page(group, member_id, encoded)
+
+    def _first_page(self, group, member_id, encoded):
+        """A joiner's first page. Joiners of a group who come while its last read is on its way
+        share the next read (one round trip, one page, one event text): a crowd joining costs
+        a read per round trip, not one per member."""
+        batch = self.gathering.get(group)
+        if batch is None:
+            batch = self.gathering[group] = JoinBatch()
+        batch.joining[member_id] = encoded
+        turn = self.turns.get(group)
+        if turn is None:
+            turn = self.turns[group] = Turn()
+        turn.users += 1
+        try:
+            with turn.lock:  # one read per group at a time, in the order joiners came
+                if not batch.read:
+                    if self.gathering.get(group) is batch:
+                        del self.gathering[group]  # later joiners gather into the next batch
+                    batch.page = self._safely(self.store.page, group, "", self.page_size, batch.joining) or None
+                    batch.read = True
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self.turns[group]
+        return batch.page
 
     def update(self, group, member_id, info):
         """Replace a member's info (a new name, say)."""

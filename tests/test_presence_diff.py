@@ -2,10 +2,11 @@
 
 import json
 
+import gevent
 import redis
 from django.test import SimpleTestCase
 
-from realtime.presence import Presence, RedisStore
+from realtime.presence import LocalStore, Presence, RedisStore
 from realtime.presence_diff import MemberList, PendingDiff
 from realtime.testing import RedisServer
 
@@ -104,6 +105,56 @@ class MemberListTests(SimpleTestCase):
         self.assertNotIn("b", members.members)  # no ghost
         self.assertTrue(members.apply("members", {"seq": 12, "members": [{"id": "z", "name": "zed"}]}))
         self.assertIn("z", members.members)
+
+
+class RoundTripStore(LocalStore):
+    """The in-process store behind a round trip: each read takes a while and is counted."""
+
+    def __init__(self):
+        super().__init__(publish=lambda group, text: None)
+        self.reads = []  # the number of joiners each read touched
+
+    def page(self, group, after, limit, joining):
+        self.reads.append(len(joining))
+        gevent.sleep(0.01)
+        return super().page(group, after, limit, joining)
+
+
+class JoinBatchTests(SimpleTestCase):
+    def setUp(self):
+        self.store = RoundTripStore()
+        self.presence = Presence(self.store, refresh=10, window=1, page_size=5)
+        self.presence._start = lambda: None
+
+    def join_at_once(self, count, group="room"):
+        joiners = [gevent.spawn(self.presence.join, group, f"m{i:02}", {"name": f"member {i}"}) for i in range(count)]
+        gevent.joinall(joiners, raise_error=True)
+        return [joiner.value for joiner in joiners]
+
+    def test_a_crowd_joining_at_once_shares_a_few_reads_and_each_joiner_gets_a_bounded_page(self):
+        pages = self.join_at_once(40)
+        # The first joiner's read is on its way while the other 39 come: they share the next one.
+        self.assertEqual(self.store.reads, [1, 39])
+        self.assertEqual([page.count for page in pages], [1] + [40] * 39)
+        self.assertTrue(all(len(page.members) == 5 for page in pages[1:]))
+        self.assertIs(pages[1].event("presence", {"room": "r"}), pages[39].event("presence", {"room": "r"}))
+        self.assertEqual(sorted(self.store.groups["room"]), [f"m{i:02}" for i in range(40)])  # everyone listed
+
+    def test_groups_read_on_their_own_and_nothing_is_left_behind(self):
+        joiners = [gevent.spawn(self.presence.join, group, f"{group}-{i}", {"name": "x"})
+                   for i in range(3) for group in ("a", "b")]
+        gevent.joinall(joiners, raise_error=True)
+        self.assertEqual(sorted(self.store.reads), [1, 1, 2, 2])
+        self.assertEqual((self.presence.gathering, self.presence.turns), ({}, {}))
+
+    def test_a_failed_read_gives_each_joiner_of_its_batch_no_page_and_the_next_read_works(self):
+        page = self.store.page
+        self.store.page = lambda *args: (gevent.sleep(0.01), (_ for _ in ()).throw(redis.ConnectionError("down")))[1]
+        self.assertEqual(self.join_at_once(4), [None] * 4)  # the socket works on without the list
+        self.store.page = page
+        self.assertEqual(self.presence.join("room", "late", {"name": "late"}).members, [{"id": "late", "name": "late"}])
+        # The four are still this worker's members: its refresher lists them again at its next touch.
+        self.assertEqual(len(self.presence.local["room"]), 5)
 
 
 class RedisPresenceTests(SimpleTestCase):

@@ -1,11 +1,19 @@
 """Pure unit tests: no sockets, no servers."""
 
+import io
+from http.client import HTTPException
+
 from django.test import RequestFactory, SimpleTestCase, override_settings
+from gevent.pywsgi import headers_factory
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+from websockets.server import ServerProtocol
 
 from chat.forms import MessageForm, NickForm
 from project.test_runner import error_line
 from realtime.broker import LocalBroker
 from realtime.envelope import ClientError, envelope, parse_envelope
+from realtime.handler import handshake_request, plainly_valid
+from realtime.http_headers import read_headers
 from realtime.hub import Hub, text_frame
 from realtime.origin import origin_allowed
 
@@ -163,3 +171,67 @@ class FailureLineTests(SimpleTestCase):
                          "selenium.common.exceptions.TimeoutException: Message: status 'live'")
         self.assertEqual(error_line("AssertionError: Lists differ: [1, 1] != [1, 2]\n\nFirst differing element 1:\n"),
                          "AssertionError: Lists differ: [1, 1] != [1, 2]")
+
+
+class HandshakeCheckTests(SimpleTestCase):
+    """The quick check of an upgrade request never lets through one websockets' checks refuse."""
+
+    @hypothesis_settings(max_examples=400, deadline=None, database=None)
+    @given(connection=st.sampled_from(["Upgrade", "upgrade", "keep-alive, Upgrade", "Upgrade, keep-alive", "close", "",
+                                       "Upgrade,Upgrade", "Up grade"]),
+           upgrade=st.sampled_from(["websocket", "WebSocket", "websocket, websocket", "h2c", "", "websocket/13"]),
+           version=st.sampled_from(["13", "8", "13, 13", "", " 13"]),
+           key=st.one_of(st.sampled_from(["dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZR==", "not base64!",
+                                          "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ==,dGhlIHNhbXBsZSBub25jZQ=="]),
+                         st.text(alphabet="ABCabc012+/=", min_size=20, max_size=28)),
+           protocol=st.sampled_from([None, "chat", "bad protocol@@"]),
+           http=st.sampled_from(["HTTP/1.1", "HTTP/1.0"]))
+    def test_quick_check_passes_only_what_websockets_checks_pass(self, connection, upgrade, version, key, protocol, http):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/echo/", "HTTP_CONNECTION": connection, "HTTP_UPGRADE": upgrade,
+                   "HTTP_SEC_WEBSOCKET_VERSION": version, "HTTP_SEC_WEBSOCKET_KEY": key}
+        if protocol is not None:
+            environ["HTTP_SEC_WEBSOCKET_PROTOCOL"] = protocol
+        if plainly_valid(environ, http):
+            ServerProtocol().process_request(handshake_request(environ, http))  # raises if it should not pass
+
+    def test_the_requests_clients_send_take_the_quick_check(self):
+        for connection in ("Upgrade", "keep-alive, Upgrade"):
+            environ = {"HTTP_CONNECTION": connection, "HTTP_UPGRADE": "websocket", "HTTP_SEC_WEBSOCKET_VERSION": "13",
+                       "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ=="}
+            self.assertTrue(plainly_valid(environ, "HTTP/1.1"))
+        self.assertFalse(plainly_valid({**environ, "HTTP_SEC_WEBSOCKET_KEY": "not base64!"}, "HTTP/1.1"))
+
+
+class HeaderParsingTests(SimpleTestCase):
+    """realtime.http_headers reads every header block as gevent's email-based reader does."""
+
+    @staticmethod
+    def both(block):
+        results = []
+        for read in (read_headers, headers_factory):
+            fp = io.BytesIO(block)
+            try:
+                message = read(fp, 0)
+                results.append((message._headers, message.status, fp.tell()))
+            except HTTPException as error:
+                results.append((type(error), str(error)))
+        return results
+
+    @hypothesis_settings(max_examples=500, deadline=None, database=None)
+    @given(lines=st.lists(st.one_of(
+        st.sampled_from([b"Host: 127.0.0.1:8001\r\n", b"Upgrade: websocket\r\n", b"X-Empty:\r\n", b"X-Tab:\tv \r\n",
+                         b"Cookie: a=b; c=d\n", b" folded continuation\r\n", b"\tfolded\r\n", b"no colon\r\n",
+                         b"From me@example.com\r\n", b"Bad Name: v\r\n", b"Stray: a\rb\r\n", b"Latin: caf\xe9\r\n",
+                         b"N\xe9me: v\r\n", b":empty name\r\n", b"A:b: c\r\n", b"Host: no newline"]),
+        st.binary(max_size=30).map(lambda raw: raw.replace(b"\n", b"") + b"\r\n")), max_size=12),
+        end=st.sampled_from([b"\r\n", b"\n", b""]), body=st.sampled_from([b"", b"body"]))
+    def test_any_header_block_reads_the_same(self, lines, end, body):
+        fast, email_based = self.both(b"".join(lines) + end + body)
+        self.assertEqual(fast, email_based)
+
+    def test_limits_are_http_client_s(self):
+        for count in (99, 100, 101):
+            fast, email_based = self.both(b"".join(b"H%d: v\r\n" % i for i in range(count)) + b"\r\n")
+            self.assertEqual(fast, email_based)
+        fast, email_based = self.both(b"Long: " + b"x" * 70000 + b"\r\n\r\n")
+        self.assertEqual((fast[1], email_based[1]), ("Line too long", "Line too long"))
