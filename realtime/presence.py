@@ -32,7 +32,6 @@ import time
 from dataclasses import dataclass, field
 
 import gevent
-import gevent.lock
 import redis
 from django.core.exceptions import ImproperlyConfigured
 
@@ -40,6 +39,7 @@ from . import conf
 from .broker import get_broker
 from .envelope import envelope
 from .presence_diff import PendingDiff, diff_event
+from .shared_reads import SharedReads
 from .supervisor import supervisor
 
 log = logging.getLogger("realtime.presence")
@@ -227,27 +227,6 @@ class LocalStore:
             self.seqs.pop(group, None)
 
 
-class JoinBatch:
-    """Joiners of one group whose first page comes from one read."""
-
-    __slots__ = ("joining", "page", "read")
-
-    def __init__(self):
-        self.joining = {}  # member id -> info JSON: touched by the read
-        self.page = None
-        self.read = False
-
-
-class Turn:
-    """A group's reads take turns: the joiners waiting behind a read batch up meanwhile."""
-
-    __slots__ = ("lock", "users")
-
-    def __init__(self):
-        self.lock = gevent.lock.Semaphore()
-        self.users = 0  # joiners holding or waiting for the lock: the Turn goes when none do
-
-
 def pairs(members):
     for member_id, info in members.items():
         yield member_id
@@ -263,13 +242,12 @@ class Presence:
         self.local = {}  # group -> {member id: info JSON}, the members this process must refresh
         self.labels = {}  # group -> what its diff events carry besides the changes (e.g. the room)
         self.pending = {}  # group -> PendingDiff: the changes not yet announced
-        self.gathering = {}  # group -> JoinBatch: joiners waiting for the group's next read
-        self.turns = {}  # group -> Turn: the group's reads, one at a time
+        self.join_reads = SharedReads(run=lambda read: read())  # in the joiner's greenlet
         self._loops = None
 
     def join(self, group, member_id, info, labels=None):
         """Add a member (`info` is a JSON-able dict; its "id" is set to `member_id`) and return the
-        first page of the group's list, which includes it (None while the store is unreachable)."""
+        first page of the group's list, whose count includes it (None while the store is unreachable)."""
         encoded = self._encode(member_id, info)
         self.local.setdefault(group, {})[member_id] = encoded
         self.labels[group] = labels or {}
@@ -279,28 +257,12 @@ class Presence:
 
     def _first_page(self, group, member_id, encoded):
         """A joiner's first page. Joiners of a group who come while its last read is on its way
-        share the next read (one round trip, one page, one event text): a crowd joining costs
-        a read per round trip, not one per member."""
-        batch = self.gathering.get(group)
-        if batch is None:
-            batch = self.gathering[group] = JoinBatch()
-        batch.joining[member_id] = encoded
-        turn = self.turns.get(group)
-        if turn is None:
-            turn = self.turns[group] = Turn()
-        turn.users += 1
-        try:
-            with turn.lock:  # one read per group at a time, in the order joiners came
-                if not batch.read:
-                    if self.gathering.get(group) is batch:
-                        del self.gathering[group]  # later joiners gather into the next batch
-                    batch.page = self._safely(self.store.page, group, "", self.page_size, batch.joining) or None
-                    batch.read = True
-        finally:
-            turn.users -= 1
-            if not turn.users:
-                del self.turns[group]
-        return batch.page
+        share the next read (one round trip, one page, one event text): a crowd joining costs a
+        read per round trip, not one per member."""
+        def read(joining):
+            return self._safely(self.store.page, group, "", self.page_size, joining) or None
+
+        return self.join_reads.get(group, read, share={member_id: encoded})
 
     def update(self, group, member_id, info):
         """Replace a member's info (a new name, say)."""

@@ -7,7 +7,12 @@ arrives while a read runs shares the NEXT one. So n members joining a room at on
 of queries, not n, and nobody gets rows from before they arrived.
 
 Reads run in the process's database readers (realtime/db.py: at most WEBSOCKET_DB_CONCURRENCY at
-once, the rest wait their turn), so a storm never opens more database connections than that.
+once, the rest wait their turn), so a storm never opens more database connections than that;
+`SharedReads(run=...)` runs them elsewhere (presence runs its Redis reads in the caller).
+
+A read can also carry what its callers bring to it: `get(key, load, share={...})` merges every
+sharer's `share` and calls `load(shares)` (the members joining a group, added by the very read
+that lists the group for them).
 """
 
 from gevent.event import AsyncResult
@@ -18,20 +23,26 @@ from .db import run_read
 class Read:
     def __init__(self):
         self.result = AsyncResult()
-        self.started = False
+        self.shares = {}  # what the callers sharing it bring (get's `share`)
 
 
 class SharedReads:
-    def __init__(self):
+    def __init__(self, run=run_read):
+        self.run = run  # runs a read and returns its result: in a database reader by default
         self.pending = {}  # key -> the Read not started yet, that newcomers share
         self.running = {}  # key -> the Read in progress
 
-    def get(self, key, load):
-        """`load()` run after this call began, by a reader for this call and any that share it."""
+    def get(self, key, load, share=None):
+        """`load()` (or `load(shares)`, given a `share` dict) run after this call began, by a
+        reader for this call and any that share it."""
         read = self.pending.get(key)
         if read is not None:
+            if share:
+                read.shares.update(share)
             return read.result.get()
         read = self.pending[key] = Read()
+        if share:
+            read.shares.update(share)
         running = self.running.get(key)
         if running is not None:
             running.result.wait()  # it may have started before we arrived: ours comes after it
@@ -42,13 +53,13 @@ class SharedReads:
                 del self.pending[key]
             self.running[key] = read
             try:
-                return load()
+                return load() if share is None else load(read.shares)
             finally:
                 if self.running.get(key) is read:
                     del self.running[key]
 
         try:
-            value = run_read(start)
+            value = self.run(start)
         except BaseException as error:
             if self.pending.get(key) is read:  # it never started (the caller was killed while queued)
                 del self.pending[key]

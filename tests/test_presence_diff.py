@@ -145,7 +145,7 @@ class JoinBatchTests(SimpleTestCase):
                    for i in range(3) for group in ("a", "b")]
         gevent.joinall(joiners, raise_error=True)
         self.assertEqual(sorted(self.store.reads), [1, 1, 2, 2])
-        self.assertEqual((self.presence.gathering, self.presence.turns), ({}, {}))
+        self.assertEqual((self.presence.join_reads.pending, self.presence.join_reads.running), ({}, {}))
 
     def test_a_failed_read_gives_each_joiner_of_its_batch_no_page_and_the_next_read_works(self):
         page = self.store.page
