@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden, HttpResponseNotFound
 
 from realtime.broker import BrokerUnavailable
-from realtime.db import run_read
+from realtime.db import read_user
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
@@ -165,8 +165,7 @@ CHAT_MAX_MESSAGE_BYTES = 16 * 1024
 def chat_room(request, ws, room=LOBBY):
     # A logged-in user's session and account are read now, in a database reader's turn: a crowd
     # of handshakes never opens more connections than WEBSOCKET_DB_CONCURRENCY (realtime/db.py).
-    run_read(lambda: request.user.is_authenticated)
-    name, room = room, room_to_open(room, request.user)
+    name, room = room, room_to_open(room, read_user(request))
     if room is None:
         return HttpResponseNotFound(f"No room named {name!r}: log in to open a new room.\n",
                                     content_type="text/plain; charset=utf-8")

@@ -63,11 +63,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
-# A WebSocket view needs the session and the user, and a refused upgrade (403, 404) a
-# Content-Length (CommonMiddleware); the rest of MIDDLEWARE only shapes pages' responses.
+# A WebSocket view needs the session and the user; the rest of MIDDLEWARE shapes pages' responses.
 WEBSOCKET_MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 

@@ -7,6 +7,7 @@ each blocking read. It must cost nothing for the many views that never touch the
 """
 
 import gevent
+from django.conf import settings
 from django.db import connections
 from django.db.backends.signals import connection_created
 from gevent.event import AsyncResult
@@ -89,3 +90,11 @@ def run_read(read):
     if _readers is None:
         _readers = DatabaseReaders(conf.get("WEBSOCKET_DB_CONCURRENCY"))
     return _readers.run(read)
+
+
+def read_user(request):
+    """`request.user`, its session and user rows read in a database reader's turn; at once when the
+    request carries no session cookie (then it is anonymous, and nothing is read)."""
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        run_read(lambda: request.user.is_authenticated)
+    return request.user

@@ -189,7 +189,7 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             if self.websocket.accepted:
                 self.websocket.finish()
             else:
-                self.process_result()  # Django refused the upgrade: its response goes out as HTTP
+                self.send_refusal()
         finally:
             self.handshake_done()
             registry.discard(self.websocket)
@@ -249,12 +249,26 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
         self.write(body)
 
+    def send_refusal(self):
+        """Django refused the upgrade: its (small) response goes out as HTTP, with a Content-Length
+        (gevent counts the body of a list), whatever middleware ran."""
+        response = self.result
+        self.result = [b"".join(response)]
+        try:
+            self.process_result()
+        finally:
+            self.result = response  # closed by run_application: Django's request_finished
+
     def send_switching_protocols(self):
-        accept = accept_key(self.environ["HTTP_SEC_WEBSOCKET_KEY"].strip())
-        WSGIHandler.start_response(self, "101 Switching Protocols", [
-            ("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept)])
-        self._prepare_response()
-        self.write(b"")  # flushes the headers; the socket now speaks WebSocket
+        accept = accept_key(self.environ["HTTP_SEC_WEBSOCKET_KEY"].strip()).encode()
+        # The fixed 101 as bytes: gevent's response path (checks of each header, a Date) cost more
+        # than this whole write. Its state says what was sent, for the access log.
+        self.status, self.code = b"101 Switching Protocols", 101
+        self.response_headers = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Accept", accept)]
+        self.headers_sent = self.connection_upgraded = True
+        self.response_use_chunked, self.close_connection = False, True
+        self._sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")  # the socket now speaks WebSocket
 
     def start_response(self, status, headers, exc_info=None):
         if self.websocket is not None and self.websocket.accepted:
