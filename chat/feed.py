@@ -53,17 +53,17 @@ class RoomFeed(ChannelWatcher):
 
     def catch_up(self):
         try:
-            messages, resync = shared_backlog(self.room, self.last_id)
-            if resync:
+            missed = shared_backlog(self.room, self.last_id)
+            if missed.resync:
                 self.deliver(envelope("resync", {
                     "reason": "broker_reconnected", "detail": "Too many messages missed: reconnect with 'since'."}))
                 return
-            for seq, text in messages:
+            for seq, text in missed.messages:
                 self.deliver(text)
             page = get_presence().page(self.channel)
             if page is not None:
                 self.deliver(page.event("presence", {"room": self.room.name}))
-            log.info("caught up %s after a broker reconnect: %d messages", self.room.name, len(messages))
+            log.info("caught up %s after a broker reconnect: %d messages", self.room.name, len(missed.messages))
         except Exception:
             log.exception("could not catch up %s after a broker reconnect", self.room.name)
             self.deliver(envelope("resync", {

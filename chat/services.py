@@ -2,14 +2,16 @@
 
 import logging
 import re
+from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from realtime.broker import BrokerUnavailable, publish
-from realtime.envelope import envelope
 from realtime.db import run_read
+from realtime.envelope import envelope
+from realtime.hub import text_frame
 from realtime.shared_reads import SharedReads
 
 from .forms import MessageForm, NickForm, errors_detail
@@ -108,12 +110,20 @@ def shared_room(room_name):
     return _shared_reads.get(("room", room_name), lambda: Room.objects.filter(name=room_name).first())
 
 
+@dataclass(frozen=True)
+class Backlog:
+    messages: list  # [(id, `message` event text)]
+    frames: bytes  # those events as WebSocket frames, back to back: one write for a joiner
+    resync: str | None  # why the client's `since` could not be honoured, if so
+
+
 def shared_backlog(room, since=None):
-    """`backlog(room, since)` as ([(id, `message` event text)], resync reason), shared by the joiners
-    of the room that ask for the same `since` meanwhile; each message is encoded once for all of them."""
+    """`backlog(room, since)` as a Backlog, shared by the joiners of the room that ask for the same
+    `since` meanwhile; each message is encoded and framed once for all of them."""
 
     def load():
         messages, resync = backlog(room, since)
-        return [(message.seq, envelope("message", message.as_event_data())) for message in messages], resync
+        events = [(message.seq, envelope("message", message.as_event_data())) for message in messages]
+        return Backlog(events, b"".join(text_frame(text.encode()) for _, text in events), resync)
 
     return _shared_reads.get(("backlog", room.pk, since), load)

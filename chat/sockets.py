@@ -104,14 +104,14 @@ class ChatSession:
         except ValueError:
             self.ws.send(ClientError("invalid_since", "'since' must be a message id (an integer).").as_event())
             since = None
-        messages, resync = shared_backlog(room, since)
-        if resync:
-            self.ws.send(envelope("resync", {"reason": resync, "detail": RESYNC_DETAILS[resync]}))
+        history = shared_backlog(room, since)
+        if history.resync:
+            self.ws.send(envelope("resync", {"reason": history.resync, "detail": RESYNC_DETAILS[history.resync]}))
         elif since is not None:
             self.last_id = since
-        for seq, text in messages:
-            self.ws.send(text)
-            self.last_id = seq
+        if history.messages:
+            self.ws.send_frame(history.frames, messages=len(history.messages))
+            self.last_id = history.messages[-1][0]
 
     def already_sent(self, payload):
         """True for a held live message the client already has: ids are consecutive in a room and

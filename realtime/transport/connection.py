@@ -154,8 +154,8 @@ class Connection:
         self._flush()
         self._wait_for_room()
 
-    def send_frame(self, frame):
-        """Queue an already serialized server frame without waiting (fan-out path).
+    def send_frame(self, frame, messages=1):
+        """Queue an already serialized server frame (or `messages` frames) without waiting (fan-out path).
 
         The hub serializes a message once for all its recipients. A recipient whose outbox
         is full is closed with 1013 instead of making the sender wait. Only for accepted
@@ -163,7 +163,7 @@ class Connection:
         """
         if self.closed:
             return False
-        stats.messages_out += 1
+        stats.messages_out += messages
         self._write(frame)
         if self.core.outbox and self.core.over_limit():
             self.abort(TRY_AGAIN_LATER, "slow consumer: outbound queue full", "slow_consumer")
