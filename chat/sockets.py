@@ -178,6 +178,8 @@ class ChatSession:
             raise ClientError("invalid_nick", errors_detail(form), form.errors.get_json_data())
         if self.room.private and form.cleaned_data["name"] != self.account_name:
             raise ClientError("invalid_nick", "name: In a private room your name is your account name.")
+        if (self.name, self.color) == (form.cleaned_data["name"], form.cleaned_data["color"]):
+            return  # nothing changed: nothing to announce
         self.name, self.color = form.cleaned_data["name"], form.cleaned_data["color"]
         if not quietly:  # before joining (the name in the query string) there is nobody to tell
             get_presence().update(self.channel, self.member_id, self.member())
