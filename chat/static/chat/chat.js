@@ -235,6 +235,7 @@
   var nickTimer = null;
   function changeNick(now) {
     clearTimeout(nickTimer);
+    nickTimer = null;
     if (!now) {
       nickTimer = setTimeout(function () { changeNick(true); }, NICK_SETTLE);
       return;
@@ -255,6 +256,7 @@
     var text = textInput.value.trim();
     if (!text) return;
     error.textContent = "";
+    if (nickTimer !== null) changeNick(true);  // a name just changed goes first: the message is sent under it
     if (send(text)) textInput.value = "";
   });
 })();
