@@ -2,6 +2,7 @@
 pending, survives the worker's death (and a reload of the page), and reaches the room exactly once."""
 
 import signal
+import time
 
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
@@ -120,3 +121,21 @@ class SendingPageTests(StaticLiveServerTestCase):
                  message="the next one stored, the refused one still last and failed")
         self.assertEqual(len(self.ann.find_elements(*by_testid("send-error"))), 1)  # one refusal, not two
         self.assertEqual(self.stored("refused"), ["after"])
+
+    @override_settings(CHAT_NONCE_WINDOW=1)  # the page's outbox gives up after 1 s (the worker keeps its own window)
+    def test_a_message_not_sent_within_the_window_is_shown_unsent_and_retry_sends_it(self):
+        self.open_room(self.ann, "expired")
+        self.assertTrue(Room.objects.filter(name="expired").exists())
+        self.worker.signal(signal.SIGSTOP)
+        self.say(self.ann, "too late")
+        time.sleep(1.2)  # the message is now older than the window of 1 s
+        self.worker.signal(signal.SIGCONT)
+        # Sent again after this long, it could be stored twice (the server may have forgotten its
+        # nonce): the page says it was not sent and leaves it to the user.
+        wait_for(self.ann, lambda d: self.shown(d) == [("failed", "too late")], 20, message="given up")
+        self.assertIn("gone for too long", text_of(self.ann, "send-error"))
+        self.assertEqual(self.outbox(self.ann, "expired"), [])
+        self.assertEqual(self.stored("expired"), [])
+        self.ann.find_element(*by_testid("retry")).click()  # sent as a new message
+        wait_for(self.ann, lambda d: self.shown(d) == [("stored", "too late")], message="sent on retry")
+        self.assertEqual(self.stored("expired"), ["too late"])
