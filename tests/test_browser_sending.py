@@ -8,8 +8,9 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 
 from chat.models import Message, Room
-from realtime.testing import RedisServer, WebSocketWorker
+from realtime.testing import RedisServer, WebSocketWorker, wait_until
 from tests.browser import by_testid, start_browser, text_of, wait_for
+from tests.cut_proxy import CutProxy
 from tests.history import create_rooms
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
@@ -91,6 +92,26 @@ class SendingPageTests(StaticLiveServerTestCase):
         wait_for(self.bob, lambda d: self.shown(d) == [("stored", text) for text in texts], 20, "bob sees each once")
         self.assertEqual(self.stored("outbox"), texts)  # exactly once each, in the order typed
         self.assertEqual(self.outbox(self.ann, "outbox"), [])
+
+    def test_messages_stored_whose_acks_were_lost_with_the_connection_are_not_stored_again(self):
+        """The worker stores what the page sent, but its answers are lost and the connection dies.
+        The page reconnects: its history holds them (the pending copies are replaced by nonce), and
+        its resends are acknowledged with the stored ids instead of being stored twice."""
+        proxy = CutProxy(self.worker.port)
+        self.addCleanup(proxy.close)
+        with override_settings(WEBSOCKET_SERVER=f":{proxy.port}"):
+            self.open_room(self.ann, "lost-acks")
+        proxy.replies_lost.set()
+        texts = ["one", "two", "three"]
+        for text in texts:
+            self.say(self.ann, text)
+        wait_until(lambda: self.stored("lost-acks") == texts, message="stored by the worker")
+        self.assertEqual(self.shown(self.ann), [("pending", text) for text in texts])  # no ack reached the page
+        proxy.replies_lost.clear()
+        proxy.cut()
+        wait_for(self.ann, lambda d: self.shown(d) == [("stored", text) for text in texts], 20, "each once")
+        wait_for(self.ann, lambda d: self.outbox(d, "lost-acks") == [], message="the resends acknowledged")
+        self.assertEqual(self.stored("lost-acks"), texts)
 
     def test_a_message_pending_when_the_page_is_reloaded_is_sent_once_after_it(self):
         self.open_room(self.ann, "reload")
