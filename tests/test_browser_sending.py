@@ -94,9 +94,10 @@ class SendingPageTests(StaticLiveServerTestCase):
         self.assertEqual(self.outbox(self.ann, "outbox"), [])
 
     def test_messages_stored_whose_acks_were_lost_with_the_connection_are_not_stored_again(self):
-        """The worker stores what the page sent, but its answers are lost and the connection dies.
-        The page reconnects: its history holds them (the pending copies are replaced by nonce), and
-        its resends are acknowledged with the stored ids instead of being stored twice."""
+        """The worker stores what the page sent, but its answer is lost and the connection dies.
+        The page reconnects: its history holds the message (the pending copy is replaced by nonce),
+        and its resend is acknowledged with the stored id instead of being stored twice; the next
+        ones, held back until the first was answered (one in flight keeps them in order), follow."""
         proxy = CutProxy(self.worker.port)
         self.addCleanup(proxy.close)
         with override_settings(WEBSOCKET_SERVER=f":{proxy.port}"):
@@ -105,8 +106,9 @@ class SendingPageTests(StaticLiveServerTestCase):
         texts = ["one", "two", "three"]
         for text in texts:
             self.say(self.ann, text)
-        wait_until(lambda: self.stored("lost-acks") == texts, message="stored by the worker")
+        wait_until(lambda: self.stored("lost-acks") == ["one"], message="the first stored by the worker")
         self.assertEqual(self.shown(self.ann), [("pending", text) for text in texts])  # no ack reached the page
+        self.assertEqual(self.stored("lost-acks"), ["one"])  # the others wait for its answer
         proxy.replies_lost.clear()
         proxy.cut()
         wait_for(self.ann, lambda d: self.shown(d) == [("stored", text) for text in texts], 20, "each once")
@@ -163,3 +165,22 @@ class SendingPageTests(StaticLiveServerTestCase):
         self.ann.find_element(*by_testid("retry")).click()  # sent as a new message
         wait_for(self.ann, lambda d: self.shown(d) == [("stored", "too late")], message="sent on retry")
         self.assertEqual(self.stored("expired"), ["too late"])
+
+    def test_messages_dropped_by_the_rate_limit_are_sent_again_and_stored_once_in_order(self):
+        limited = WebSocketWorker(redis_url=self.redis.url, env={"WEBSOCKET_RATE_LIMIT": "2", "WEBSOCKET_RATE_BURST": "2"})
+        limited.start()
+        self.addCleanup(limited.stop)
+        # The usual 20 s heartbeat: its pings would take this worker's tokens.
+        with override_settings(WEBSOCKET_SERVER=f":{limited.port}", CLIENT_HEARTBEAT_INTERVAL=20):
+            self.open_room(self.ann, "limited")
+        self.ann.execute_script(  # every error the page shows, kept in window.errorsShown
+            "var error = document.querySelector('[data-testid=error]'); window.errorsShown = [];"
+            "new MutationObserver(function () { if (error.textContent) window.errorsShown.push(error.textContent); })"
+            ".observe(error, {childList: true, characterData: true, subtree: true});")
+        texts = [f"quick {i}" for i in range(6)]
+        for text in texts:  # faster than 2 a second: the transport drops some (and says rate_limited)
+            self.say(self.ann, text)
+        wait_for(self.ann, lambda d: self.shown(d) == [("stored", text) for text in texts], 20, "all stored")
+        self.assertEqual(self.stored("limited"), texts)  # once each, in the order typed
+        errors = self.ann.execute_script("return window.errorsShown")
+        self.assertTrue(errors and all("Too many messages" in error for error in errors), errors)  # some were dropped

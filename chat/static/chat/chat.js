@@ -223,7 +223,9 @@
   socket.on("error", function (data) {
     var item = ownItem(data.nonce);
     if (item) showFailed(item, data.detail);
-    else error.textContent = data.detail;
+    else if (data.code === "rate_limited" && socket.outbox().length) {  // the outbox sends it again
+      error.textContent = "Too many messages at once: yours are sent again in a moment.";
+    } else error.textContent = data.detail;
   });
 
   function remember() {

@@ -30,11 +30,13 @@
 // So a dead connection is noticed within heartbeatInterval + heartbeatTimeout.
 // Outbox (sending without loss): send(event, data, {reliable: true}) gives the data a `nonce` (random,
 // returned) and keeps the event until the server answers `ack` {nonce, id} (stored) or an `error` that
-// names the nonce (refused: it is not sent again). After every `welcome` (that is, after the resume
-// backlog) it sends again, in order, whatever is unacknowledged: the server stores a nonce once, so a
-// message that did arrive before the connection died is acknowledged again, not stored twice. After a
-// `rate_limited` error (the transport dropped a message, and does not say which) it resends the
-// unacknowledged ones a second later. The server knows the sender by `client`, an id sent with every
+// names the nonce (refused: it is not sent again). One is in flight at a time, oldest first, so they
+// are stored in the order sent even when one is lost on the way; the next goes when the server
+// answered. After every `welcome` (that is, after the resume backlog) the oldest unanswered one is
+// sent again: the server stores a nonce once, so a message that did arrive before the connection died
+// is acknowledged again, not stored twice. Without an answer within heartbeatTimeout on a live
+// connection (the transport dropped it for the rate limit) it is sent again, a second after a
+// `rate_limited` error. The server knows the sender by `client`, an id sent with every
 // connect and kept with the outbox in sessionStorage: both survive a reload of the page in this tab.
 // Bounds: at most OUTBOX_LIMIT events (send returns null beyond: tell the user), and none older than
 // outboxMaxAge ms (the server's nonce window; an older one is dropped and reported as `unsent`).
@@ -111,7 +113,7 @@
     var entry = {event: event, data: Object.assign({}, data, {nonce: nonce}), nonce: nonce, queued: Date.now()};
     this.pending.push(entry);
     this.saveOutbox();
-    if (this.welcomed) this.send(entry.event, entry.data);  // else after the next `welcome`
+    if (this.pending.length === 1) this.resend();  // nothing in flight: it goes now (or after the next `welcome`)
     return nonce;
   };
 
@@ -120,7 +122,8 @@
     return this.pending.map(function (entry) { return Object.assign({}, entry); });
   };
 
-  // Send every unacknowledged event again, in order; drop (and report) those past outboxMaxAge.
+  // Send the oldest unanswered event (again), once the connection is welcomed; drop (and report)
+  // those past outboxMaxAge. Without an answer it is sent again after heartbeatTimeout.
   RealtimeSocket.prototype.resend = function () {
     var self = this, now = Date.now();
     var expired = this.pending.filter(function (entry) { return now - entry.queued > self.outboxMaxAge; });
@@ -129,14 +132,27 @@
       this.saveOutbox();
       expired.forEach(function (entry) { self.emit("unsent", entry); });
     }
-    this.pending.forEach(function (entry) { self.send(entry.event, entry.data); });
+    if (!this.welcomed || !this.pending.length) return;
+    this.send(this.pending[0].event, this.pending[0].data);
+    this.resendAfter(this.heartbeatTimeout);
   };
 
-  // Acknowledged (stored) or refused: either way it is not sent again.
+  RealtimeSocket.prototype.resendAfter = function (ms) {
+    var self = this;
+    clearTimeout(this.timers.resend);
+    this.timers.resend = setTimeout(function () { self.timers.resend = null; self.resend(); }, ms);
+  };
+
+  // Acknowledged (stored) or refused: either way it is not sent again, and the next one goes.
   RealtimeSocket.prototype.settle = function (nonce) {
-    var before = this.pending.length;
+    var head = this.pending[0];
     this.pending = this.pending.filter(function (entry) { return entry.nonce !== nonce; });
-    if (this.pending.length !== before) this.saveOutbox();
+    this.saveOutbox();
+    if (head && head.nonce === nonce) {
+      clearTimeout(this.timers.resend);
+      this.timers.resend = null;
+      this.resend();
+    }
   };
 
   RealtimeSocket.prototype.saveOutbox = function () {
@@ -261,8 +277,8 @@
       this.advance();
     } else if ((event === "ack" || event === "error") && typeof data.nonce === "string") {
       this.settle(data.nonce);
-    } else if (event === "error" && data.code === "rate_limited") {
-      this.resendSoon();
+    } else if (event === "error" && data.code === "rate_limited" && this.pending.length) {
+      this.resendAfter(RATE_LIMITED_RESEND);  // perhaps ours that was dropped: no need to wait longer
     }
     this.emit(event, data);
     if (event === "welcome") {  // the backlog is in: what the page sees has every message stored so far
@@ -285,16 +301,6 @@
     var hole = this.lastId !== null && this.seen.size > 0;
     if (!hole || this.lastId !== before) this.stopHoleTimer();
     if (hole && !this.timers.hole) this.timers.hole = setTimeout(function () { self.reconnect(); }, this.holeTimeout);
-  };
-
-  // The transport dropped a message and does not say which: resend what is unacknowledged (stored once anyway).
-  RealtimeSocket.prototype.resendSoon = function () {
-    var self = this;
-    if (this.timers.resend || !this.pending.length) return;
-    this.timers.resend = setTimeout(function () {
-      self.timers.resend = null;
-      if (self.welcomed) self.resend();
-    }, RATE_LIMITED_RESEND);
   };
 
   RealtimeSocket.prototype.stopHoleTimer = function () {
