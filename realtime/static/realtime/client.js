@@ -54,7 +54,7 @@
     holeTimeout: Number(script && script.dataset.holeTimeout) || 3000,
     reconnectWindow: Number(script && script.dataset.reconnectWindow) || 5000
   };
-  var OUTBOX_LIMIT = 100;  // events; 100 chat messages of 2,000 characters fit sessionStorage's 5 MB many times
+  var OUTBOX_LIMIT = 100;  // events: 100 chat messages of 2,000 characters take about 0.4 MB of sessionStorage (5 MB a site)
   var OUTBOX_MAX_AGE = 24 * 3600 * 1000;  // ms: the chat's CHAT_NONCE_WINDOW, unless the page says otherwise
   var RATE_LIMITED_RESEND = 1000;  // ms
   // After these resyncs the server sends recent history afresh: forget what was seen.
