@@ -26,15 +26,31 @@ class Message(models.Model):
     color = models.CharField(max_length=7)
     text = models.TextField()
     created = models.DateTimeField(default=timezone.now)
+    # Who sent it, for recognising a resend: "user:<pk>", "client:<the client's id>" or "conn:<member id>".
+    sender = models.CharField(max_length=80, blank=True, default="")
+    # The sender's id of this message (protocol `nonce`): a resend with the same one is not stored
+    # again. Cleared once older than CHAT_NONCE_WINDOW (chat/nonces.py), so the index stays small.
+    nonce = models.CharField(max_length=64, null=True, blank=True)
 
     class Meta:
         ordering = ["room", "seq"]
-        # Also the index that history and resume queries (room, seq > since) use.
-        constraints = [models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq")]
+        constraints = [
+            # Also the index that history and resume queries (room, seq > since) use.
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_message_room_seq"),
+            # A resend is found by this index, not a scan; it holds only messages whose nonce is kept.
+            models.UniqueConstraint(fields=["room", "sender", "nonce"], condition=models.Q(nonce__isnull=False),
+                                    name="chat_message_room_sender_nonce"),
+        ]
+        # The oldest kept nonces of a room, for pruning them a batch at a time (chat/nonces.py).
+        indexes = [models.Index(fields=["room", "seq"], condition=models.Q(nonce__isnull=False),
+                                name="chat_message_kept_nonces")]
 
     def __str__(self):
         return f"{self.room.name} #{self.seq} {self.name}: {self.text[:40]}"
 
     def as_event_data(self):
-        return {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
+        data = {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
                 "text": self.text, "ts": self.created.isoformat().replace("+00:00", "Z")}
+        if self.nonce is not None:  # the sender's page replaces its pending copy with this one
+            data["nonce"] = self.nonce
+        return data

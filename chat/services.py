@@ -16,6 +16,7 @@ from realtime.shared_reads import SharedReads
 
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
+from .nonces import earlier_copy, prune, validate_nonce
 
 log = logging.getLogger("chat")
 
@@ -52,30 +53,54 @@ def validate_room_name(room_name):
     return room_name
 
 
-def post_message(room_name, text, name, color):
-    """Validate, store and publish a chat message; returns the stored Message.
+def post_message(room_name, text, name, color, nonce=None, sender="server"):
+    """Validate, store and publish a chat message; returns the stored Message (its `seq` is the id
+    clients see).
 
-    Raises ValidationError for bad input, and BrokerUnavailable when the message was stored but
-    could not be published (clients get it from history when they resume: a connected client
-    sees the hole in the ids when the next message arrives, and resumes).
+    With a `nonce`, a message `sender` already stored in the room with the same nonce (within
+    CHAT_NONCE_WINDOW) is not stored again: that original is returned, and nothing is published.
+    A sender is any string that tells its messages from others' (a socket's is its account or
+    client id; server code may use its own name).
+
+    Raises ValidationError for bad input (or a nonce already used for another text), and
+    BrokerUnavailable when the message was stored but could not be published (its `message`
+    attribute is the stored Message; clients get it from history when they resume: a connected
+    client sees the hole in the ids when the next message arrives, and resumes).
     """
     validate_room_name(room_name)
+    validate_nonce(nonce)
     message_form, nick_form = MessageForm({"text": text}), NickForm({"name": name, "color": color})
     for form in (message_form, nick_form):
         if not form.is_valid():
             raise ValidationError(errors_detail(form))
+    text = message_form.cleaned_data["text"]
     with transaction.atomic():
         # The room row stays locked until the commit (on SQLite the IMMEDIATE transaction locks the
         # whole database): posts into one room take turns, so its ids are 1, 2, 3, ... without holes
-        # and a message is never committed before one with a lower id.
+        # and a message is never committed before one with a lower id. The same lock makes the
+        # lookup of an earlier copy and the insert one step.
         room, _ = Room.objects.select_for_update().get_or_create(name=room_name)
+        original = earlier_copy(room, sender, nonce) if nonce is not None else None
+        if original is not None:
+            if original.text != text:
+                raise ValidationError("nonce: already used for another message; a resend carries the same text.")
+            return original
         room.last_seq += 1
         room.save(update_fields=["last_seq"])
-        message = Message.objects.create(room=room, seq=room.last_seq, text=message_form.cleaned_data["text"],
+        message = Message.objects.create(room=room, seq=room.last_seq, text=text, sender=sender, nonce=nonce,
                                          **nick_form.cleaned_data)
+        prune(room)
         # Published only once committed, or a client could fetch history that lacks it.
-        transaction.on_commit(lambda: publish(room_channel(room_name), envelope("message", message.as_event_data())))
+        transaction.on_commit(lambda: publish_message(message))
     return message
+
+
+def publish_message(message):
+    try:
+        publish(room_channel(message.room.name), envelope("message", message.as_event_data()))
+    except BrokerUnavailable as error:
+        error.message = message  # stored all the same: the poster may still say which id it got
+        raise
 
 
 def recent_history(room):

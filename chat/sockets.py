@@ -1,10 +1,11 @@
 """The chat WebSocket view: one ChatSession per connection.
 
-Protocol (docs/protocol.md): the client sends `message` {"text"}, `nick` {"name", "color"},
+Protocol (docs/protocol.md): the client sends `message` {"text", "nonce"}, `nick` {"name", "color"},
 `members` {"after"} (the next page of the member list) and the heartbeat `ping`; the server sends
 `message` events (history first, then live), `welcome`, `presence` (the member count and the first
 page of who is here, in every worker), `presence_diff` (joins and leaves, coalesced per worker),
-`members` pages, `resync`, and `error` {"code", "detail"} for bad input, after which the
+`members` pages, `resync`, `ack` {"nonce", "id"} for a stored message that carried a nonce, and
+`error` {"code", "detail"} for bad input (with the `nonce` of a refused message), after which the
 connection stays open.
 """
 
@@ -24,6 +25,7 @@ from realtime.presence import Page, get_presence
 
 from .feed import RoomFeed, message_id
 from .forms import NickForm, errors_detail
+from .nonces import CLIENT_ID_PATTERN
 from .services import LOBBY, post_message, room_channel, room_to_open, shared_backlog
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
@@ -32,6 +34,20 @@ RESYNC_DETAILS = {
     "too_far_behind": "Too many messages missed; here is recent history.",
     "unknown_since": "'since' is not a message this room still has; here is recent history.",
 }
+
+
+class RefusedMessage(ClientError):
+    """`invalid_message`, with the nonce of the message refused so that the client stops resending it."""
+
+    def __init__(self, detail, nonce):
+        super().__init__("invalid_message", detail)
+        self.nonce = nonce if isinstance(nonce, str) else None
+
+    def as_event(self):
+        data = {"code": self.code, "detail": self.detail}
+        if self.nonce is not None:
+            data["nonce"] = self.nonce
+        return envelope("error", data)
 
 
 class ChatSession:
@@ -47,6 +63,7 @@ class ChatSession:
         self.name = self.account_name or f"guest-{random.randrange(16**4):04x}"
         self.color = random.choice(PALETTE)
         self.query = request.GET
+        self.sender = sender_key(request, self.member_id)
         self.subscription = None  # this connection's membership of the room's channel, once joined
 
     def run(self):
@@ -137,13 +154,23 @@ class ChatSession:
                               f"Unknown event {event!r}; expected 'message', 'nick', 'members' or 'ping'.")
 
     def post(self, data):
+        """Store the message. One that carries a nonce is answered with `ack` (also when it was stored
+        before: a resend) or with an `error` that names the nonce (refused: resending will not help)."""
+        nonce = data.get("nonce")
         try:
-            post_message(self.room_name, data.get("text"), self.name, self.color)
+            message = post_message(self.room_name, data.get("text"), self.name, self.color,
+                                   nonce=nonce, sender=self.sender)
         except ValidationError as error:
-            raise ClientError("invalid_message", " ".join(error.messages)) from None
-        except BrokerUnavailable:
+            raise RefusedMessage(" ".join(error.messages), nonce) from None
+        except BrokerUnavailable as error:
+            self.acknowledge(nonce, error.message)
             raise ClientError("delivery_degraded", "Your message was saved but live delivery is degraded; "
                                                    "others will get it when they reconnect.") from None
+        self.acknowledge(nonce, message)
+
+    def acknowledge(self, nonce, message):
+        if nonce is not None:
+            self.ws.send(envelope("ack", {"nonce": nonce, "id": message.seq}))
 
     def change_nick(self, data, quietly=False):
         form = NickForm({"name": data.get("name"), "color": data.get("color")})
@@ -151,9 +178,23 @@ class ChatSession:
             raise ClientError("invalid_nick", errors_detail(form), form.errors.get_json_data())
         if self.room.private and form.cleaned_data["name"] != self.account_name:
             raise ClientError("invalid_nick", "name: In a private room your name is your account name.")
+        if (self.name, self.color) == (form.cleaned_data["name"], form.cleaned_data["color"]):
+            return  # nothing changed: nothing to announce
         self.name, self.color = form.cleaned_data["name"], form.cleaned_data["color"]
         if not quietly:  # before joining (the name in the query string) there is nobody to tell
             get_presence().update(self.channel, self.member_id, self.member())
+
+
+def sender_key(request, member_id):
+    """Who sends this connection's messages, for recognising a resend after a reconnect: a logged-in
+    user's account (any tab or device); else the `client` id the client keeps across its reconnects
+    (client.js: one per browser tab), which only it knows; else this connection alone."""
+    if request.user.is_authenticated:
+        return f"user:{request.user.pk}"
+    client = request.GET.get("client", "")
+    if CLIENT_ID_PATTERN.fullmatch(client):
+        return f"client:{client}"
+    return f"conn:{member_id}"
 
 
 # A chat event carries at most 2,000 characters of text: 16 KiB holds them in UTF-8 and JSON

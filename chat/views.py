@@ -1,6 +1,7 @@
 from django.http import Http404
 from django.shortcuts import render
 
+from . import conf
 from .models import Room
 from .services import LOBBY, may_create_room
 
@@ -10,4 +11,6 @@ def room(request, room=LOBBY):
     # creates the room), rather than a page that reconnects forever.
     if not (may_create_room(room, request.user) or Room.objects.filter(name=room).exists()):
         raise Http404(f"No room named {room!r}: log in to open a new room.")
-    return render(request, "chat/room.html", {"room": room})
+    # The page's outbox gives up on a message after the window in which the server recognises a resend.
+    outbox_max_age = round(conf.get("CHAT_NONCE_WINDOW") * 1000)
+    return render(request, "chat/room.html", {"room": room, "outbox_max_age": outbox_max_age})

@@ -13,10 +13,10 @@ from realtime.testing import LiveWebSocketTestCase, database_url
 from tests.history import create_rooms, store_history
 
 
-def chat_say(redis_url, room, text):
+def chat_say(redis_url, room, text, *options):
     """`manage.py chat_say` in its own process, on the test database and Redis."""
     env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": redis_url}
-    return subprocess.run([sys.executable, "manage.py", "chat_say", room, text], env=env,
+    return subprocess.run([sys.executable, "manage.py", "chat_say", room, text, *options], env=env,
                           capture_output=True, text=True, timeout=30)
 
 

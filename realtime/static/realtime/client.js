@@ -5,6 +5,7 @@
 //   socket.on("message", function (data) { ... });
 //   socket.onStatus(function (status) { ... });  // connecting, live, reconnecting, offline, closed
 //   socket.send("message", {text: "hi"});
+//   var nonce = socket.send("message", {text: "hi"}, {reliable: true});  // kept in the outbox until acked
 //
 // Reconnect: after any lost connection, with exponential backoff and full jitter; not after socket.close()
 // nor after the server closed with 1000 (it ended the session on purpose, e.g. after `goodbye`).
@@ -27,6 +28,20 @@
 // after a ping, or a connection does not open within heartbeatTimeout ms, the connection is taken
 // for dead even if TCP says nothing (a frozen server, a dead NAT entry): dropped, then reconnected.
 // So a dead connection is noticed within heartbeatInterval + heartbeatTimeout.
+// Outbox (sending without loss): send(event, data, {reliable: true}) gives the data a `nonce` (random,
+// returned) and keeps the event until the server answers `ack` {nonce, id} (stored) or an `error` that
+// names the nonce (refused: it is not sent again). One is in flight at a time, oldest first, so they
+// are stored in the order sent even when one is lost on the way; the next goes when the server
+// answered. After every `welcome` (that is, after the resume backlog) the oldest unanswered one is
+// sent again: the server stores a nonce once, so a message that did arrive before the connection died
+// is acknowledged again, not stored twice. Without an answer within heartbeatTimeout on a live
+// connection (the transport dropped it for the rate limit) it is sent again, a second after a
+// `rate_limited` error. The server knows the sender by `client`, an id sent with every
+// connect and kept with the outbox in sessionStorage: both survive a reload of the page in this tab.
+// Bounds: at most OUTBOX_LIMIT events (send returns null beyond: tell the user), and none older than
+// outboxMaxAge ms (the server's nonce window; an older one is dropped and reported as `unsent`).
+// socket.outbox() lists the unacknowledged events; the page hears of each change through on("ack"),
+// on("error") (data.nonce), on("unsent").
 (function (global) {
   "use strict";
 
@@ -39,6 +54,9 @@
     holeTimeout: Number(script && script.dataset.holeTimeout) || 3000,
     reconnectWindow: Number(script && script.dataset.reconnectWindow) || 5000
   };
+  var OUTBOX_LIMIT = 100;  // events: 100 chat messages of 2,000 characters take about 0.4 MB of sessionStorage (5 MB a site)
+  var OUTBOX_MAX_AGE = 24 * 3600 * 1000;  // ms: the chat's CHAT_NONCE_WINDOW, unless the page says otherwise
+  var RATE_LIMITED_RESEND = 1000;  // ms
   // After these resyncs the server sends recent history afresh: forget what was seen.
   var START_OVER = {too_far_behind: true, unknown_since: true};
 
@@ -49,6 +67,11 @@
     ["minDelay", "maxDelay", "heartbeatInterval", "heartbeatTimeout", "holeTimeout", "reconnectWindow"].forEach(function (name) {
       this[name] = options[name] || DEFAULTS[name];
     }, this);
+    this.outboxMaxAge = options.outboxMaxAge || OUTBOX_MAX_AGE;
+    this.storageKey = "realtime.outbox:" + new URL(url, global.location.href).pathname;
+    this.clientId = storedClientId();
+    this.pending = loadOutbox(this.storageKey);  // [{event, data, nonce, queued}], oldest first
+    this.welcomed = false;  // this connection's `welcome` came: the backlog is in, sending may start
     this.handlers = {};
     this.statusHandlers = [];
     this.lastId = null;  // the watermark: every message id up to it was delivered (null: none known yet)
@@ -76,11 +99,94 @@
     return this;
   };
 
-  RealtimeSocket.prototype.send = function (event, data) {
+  // Send now, or (reliable) keep it until acknowledged: returns its nonce, null when the outbox is full.
+  RealtimeSocket.prototype.send = function (event, data, options) {
+    if (options && options.reliable) return this.queue(event, data);
     if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
     this.ws.send(JSON.stringify({event: event, data: data || {}}));
     return true;
   };
+
+  RealtimeSocket.prototype.queue = function (event, data) {
+    if (this.pending.length >= OUTBOX_LIMIT) return null;
+    var nonce = randomId();
+    var entry = {event: event, data: Object.assign({}, data, {nonce: nonce}), nonce: nonce, queued: Date.now()};
+    this.pending.push(entry);
+    this.saveOutbox();
+    if (this.pending.length === 1) this.resend();  // nothing in flight: it goes now (or after the next `welcome`)
+    return nonce;
+  };
+
+  // The unacknowledged events, oldest first (copies).
+  RealtimeSocket.prototype.outbox = function () {
+    return this.pending.map(function (entry) { return Object.assign({}, entry); });
+  };
+
+  // Send the oldest unanswered event (again), once the connection is welcomed; drop (and report)
+  // those past outboxMaxAge. Without an answer it is sent again after heartbeatTimeout.
+  RealtimeSocket.prototype.resend = function () {
+    var self = this, now = Date.now();
+    var expired = this.pending.filter(function (entry) { return now - entry.queued > self.outboxMaxAge; });
+    if (expired.length) {
+      this.pending = this.pending.filter(function (entry) { return expired.indexOf(entry) < 0; });
+      this.saveOutbox();
+      expired.forEach(function (entry) { self.emit("unsent", entry); });
+    }
+    if (!this.welcomed || !this.pending.length) return;
+    this.send(this.pending[0].event, this.pending[0].data);
+    this.resendAfter(this.heartbeatTimeout);
+  };
+
+  RealtimeSocket.prototype.resendAfter = function (ms) {
+    var self = this;
+    clearTimeout(this.timers.resend);
+    this.timers.resend = setTimeout(function () { self.timers.resend = null; self.resend(); }, ms);
+  };
+
+  // Acknowledged (stored) or refused: either way it is not sent again, and the next one goes.
+  RealtimeSocket.prototype.settle = function (nonce) {
+    var head = this.pending[0];
+    this.pending = this.pending.filter(function (entry) { return entry.nonce !== nonce; });
+    this.saveOutbox();
+    if (head && head.nonce === nonce) {
+      clearTimeout(this.timers.resend);
+      this.timers.resend = null;
+      this.resend();
+    }
+  };
+
+  RealtimeSocket.prototype.saveOutbox = function () {
+    try {
+      if (this.pending.length) global.sessionStorage.setItem(this.storageKey, JSON.stringify(this.pending));
+      else global.sessionStorage.removeItem(this.storageKey);
+    } catch (e) { /* storage full or disabled: the outbox still holds them for this page's life */ }
+  };
+
+  function loadOutbox(key) {
+    try {
+      var saved = JSON.parse(global.sessionStorage.getItem(key) || "[]");
+      return Array.isArray(saved) ? saved.slice(0, OUTBOX_LIMIT) : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  // This tab's id as a sender: with it the server tells a resend of ours from another client's message.
+  function storedClientId() {
+    try {
+      var id = global.sessionStorage.getItem("realtime.client");
+      if (!id) global.sessionStorage.setItem("realtime.client", id = randomId());
+      return id;
+    } catch (e) {
+      return randomId();  // no storage: resends are still recognised while this page lives
+    }
+  }
+
+  function randomId() {
+    return Array.from(global.crypto.getRandomValues(new Uint8Array(16)), function (byte) {
+      return (byte + 256).toString(16).slice(1);
+    }).join("");
+  }
 
   // Drop the connection and open a new one soon (e.g. after changing params).
   RealtimeSocket.prototype.reconnect = function () {
@@ -113,6 +219,7 @@
     var params = this.params();
     Object.keys(params).forEach(function (key) { url.searchParams.set(key, params[key]); });
     if (this.lastId !== null) url.searchParams.set("since", this.lastId);
+    url.searchParams.set("client", this.clientId);
     return url.toString();
   };
 
@@ -168,8 +275,16 @@
       this.seen.clear();
       this.lastId = null;
       this.advance();
+    } else if ((event === "ack" || event === "error") && typeof data.nonce === "string") {
+      this.settle(data.nonce);
+    } else if (event === "error" && data.code === "rate_limited" && this.pending.length) {
+      this.resendAfter(RATE_LIMITED_RESEND);  // perhaps ours that was dropped: no need to wait longer
     }
     this.emit(event, data);
+    if (event === "welcome") {  // the backlog is in: what the page sees has every message stored so far
+      this.welcomed = true;
+      this.resend();
+    }
     if (event === "resync" && data.reason === "broker_reconnected") {
       this.reconnect();  // the server may have missed messages for us: resume from lastId
     }
@@ -216,7 +331,9 @@
     clearTimeout(this.timers.pong);
     clearInterval(this.timers.heartbeat);
     this.stopHoleTimer();  // the next connection resumes from the watermark: that fills any hole
-    this.timers.pong = null;
+    clearTimeout(this.timers.resend);  // the next connection resends after its `welcome`
+    this.timers.pong = this.timers.resend = null;
+    this.welcomed = false;
     if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
     this.ws = null;
     return ws;
