@@ -20,11 +20,11 @@ import logging
 import types
 
 import django
-from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
 from django_websocket.wsgi import WebSocketHandler as PackageHandler
 
+from . import conf
 from .db import release_db_connections
 from .origin import origin_allowed
 from .transport.codes import INTERNAL_ERROR
@@ -137,7 +137,7 @@ class WebSocketApplication(PackageHandler):
     get_response = WSGIHandler.get_response
 
     def __init__(self):
-        WebSocketRequest.urlconf = settings.WEBSOCKET_URLCONF
+        WebSocketRequest.urlconf = conf.get("WEBSOCKET_URLCONF")
         self._views = {}  # the resolved view -> its wrapper, built once per route
         super().__init__()
 
