@@ -20,11 +20,19 @@ import logging
 import types
 
 import django
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
-from django_websocket.wsgi import WebSocketHandler as PackageHandler
 
 from . import conf
+
+# The package refuses to import without settings.WEBSOCKET_URLCONF (it reads it at import); we
+# route with conf.get (WebSocketRequest.urlconf below), so a project may leave it to our default.
+if not hasattr(settings, "WEBSOCKET_URLCONF"):
+    settings.WEBSOCKET_URLCONF = conf.DEFAULTS["WEBSOCKET_URLCONF"]
+
+from django_websocket.wsgi import WebSocketHandler as PackageHandler  # noqa: E402  (after the default)
+
 from .db import release_db_connections
 from .origin import origin_allowed
 from .transport.codes import INTERNAL_ERROR

@@ -39,6 +39,8 @@ from django.conf import settings
 from django.db import connection
 from django.test import TransactionTestCase
 
+from .transport.codes import NORMAL
+
 DEFAULT_TIMEOUT = 10.0  # generous: a busy CI machine is slow, and only a failing wait ever waits this long
 DEPLOY_DIR = Path(settings.BASE_DIR) / "deploy"
 GUNICORN_CONFIG = DEPLOY_DIR / "gunicorn_ws.py"
@@ -424,7 +426,7 @@ class WebSocketClient:
                 elif frame.opcode == websocket_client.ABNF.OPCODE_CLOSE:
                     self.close_reason = frame.data[2:].decode(errors="replace")
                     try:
-                        self.ws.send_close(self.close_code(frame.data) or 1000)
+                        self.ws.send_close(self.close_code(frame.data) or NORMAL)
                     except (OSError, websocket_client.WebSocketException):
                         pass
                     return self.close_code(frame.data)

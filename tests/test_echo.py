@@ -1,4 +1,4 @@
-"""Echo and ping views on a real gunicorn websocket worker, with both Python clients of seed 004."""
+"""Echo and ping views on a real gunicorn websocket worker, with two Python clients (websocket-client, websockets)."""
 
 import asyncio
 
