@@ -1,4 +1,4 @@
-"""Absolute ws:// and wss:// URLs for routes in WEBSOCKET_URLCONF."""
+"""Reverse a route of WEBSOCKET_URLCONF to the absolute ws:// or wss:// URL a browser opens."""
 
 from urllib.parse import urlsplit
 
