@@ -130,6 +130,9 @@ if env_bool("BEHIND_TLS_PROXY", False):
 
 # --- The WebSocket layer (realtime app): every setting has its default in realtime/conf.py
 # (docs/settings.md lists them); any of them may be set from the environment variable of its name.
+# The websocket worker realtime.testing starts is the one production runs (deploy/gunicorn_ws.py).
+WEBSOCKET_WORKER_APP = "project.wsgi:websocket"
+WEBSOCKET_WORKER_CONFIG = str(BASE_DIR / "deploy" / "gunicorn_ws.py")
 globals().update(realtime.conf.from_environ())
 
 # --- The demo applications.

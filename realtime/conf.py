@@ -28,6 +28,12 @@ SETTINGS = (
             "outside `DEBUG` list the pages' origin in `CSRF_TRUSTED_ORIGINS`."),
     Setting("REDIS_URL", "", "empty",
             "`redis://host:6379/0`; empty means the in-process broker (one worker process only)."),
+    Setting("WEBSOCKET_WORKER_APP", "realtime.wsgi:application", "`realtime.wsgi:application`",
+            "the WSGI application of the websocket worker, as gunicorn names it: the worker `realtime.testing` "
+            "starts for live tests (docs/testing.md)."),
+    Setting("WEBSOCKET_WORKER_CONFIG", "", "empty",
+            "the gunicorn config file of that worker; empty: the worker class `realtime.worker.WebSocketWorker` "
+            "with 10,000 connections a process."),
     Setting("WEBSOCKET_MAX_MESSAGE_SIZE", 1024 * 1024, "1 MiB",
             "largest message a client may send; a frame header that declares more closes with 1009."),
     Setting("WEBSOCKET_MAX_QUEUE_BYTES", 4 * 1024 * 1024, "4 MiB",
