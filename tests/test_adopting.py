@@ -1,7 +1,7 @@
 """Another Django project installs `realtime` as docs/adopting.md says, and its own view answers.
 
 The wheel is built from pyproject.toml and installed into a fresh venv (once per run of this class;
-its dependencies come through pip's ordinary index), beside a copy of tests/adopter/, a minimal
+the build backend and the dependencies come through pip's ordinary index), beside a copy of tests/adopter/, a minimal
 project outside this repository's import path. Then its websocket worker starts as the docs say.
 """
 
@@ -70,9 +70,10 @@ class InstalledLayerTests(SimpleTestCase):
         cls.project = cls.folder / "project"
         shutil.copytree(REPO / "tests" / "adopter", cls.project, ignore=shutil.ignore_patterns("__pycache__"))
         cls.venv = cls.folder / "venv"
-        pip = [str(cls.venv / "bin" / "python"), "-m", "pip", "--quiet"]
-        run(sys.executable, "-m", "venv", cls.venv, cwd=cls.folder)
-        # Python 3.11's venv has setuptools 65, which needs the `wheel` package to build wheels; 70.1 does not.
+        # Without pip of its own (bootstrapping it takes seconds): this pip installs into it.
+        run(sys.executable, "-m", "venv", "--without-pip", cls.venv, cwd=cls.folder)
+        pip = [sys.executable, "-m", "pip", "--quiet", "--python", str(cls.venv / "bin" / "python")]
+        # The build backend, from the index pip uses: setuptools 70.1 builds wheels by itself.
         run(*pip, "install", "setuptools>=70.1", cwd=cls.folder)
         run(*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", cls.folder / "dist", "./source",
             cwd=cls.folder)

@@ -55,7 +55,7 @@ class WebsocketCommunicator:
         self._client = Protocol(Side.CLIENT, max_size=None)
         self._messages = collections.deque()
         self._fragments, self._opcode = [], None
-        self._sock = self._server = None
+        self._sock = self._server_sock = self._server = None
         self._eof = False
 
     # --- the connection ----------------------------------------------------------------------
@@ -63,10 +63,10 @@ class WebsocketCommunicator:
     def connect(self, timeout=None):
         """Run the route until its view accepts the connection (True), or Django answers the
         upgrade with a plain response, as a worker would over HTTP (False; see `status`, `content`)."""
-        server_sock, self._sock = gevent.socket.socketpair()
+        self._server_sock, self._sock = gevent.socket.socketpair()
         accepted = gevent.event.Event()
         self.connection = Connection(
-            server_sock, None, self.environ, accept=accepted.set, limits=connection_limits(),
+            self._server_sock, None, self.environ, accept=accepted.set, limits=connection_limits(),
             close_timeout=conf.get("WEBSOCKET_CLOSE_TIMEOUT"), on_rate_limited=rate_limited_notice)
         self.environ["wsgi.websocket"] = self.connection
         self._server = gevent.spawn(self._serve)
@@ -83,6 +83,7 @@ class WebsocketCommunicator:
         self._server.join(timeout or self.timeout)
         self._server.kill()  # a view that ignores the close: the test is over
         self._sock.close()
+        self._server_sock.close()
 
     def __enter__(self):
         if not self.connect():
