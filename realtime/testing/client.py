@@ -1,15 +1,13 @@
 """A blocking WebSocket test client (websocket-client) where every receive has a timeout."""
 
-import json
-import time
-
 import websocket as websocket_client
 
 from ..transport.codes import NORMAL
+from .envelopes import EnvelopeCalls
 from .waits import DEFAULT_TIMEOUT
 
 
-class WebSocketClient:
+class WebSocketClient(EnvelopeCalls):
     """A blocking test client (websocket-client) where every receive has a timeout."""
 
     def __init__(self, url, timeout=DEFAULT_TIMEOUT, **options):
@@ -20,9 +18,6 @@ class WebSocketClient:
             self.ws.send(message)
         else:
             self.ws.send_binary(bytes(message))
-
-    def send_json(self, event, data=None):
-        self.send(json.dumps({"event": event, "data": data or {}}))
 
     def receive(self, timeout=DEFAULT_TIMEOUT):
         """The next message (str or bytes); AssertionError if none comes in time."""
@@ -36,27 +31,6 @@ class WebSocketClient:
         if opcode == websocket_client.ABNF.OPCODE_CLOSE:
             raise AssertionError(f"connection closed by the server: {self.close_code(data)}")
         return data
-
-    def receive_json(self, timeout=DEFAULT_TIMEOUT):
-        return json.loads(self.receive(timeout))
-
-    def receive_event(self, event, timeout=DEFAULT_TIMEOUT):
-        """Skip other events until one named `event` arrives; return its data."""
-        deadline = time.monotonic() + timeout
-        while True:
-            message = self.receive_json(max(0.01, deadline - time.monotonic()))
-            if message.get("event") == event:
-                return message["data"]
-
-    def receive_until(self, event, timeout=DEFAULT_TIMEOUT):
-        """(every message before the first `event`, as parsed JSON; that event's data)."""
-        deadline = time.monotonic() + timeout
-        before = []
-        while True:
-            message = self.receive_json(max(0.01, deadline - time.monotonic()))
-            if message.get("event") == event:
-                return before, message["data"]
-            before.append(message)
 
     def receive_close(self, timeout=DEFAULT_TIMEOUT):
         """Read until the server's close frame; return its code (None if the TCP connection just ended).

@@ -11,7 +11,6 @@ Same thread, same database connection: the view sees what a TestCase wrote, insi
 """
 
 import collections
-import json
 import time
 
 import gevent
@@ -25,10 +24,11 @@ from websockets.protocol import Protocol, Side
 
 from .. import conf
 from ..application import WebSocketApplication
-from ..envelope import envelope, rate_limited_notice
+from ..envelope import rate_limited_notice
 from ..handler import connection_limits
 from ..transport import Connection
 from ..transport.codes import NORMAL
+from .envelopes import EnvelopeCalls
 from .waits import DEFAULT_TIMEOUT
 
 READ_SIZE = 65536
@@ -36,10 +36,10 @@ UPGRADE_HEADERS = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSock
                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 
 
-class WebsocketCommunicator:
+class WebsocketCommunicator(EnvelopeCalls):
     """One client connection to `path` (with `query` and extra `headers`, e.g. Cookie or Origin).
 
-    `connect()`, then `send()`/`send_json()`, `receive()`/`receive_json()`/`receive_event()`,
+    `connect()`, then `send()`/`send_json()`, `receive()`/`receive_json()`/`receive_event()`/`receive_until()`,
     `receive_nothing()`, `close()` or `receive_close()` (both give the server's close code), and
     `disconnect()` at the end (or use it as a context manager, which connects and disconnects).
     """
@@ -123,9 +123,6 @@ class WebsocketCommunicator:
             self._client.send_binary(bytes(message))
         self._flush()
 
-    def send_json(self, event, data=None):
-        self.send(envelope(event, data or {}))
-
     def receive(self, timeout=None):
         """The next message (str or bytes); AssertionError if none comes in time or the server closes."""
         if not self._read_until(lambda: self._messages, timeout):
@@ -133,17 +130,6 @@ class WebsocketCommunicator:
                 raise AssertionError(f"connection closed by the server: {self.close_code}")
             raise AssertionError(f"no message within {timeout or self.timeout} s")
         return self._messages.popleft()
-
-    def receive_json(self, timeout=None):
-        return json.loads(self.receive(timeout))
-
-    def receive_event(self, event, timeout=None):
-        """Skip other events until one named `event` arrives; return its data."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            message = self.receive_json(max(0.01, deadline - time.monotonic()))
-            if message.get("event") == event:
-                return message["data"]
 
     def receive_nothing(self, timeout=0.1):
         """True if no message comes within `timeout` s (and none is waiting)."""
