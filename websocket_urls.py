@@ -1,17 +1,12 @@
-"""WEBSOCKET_URLCONF: the routes the websocket worker serves (reverse them with {% websocket_url %})."""
+"""WEBSOCKET_URLCONF: the routes the websocket worker serves (reverse them with {% websocket_url %}).
 
-from django.urls import path, re_path
+Each app keeps its own routes, included here as project/urls.py includes its pages.
+"""
 
-from chat.models import ROOM_NAME_PATTERN
-from chat.sockets import chat_room
-from demos import sockets as demos
-from jobs.sockets import job_feed
+from django.urls import include, path
 
 urlpatterns = [
-    path("echo/", demos.echo, name="echo"),
-    path("ping/", demos.ping, name="ping"),
-    path("time/", demos.clock, name="time"),
-    path("jobs/", job_feed, name="jobs"),
-    path("chat/", chat_room, name="chat"),
-    re_path(rf"^chat/(?P<room>{ROOM_NAME_PATTERN})/$", chat_room, name="chat_room"),
+    path("", include("demos.websocket_urls")),
+    path("jobs/", include("jobs.websocket_urls")),
+    path("chat/", include("chat.websocket_urls")),
 ]

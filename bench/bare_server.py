@@ -19,6 +19,8 @@ import gevent
 import redis
 from gevent.event import Event
 
+from realtime.envelope import iso_utc
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 ROOM_PATH = re.compile(r"^/chat/([a-z0-9_-]{1,64})/$")
 CHANNEL_PREFIX = "bare:"
@@ -78,7 +80,7 @@ def chat(ws, room):
             if 1 <= len(text) <= 2000:
                 publisher.publish(CHANNEL_PREFIX + room, envelope("message", {
                     "id": next(message_ids), "room": room, "name": name, "color": color, "text": text,
-                    "ts": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")}))
+                    "ts": iso_utc(datetime.now(timezone.utc))}))
     finally:
         members.discard(ws)
 

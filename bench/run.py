@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run [--quick] [--servers ours,bare] [--scenarios echo,idle]
 
 Writes bench/results/<date>.json (and the table and plots next to it, via bench.report), then
-prints the table and a PASS/MISS line for each target of issue 7. `make bench` is the way in:
+prints the table and a PASS/MISS line for each target (bench/targets.py). `make bench` is the way in:
 it also builds the Channels environment this needs.
 """
 

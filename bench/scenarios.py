@@ -1,4 +1,4 @@
-"""The scenarios of issue 7. Each starts its own stack (`ctx.stack`), measures, and returns a dict.
+"""The benchmark scenarios (docs/performance.md). Each starts its own stack (`ctx.stack`), measures, and returns a dict.
 
 `ctx` (bench.run.Context) gives the progress line, the stacks and `late_after`.
 """

@@ -1,4 +1,4 @@
-"""The targets of issue 7, each checked against the results of one run: PASS or MISS.
+"""The benchmark targets (docs/performance.md), each checked against the results of one run: PASS or MISS.
 
 Where the target is "× Channels" we compare with the better of the Channels variants that ran
 (the stricter test). A number measured while the load generator used ≥ 90 % of its core is

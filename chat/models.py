@@ -1,6 +1,8 @@
 from django.db import models
 from django.utils import timezone
 
+from realtime.envelope import iso_utc
+
 ROOM_NAME_PATTERN = r"[a-z0-9_-]{1,64}"
 
 
@@ -50,7 +52,7 @@ class Message(models.Model):
 
     def as_event_data(self):
         data = {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
-                "text": self.text, "ts": self.created.isoformat().replace("+00:00", "Z")}
+                "text": self.text, "ts": iso_utc(self.created)}
         if self.nonce is not None:  # the sender's page replaces its pending copy with this one
             data["nonce"] = self.nonce
         return data

@@ -1,4 +1,4 @@
-"""The clock of seed 004: ONE ticker greenlet per worker process feeds every clock socket.
+"""The clock: ONE ticker greenlet per worker process feeds every clock socket.
 
 It starts with the first clock client and ticks every CLOCK_INTERVAL seconds (on whole
 multiples of it, so every worker ticks together). Each tick is encoded once and fanned out by
@@ -11,7 +11,7 @@ import gevent
 from django.conf import settings
 from django.utils import timezone
 
-from realtime.envelope import envelope
+from realtime.envelope import envelope, iso_utc
 from realtime.hub import get_hub
 from realtime.supervisor import supervisor
 
@@ -31,7 +31,7 @@ class Ticker:
 
     def tick(self):
         self.count += 1
-        utc = timezone.now().isoformat().replace("+00:00", "Z")
+        utc = iso_utc(timezone.now())
         self.latest = envelope("time", {"tick": self.count, "utc": utc, "interval": self.interval})
         get_hub().dispatch(CHANNEL, self.latest.encode())
 

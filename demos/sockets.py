@@ -1,8 +1,9 @@
-"""The demo WebSocket views: echo and ping (seed 003), and the clock (seed 004)."""
+"""The demo WebSocket views: echo, ping, and the clock."""
 
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
+from realtime.transport.codes import NORMAL
 
 from .clock import CHANNEL as CLOCK_CHANNEL, get_ticker
 
@@ -35,6 +36,6 @@ def clock(request, ws):
         for event, _data in receive_events(ws):
             if event == "close":
                 ws.send(envelope("goodbye", {"detail": "Bye: the server closes the connection."}))
-                ws.close(1000)
+                ws.close(NORMAL)
                 return
             ws.send(ClientError("unknown_event", f"Unknown event {event!r}; expected 'close' or 'ping'.").as_event())

@@ -2,6 +2,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from realtime.envelope import iso_utc
+
 RECENT = 10
 
 
@@ -45,4 +47,4 @@ class Job(models.Model):
 
     def as_event_data(self):
         return {"id": self.id, "state": self.state, "progress": self.progress, "detail": self.detail,
-                "version": self.version, "updated": self.updated.isoformat().replace("+00:00", "Z")}
+                "version": self.version, "updated": iso_utc(self.updated)}

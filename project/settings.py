@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import realtime.conf
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -116,6 +117,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# The site's own files (site.css, beside templates/); each app keeps its own in <app>/static/.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -130,22 +133,14 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
-# --- The WebSocket layer (realtime app); defaults and meaning in docs/settings.md and docs/limits.md ---
-WEBSOCKET_URLCONF = os.environ.get("WEBSOCKET_URLCONF", "websocket_urls")
-# "" = same origin (behind nginx); ":8001" = same host, other port; or a full ws(s):// URL.
-WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
-# Empty: an in-process broker that serves one worker process only.
-REDIS_URL = os.environ.get("REDIS_URL", "")
+# --- The WebSocket layer (realtime app): every setting has its default in realtime/conf.py
+# (docs/settings.md lists them); any of them may be set from the environment variable of its name.
+# The websocket worker realtime.testing starts is the one production runs (deploy/gunicorn_ws.py).
+WEBSOCKET_WORKER_APP = "project.wsgi:websocket"
+WEBSOCKET_WORKER_CONFIG = str(BASE_DIR / "deploy" / "gunicorn_ws.py")
+globals().update(realtime.conf.from_environ())
 
-# Live features; the defaults of the first eight are in realtime/conf.py, all are in docs/settings.md.
-PRESENCE_TTL = float(os.environ.get("PRESENCE_TTL", "30"))
-PRESENCE_REFRESH = float(os.environ.get("PRESENCE_REFRESH", "10"))
-PRESENCE_DIFF_WINDOW = float(os.environ.get("PRESENCE_DIFF_WINDOW", "1"))
-PRESENCE_PAGE_SIZE = int(os.environ.get("PRESENCE_PAGE_SIZE", "100"))
-CLIENT_HEARTBEAT_INTERVAL = float(os.environ.get("CLIENT_HEARTBEAT_INTERVAL", "20"))
-CLIENT_HEARTBEAT_TIMEOUT = float(os.environ.get("CLIENT_HEARTBEAT_TIMEOUT", "10"))
-CLIENT_HOLE_TIMEOUT = float(os.environ.get("CLIENT_HOLE_TIMEOUT", "3"))
-CLIENT_RECONNECT_WINDOW = float(os.environ.get("CLIENT_RECONNECT_WINDOW", "5"))
+# --- The demo applications.
 # Seconds between two pushes of the clock (/time/).
 CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
 # Seconds one step of the demo job (/jobs/) takes.
@@ -158,15 +153,6 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 JOB_QUEUE_LIMIT = int(os.environ.get("JOB_QUEUE_LIMIT", "20"))
 JOB_USER_LIMIT = int(os.environ.get("JOB_USER_LIMIT", "3"))
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
-
-# Limits and liveness: any of realtime.conf.DEFAULTS may be set from the environment too.
-for _name in ("WEBSOCKET_MAX_MESSAGE_SIZE", "WEBSOCKET_MAX_QUEUE_BYTES", "WEBSOCKET_MAX_QUEUE_MESSAGES",
-              "WEBSOCKET_SEND_BUFFER", "WEBSOCKET_CLOSE_TIMEOUT", "WEBSOCKET_HANDSHAKE_TIMEOUT", "WEBSOCKET_MAX_CONNECTIONS",
-              "WEBSOCKET_RATE_LIMIT", "WEBSOCKET_RATE_BURST", "WEBSOCKET_FRAME_RATE", "WEBSOCKET_FRAME_BURST",
-              "WEBSOCKET_PING_INTERVAL", "WEBSOCKET_PING_TIMEOUT", "WEBSOCKET_IDLE_TIMEOUT",
-              "WEBSOCKET_DB_CONCURRENCY", "WEBSOCKET_MAX_HANDSHAKES"):
-    if os.environ.get(_name):
-        globals()[_name] = float(os.environ[_name]) if "." in os.environ[_name] else int(os.environ[_name])
 
 TEST_RUNNER = "project.test_runner.SummaryRunner"
 

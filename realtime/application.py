@@ -23,7 +23,15 @@ import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
-from django_websocket.wsgi import WebSocketHandler as PackageHandler
+
+from . import conf
+
+# The package refuses to import without settings.WEBSOCKET_URLCONF (it reads it at import); we
+# route with conf.get (WebSocketRequest.urlconf below), so a project may leave it to our default.
+if not hasattr(settings, "WEBSOCKET_URLCONF"):
+    settings.WEBSOCKET_URLCONF = conf.DEFAULTS["WEBSOCKET_URLCONF"]
+
+from django_websocket.wsgi import WebSocketHandler as PackageHandler  # noqa: E402  (after the default)
 
 from . import conf
 from .db import release_db_connections
@@ -138,7 +146,7 @@ class WebSocketApplication(PackageHandler):
     get_response = WSGIHandler.get_response
 
     def __init__(self):
-        WebSocketRequest.urlconf = settings.WEBSOCKET_URLCONF
+        WebSocketRequest.urlconf = conf.get("WEBSOCKET_URLCONF")
         self._views = {}  # the resolved view -> its wrapper, built once per route
         super().__init__()
 

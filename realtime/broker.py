@@ -15,12 +15,12 @@ import socket
 import threading
 
 import redis
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import conf
 from .metrics import publish_seconds
 from .supervisor import supervisor
 
@@ -203,11 +203,12 @@ _lock = threading.Lock()
 
 
 def get_broker():
-    """This process's broker, chosen by settings.REDIS_URL."""
+    """This process's broker, chosen by the REDIS_URL setting."""
     global _broker
     with _lock:
         if _broker is None:
-            _broker = RedisBroker(settings.REDIS_URL) if settings.REDIS_URL else LocalBroker()
+            redis_url = conf.get("REDIS_URL")
+            _broker = RedisBroker(redis_url) if redis_url else LocalBroker()
         return _broker
 
 

@@ -1,64 +1,105 @@
-"""The settings this layer reads, with their defaults (documented in docs/settings.md)."""
+"""Every setting this layer reads: its default, how docs show it, and what it means.
+
+The one source: `conf.get(name)` reads a setting (the project's value, else the default here),
+`from_environ()` reads the same names from environment variables, and the settings table of
+docs/settings.md is `python -m realtime.conf` (tests/test_conf.py checks that it is up to date).
+"""
+
+import os
+from typing import NamedTuple
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 
-DEFAULTS = {
-    # Largest message a client may send; a frame header that declares more closes with 1009.
-    "WEBSOCKET_MAX_MESSAGE_SIZE": 1024 * 1024,
-    # A connection's outbound queue; a client that lets it overflow is closed with 1013.
-    "WEBSOCKET_MAX_QUEUE_BYTES": 4 * 1024 * 1024,
-    "WEBSOCKET_MAX_QUEUE_MESSAGES": 1000,
-    # The kernel's send buffer per socket (SO_SNDBUF) in bytes; 0 keeps the system's autotuning
-    # (up to tcp_wmem, often 4 MiB per slow socket). Lower it to bound memory with many slow clients.
-    "WEBSOCKET_SEND_BUFFER": 0,
-    # Seconds to wait for the peer's close frame before cutting the TCP connection.
-    "WEBSOCKET_CLOSE_TIMEOUT": 5.0,
-    # Seconds a client has to send a complete upgrade request after connecting.
-    "WEBSOCKET_HANDSHAKE_TIMEOUT": 10.0,
-    # Open connections per worker process; one more gets 503 at the handshake.
-    "WEBSOCKET_MAX_CONNECTIONS": 9000,
-    # Greenlets of a worker process that read the database for joins at once (the others wait their
-    # turn): bounds the database connections a join storm opens, per process.
-    "WEBSOCKET_DB_CONCURRENCY": 8,
-    # Upgrades a worker process handles at once between the request and the 101 (the join: its
-    # database reads and presence); one more gets 503 + Retry-After instead of waiting in line.
-    "WEBSOCKET_MAX_HANDSHAKES": 500,
-    # Incoming messages per second per connection (0: no limit), and the burst allowed above it.
-    "WEBSOCKET_RATE_LIMIT": 50,
-    "WEBSOCKET_RATE_BURST": 100,
-    # Incoming frames per second per connection, of every kind (pings, pongs, fragments; one more
-    # per 64 KiB of payload), and the burst; over it: close 1008. 0: no limit.
-    "WEBSOCKET_FRAME_RATE": 200,
-    "WEBSOCKET_FRAME_BURST": 400,
-    # Ping a client silent for this long; drop it if nothing comes back within the timeout (1011).
-    "WEBSOCKET_PING_INTERVAL": 20.0,
-    "WEBSOCKET_PING_TIMEOUT": 20.0,
-    # Close a connection that sent no message for this long (1001); 0 disables.
-    "WEBSOCKET_IDLE_TIMEOUT": 3600.0,
-    # Presence (realtime/presence.py): a member of a worker that died is gone from member lists
-    # within PRESENCE_TTL s, and reported (a `leave`) within PRESENCE_TTL + PRESENCE_REFRESH s.
-    "PRESENCE_TTL": 30.0,
-    "PRESENCE_REFRESH": 10.0,
-    # Each worker announces a room's joins, leaves and name changes of this many s as one diff.
-    "PRESENCE_DIFF_WINDOW": 1.0,
-    # A joiner gets the member count and at most this many members; it asks for more page by page.
-    "PRESENCE_PAGE_SIZE": 100,
-    # The browser client's heartbeat (client.js): a `ping` every INTERVAL s; nothing received within
-    # TIMEOUT s after it (or no open within TIMEOUT s) and it drops the connection and reconnects.
-    "CLIENT_HEARTBEAT_INTERVAL": 20.0,
-    "CLIENT_HEARTBEAT_TIMEOUT": 10.0,
-    # A message id the browser client still lacks after this many s while later ones came (a hole):
-    # it reconnects and resumes from the last id before the hole.
-    "CLIENT_HOLE_TIMEOUT": 3.0,
-    # A client told to come back (close 1001/1012, 503) or that lost its connection reconnects after
-    # a random delay within this many s (full jitter), so that a crowd does not come back at once.
-    "CLIENT_RECONNECT_WINDOW": 5.0,
-    # The middleware a WebSocket request passes through; None: the same as MIDDLEWARE. Middleware
-    # that only shapes an HTTP response (messages, X-Frame-Options, security headers) runs on every
-    # join for nothing: a WebSocket's answer is its 101.
-    "WEBSOCKET_MIDDLEWARE": None,
-}
+
+class Setting(NamedTuple):
+    name: str
+    default: object
+    shown: str  # the default as docs write it (docs/limits.md too: "`NAME` (shown ...)")
+    meaning: str
+
+
+SETTINGS = (
+    Setting("WEBSOCKET_URLCONF", "websocket_urls", "`websocket_urls`",
+            "the module of routes the websocket worker serves, as `ROOT_URLCONF` is for pages."),
+    Setting("WEBSOCKET_SERVER", "", "empty",
+            "where `{% websocket_url %}` points: empty = same origin (behind nginx), `:8001` = the page's host "
+            "on port 8001, or a full `ws(s)://host` URL. Sockets on another port or host are another origin: "
+            "outside `DEBUG` list the pages' origin in `CSRF_TRUSTED_ORIGINS`."),
+    Setting("REDIS_URL", "", "empty",
+            "`redis://host:6379/0`; empty means the in-process broker (one worker process only)."),
+    Setting("WEBSOCKET_WORKER_APP", "realtime.wsgi:application", "`realtime.wsgi:application`",
+            "the WSGI application of the websocket worker, as gunicorn names it: the worker `realtime.testing` "
+            "starts for live tests (docs/testing.md)."),
+    Setting("WEBSOCKET_WORKER_CONFIG", "", "empty",
+            "the gunicorn config file of that worker; empty: the worker class `realtime.worker.WebSocketWorker` "
+            "with 10,000 connections a process."),
+    Setting("WEBSOCKET_MIDDLEWARE", None, "`None` (= `MIDDLEWARE`)",
+            "the middleware a WebSocket request passes through. A socket's only HTTP answer is its 101 (or a "
+            "refusal), so middleware that shapes pages' responses (messages, X-Frame-Options, security headers, "
+            "CSRF cookies) is work on every join for nothing; this project keeps sessions and authentication. "
+            "The Origin check does not depend on it (`realtime/origin.py`). Not read from the environment."),
+    Setting("WEBSOCKET_MAX_MESSAGE_SIZE", 1024 * 1024, "1 MiB",
+            "largest message a client may send; a frame header that declares more closes with 1009."),
+    Setting("WEBSOCKET_MAX_QUEUE_BYTES", 4 * 1024 * 1024, "4 MiB",
+            "a connection's outbound queue, in bytes; a client that lets it overflow is closed with 1013."),
+    Setting("WEBSOCKET_MAX_QUEUE_MESSAGES", 1000, "1000", "the same queue, in messages."),
+    Setting("WEBSOCKET_SEND_BUFFER", 0, "0",
+            "the kernel's send buffer per socket (SO_SNDBUF) in bytes; 0 keeps the system's autotuning (up to "
+            "`tcp_wmem`, often 4 MiB per slow socket). Lower it to bound memory with many slow clients."),
+    Setting("WEBSOCKET_CLOSE_TIMEOUT", 5.0, "5 s",
+            "how long to wait for the peer's close frame before cutting the TCP connection."),
+    Setting("WEBSOCKET_HANDSHAKE_TIMEOUT", 10.0, "10 s",
+            "how long a client has to send a complete upgrade request after connecting."),
+    Setting("WEBSOCKET_MAX_CONNECTIONS", 9000, "9000",
+            "open connections per worker process; one more gets 503 at the handshake."),
+    Setting("WEBSOCKET_DB_CONCURRENCY", 8, "8",
+            "greenlets of a worker process that read the database for joins at once (the others wait their "
+            "turn): bounds the database connections a join storm opens, per process."),
+    Setting("WEBSOCKET_MAX_HANDSHAKES", 500, "500",
+            "upgrades a worker process handles at once between the request and the 101 (the join: its "
+            "database reads and presence); one more gets 503 + `Retry-After` instead of waiting in line."),
+    Setting("WEBSOCKET_RATE_LIMIT", 50, "50/s",
+            "incoming messages per second per connection (0: no limit)."),
+    Setting("WEBSOCKET_RATE_BURST", 100, "100", "the burst allowed above `WEBSOCKET_RATE_LIMIT`."),
+    Setting("WEBSOCKET_FRAME_RATE", 200, "200/s",
+            "incoming frames per second per connection, of every kind (pings, pongs, fragments; one more per "
+            "64 KiB of payload); over it: close 1008. 0: no limit."),
+    Setting("WEBSOCKET_FRAME_BURST", 400, "400", "the burst allowed above `WEBSOCKET_FRAME_RATE`."),
+    Setting("WEBSOCKET_PING_INTERVAL", 20.0, "20 s", "ping a client silent for about this long."),
+    Setting("WEBSOCKET_PING_TIMEOUT", 20.0, "20 s",
+            "no answer to the ping within this long: close 1011 and cut the connection."),
+    Setting("WEBSOCKET_IDLE_TIMEOUT", 3600.0, "3600 s",
+            "close a connection that sent no message for this long (1001); 0 disables."),
+    Setting("PRESENCE_TTL", 30.0, "30 s",
+            "a member of a worker that died without cleaning up is gone from `presence` lists within this long."),
+    Setting("PRESENCE_REFRESH", 10.0, "10 s",
+            "how often each worker process (one greenlet) refreshes its members; must be shorter than "
+            "`PRESENCE_TTL`. Their leave is announced within `PRESENCE_TTL + PRESENCE_REFRESH + "
+            "PRESENCE_DIFF_WINDOW`."),
+    Setting("PRESENCE_DIFF_WINDOW", 1.0, "1 s",
+            "each worker sends a room's joins, leaves and name changes of this long as one `presence_diff` "
+            "(docs/protocol.md, Presence): a member gets about one diff per worker and window however many join."),
+    Setting("PRESENCE_PAGE_SIZE", 100, "100",
+            "a joiner gets the member count and at most this many members; a `members` request gets the next "
+            "page of this size."),
+    Setting("CLIENT_HEARTBEAT_INTERVAL", 20.0, "20 s",
+            "how often the browser client (`client.js`, via `{% realtime_client %}`) sends `ping`."),
+    Setting("CLIENT_HEARTBEAT_TIMEOUT", 10.0, "10 s",
+            "nothing received this long after a ping (or no open this long after connecting): the client drops "
+            "the connection and reconnects. A dead connection is noticed within interval + timeout."),
+    Setting("CLIENT_HOLE_TIMEOUT", 3.0, "3 s",
+            "a chat message id the browser client still lacks this long after a later one arrived (a hole in "
+            "the ids: see `docs/protocol.md`, Resuming): it reconnects and resumes from the last id before "
+            "the hole."),
+    Setting("CLIENT_RECONNECT_WINDOW", 5.0, "5 s",
+            "after a lost connection, a 503 or a close that means \"come back\" (1001, 1012), the browser client "
+            "reconnects after a random delay between 0 and this (full jitter; a close reason `... "
+            "reconnect_window=<s>` overrides it), so that a crowd comes back spread out; later attempts back "
+            "off to 15 s. Also the upper bound of the `Retry-After` of a 503 at the handshake."),
+)
+DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
 
 
 _values = {}
@@ -78,3 +119,31 @@ def _forget(**kwargs):
 
 
 setting_changed.connect(_forget)
+
+
+def parse(name, text):
+    """The value of setting `name` written as `text` (an environment variable), typed like its default."""
+    default = DEFAULTS[name]
+    if isinstance(default, str):
+        return text
+    try:
+        return float(text) if isinstance(default, float) or "." in text else int(text)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={text!r}: expected a number like {default!r}") from None
+
+
+def from_environ(environ=os.environ):
+    """{name: value} for every setting of this layer given in `environ` (empty counts as unset),
+    for a settings module to take: `globals().update(realtime.conf.from_environ())`."""
+    return {name: parse(name, environ[name]) for name in DEFAULTS
+            if environ.get(name) and DEFAULTS[name] is not None}
+
+
+def markdown_table():
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    rows += [f"| `{s.name}` | {s.shown} | {s.meaning} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

@@ -1,4 +1,4 @@
-"""`@websocket`: hand a view its connection as the second argument (seed 003's API)."""
+"""`@websocket`: hand a view its connection as the second argument."""
 
 import functools
 

@@ -4,6 +4,7 @@ Every envelope route also answers the client heartbeat: {"event": "ping"} gets {
 """
 
 import json
+from datetime import timezone
 
 
 class ClientError(Exception):
@@ -18,6 +19,11 @@ class ClientError(Exception):
         if self.fields:
             data["fields"] = self.fields
         return envelope("error", data)
+
+
+def iso_utc(moment):
+    """An aware datetime as every event writes times: ISO 8601 in UTC ending in Z."""
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def envelope(event, data):

@@ -12,12 +12,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+import django  # noqa: E402  (after the path and settings above)
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+django.setup()
+from realtime.testing import RedisServer  # noqa: E402  (needs settings)
 
 
 def main():
@@ -26,11 +28,9 @@ def main():
     env = dict(os.environ, WEBSOCKET_SERVER=os.environ.get("WEBSOCKET_SERVER", f":{ws_port}"))
     processes = []
     if not env.get("REDIS_URL") and shutil.which("redis-server"):
-        redis_port = os.environ.get("REDIS_PORT") or str(free_port())
-        processes.append(subprocess.Popen(
-            ["redis-server", "--port", redis_port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--loglevel", "warning"]))
-        env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        redis = RedisServer(port=os.environ.get("REDIS_PORT")).start()
+        processes.append(redis.process)
+        env["REDIS_URL"] = redis.url
     processes.append(subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{http_port}"], env=env))
     processes.append(subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn_ws.py", "--bind", f"127.0.0.1:{ws_port}",

@@ -19,7 +19,8 @@ from jobs.models import Job
 from jobs.services import report
 from realtime.broker import BrokerUnavailable, publish
 from realtime.envelope import envelope
-from realtime.testing import RedisServer, TaskWorker, WebSocketClient, WebSocketWorker, free_port
+from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
+from tests.servers import TaskWorker
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.history import create_rooms
 

@@ -1,4 +1,4 @@
-"""The clock of seed 004 on a real worker: one ticker per process, and the `close` event."""
+"""The clock on a real worker: one ticker per process, and the `close` event."""
 
 from datetime import datetime
 

@@ -1,6 +1,6 @@
-"""Crowds (issue 10): a room across two workers survives a worker's restart and a Redis restart.
+"""Crowds: a room across two workers survives a worker's restart and a Redis restart.
 
-The issue asks for 2,000 clients. This 2-CPU machine runs the test clients, both workers and Redis
+Crowds of 2,000 are the aim. This 2-CPU machine runs the test clients, both workers and Redis
 at once, so the tests use the smallest crowd that still shows the properties: CROWD members, 150
 per worker, enough that a presence notice per member (the old n² of `join` events: 45,000 here)
 or a reconnect without jitter would show as a timeout, while the whole class runs in well under

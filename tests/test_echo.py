@@ -1,10 +1,13 @@
-"""Echo and ping views on a real gunicorn websocket worker, with both Python clients of seed 004."""
+"""Echo and ping views: on a real gunicorn websocket worker with two Python clients (websocket-client,
+websockets), and in this process where no worker is needed."""
 
 import asyncio
 
 import websockets
 
-from realtime.testing import LiveWebSocketTestCase, wait_until
+from django.test import SimpleTestCase
+
+from realtime.testing import LiveWebSocketTestCase, WebsocketCommunicator, wait_until
 
 SIZES = [0, 1, 125, 126, 65535, 65536, 1024 * 1024]
 
@@ -47,23 +50,32 @@ class EchoTests(LiveWebSocketTestCase):
         self.assertNotIn("didn't return an HttpResponse", log)
         self.assertNotIn("Internal Server Error", log)
 
-    def test_server_closes_with_1000_after_view_returns_and_echoes_client_close_code(self):
-        client = self.connect("/echo/")
-        client.ws.send_close(status=1001, reason=b"leaving")
-        self.assertEqual(client.receive_close(), 1001)
+
+class InProcessEchoTests(SimpleTestCase):
+    def test_the_client_close_code_is_echoed(self):
+        with WebsocketCommunicator("/echo/") as ws:
+            ws.send("bye")
+            self.assertEqual(ws.receive(), "bye")
+            self.assertEqual(ws.close(1001, "leaving"), 1001)
+
+    def test_an_unknown_path_is_refused_with_404_before_any_upgrade(self):
+        ws = WebsocketCommunicator("/no-such-socket/")
+        self.addCleanup(ws.disconnect)
+        self.assertFalse(ws.connect())
+        self.assertEqual(ws.status, 404)
 
 
-class PingTests(LiveWebSocketTestCase):
+class PingTests(SimpleTestCase):
     def test_ping_gets_pong_pong_gets_ping_anything_else_nothing(self):
-        client = self.connect("/ping/")
-        client.send("ping")
-        self.assertEqual(client.receive(), "pong")
-        client.send("pong")
-        self.assertEqual(client.receive(), "ping")
-        client.send("hello")
-        client.send("ping")
-        # Had "hello" been answered, its reply would arrive before this one.
-        self.assertEqual(client.receive(), "pong")
+        with WebsocketCommunicator("/ping/") as ws:
+            ws.send("ping")
+            self.assertEqual(ws.receive(), "pong")
+            ws.send("pong")
+            self.assertEqual(ws.receive(), "ping")
+            ws.send("hello")
+            self.assertTrue(ws.receive_nothing(), "'hello' got an answer")
+            ws.send("ping")
+            self.assertEqual(ws.receive(), "pong")
 
 
 class HttpOnWebSocketPortTests(LiveWebSocketTestCase):

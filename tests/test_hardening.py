@@ -1,4 +1,5 @@
-"""The transport against bad, slow, flooding and vanishing clients, on a real worker.
+"""The transport against bad, slow, flooding and vanishing clients, on a real worker (in this process,
+through WebsocketCommunicator, what needs no worker: route decorators, limits and origins).
 
 Each test says what the client sees: a close code from RFC 6455, an `error` event, or an HTTP status.
 """
@@ -13,7 +14,9 @@ import time
 import websocket as websocket_client
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from realtime.testing import LiveWebSocketTestCase, wait_until
+from django.test import SimpleTestCase, override_settings
+
+from realtime.testing import LiveWebSocketTestCase, WebsocketCommunicator, wait_until
 from tests.history import create_rooms
 from tests.raw import RawClient, RawClientNoWait, frame
 
@@ -45,21 +48,32 @@ class TransportTests(LiveWebSocketTestCase):
         client.send("go")
         self.assertEqual(client.receive(), "before wait: held; while waiting: released")
 
+
+@override_settings(WEBSOCKET_URLCONF="tests.websocket_urls")
+class RouteTests(SimpleTestCase):
     def test_a_decorator_over_a_websocket_view_still_runs(self):
         # The worker calls @websocket views directly (one frame less per idle connection), but
         # never past another decorator on top: here it refuses at the handshake, as it says.
-        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
-            self.connect("/test/guarded-echo/")
-        self.assertEqual((refused.exception.status_code, refused.exception.resp_body), (403, b"No pass.\n"))
-        client = self.connect("/test/guarded-echo/", **{"pass": "1"})
-        client.send("sixteen bytes ok")
-        self.assertEqual(client.receive(), "sixteen bytes ok")
-        client.send("seventeen bytes !")  # over the view's own limit, which still applies
-        self.assertEqual(client.receive_close(), 1009)
+        refused = WebsocketCommunicator("/test/guarded-echo/")
+        self.addCleanup(refused.disconnect)
+        self.assertFalse(refused.connect())
+        self.assertEqual((refused.status, refused.content), (403, b"No pass.\n"))
+        with WebsocketCommunicator("/test/guarded-echo/", {"pass": "1"}) as ws:
+            ws.send("sixteen bytes ok")
+            self.assertEqual(ws.receive(), "sixteen bytes ok")
+            ws.send("seventeen bytes !")  # over the view's own limit, which still applies
+            self.assertEqual(ws.receive_close(), 1009)
 
     def test_bytes_sent_as_text_arrive_as_that_text(self):
-        client = self.connect("/test/bytes-as-text/")
-        self.assertEqual(client.receive(), "café")
+        with WebsocketCommunicator("/test/bytes-as-text/") as ws:
+            self.assertEqual(ws.receive(), "café")
+
+    @override_settings(WEBSOCKET_RATE_LIMIT=10, WEBSOCKET_RATE_BURST=20)
+    def test_a_burst_within_the_rate_limit_is_fine(self):
+        with WebsocketCommunicator("/echo/") as ws:
+            for i in range(20):
+                ws.send(f"m{i}")
+            self.assertEqual([ws.receive() for _ in range(20)], [f"m{i}" for i in range(20)])
 
 
 class ProtocolViolationTests(LiveWebSocketTestCase):
@@ -225,12 +239,6 @@ class LimitTests(LiveWebSocketTestCase):
         self.assertIn("at most 10 per second", error["detail"])
         self.assertEqual(client.receive_close(), 1008)
 
-    def test_a_burst_within_the_limit_is_fine(self):
-        client = self.connect("/echo/")
-        for i in range(20):
-            client.send(f"m{i}")
-        self.assertEqual([client.receive() for _ in range(20)], [f"m{i}" for i in range(20)])
-
     def test_connections_over_the_worker_limit_get_503_at_the_handshake(self):
         open_ones = [self.connect("/echo/") for _ in range(5)]
         with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
@@ -322,38 +330,38 @@ class SlowConsumerTests(LiveWebSocketTestCase):
 
 
 class OriginChecks:
-    """Connect to /echo/ as a page of `origin` would; the 403 says who may not."""
+    """Open /echo/ as a page of `origin` would (Host: `host`); the 403 says who may not."""
 
-    def connect_with_origin(self, origin, **options):
-        ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, origin=origin, **options)
-        self.addCleanup(ws.close)
-        ws.send("hi")
-        self.assertEqual(ws.recv(), "hi")
+    host = "127.0.0.1:8001"
 
-    def assert_refused(self, origin, **options):
-        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
-            self.connect_with_origin(origin, **options)
-        self.assertEqual(refused.exception.status_code, 403)
-        self.assertIn(f"Origin {origin} is not allowed".encode(), refused.exception.resp_body)
+    def connect_with_origin(self, origin, host=None, **headers):
+        with WebsocketCommunicator("/echo/", headers={"Origin": origin, "Host": host or self.host, **headers}) as ws:
+            ws.send("hi")
+            self.assertEqual(ws.receive(), "hi")
+
+    def assert_refused(self, origin, **headers):
+        ws = WebsocketCommunicator("/echo/", headers={"Origin": origin, "Host": self.host, **headers})
+        self.addCleanup(ws.disconnect)
+        self.assertFalse(ws.connect(), f"{origin} was let in")
+        self.assertEqual(ws.status, 403)
+        self.assertIn(f"Origin {origin} is not allowed".encode(), ws.content)
 
     def test_no_origin_is_a_non_browser_client_and_connects(self):
-        ws = websocket_client.create_connection(self.worker.url("/echo/"), timeout=5, suppress_origin=True)
-        self.addCleanup(ws.close)
-        ws.send("no origin")
-        self.assertEqual(ws.recv(), "no origin")
+        with WebsocketCommunicator("/echo/", headers={"Host": self.host}) as ws:
+            ws.send("no origin")
+            self.assertEqual(ws.receive(), "no origin")
 
 
-class OriginTests(OriginChecks, LiveWebSocketTestCase):
+@override_settings(DEBUG=False, ALLOWED_HOSTS=["*"], SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+                   CSRF_TRUSTED_ORIGINS=["https://app.example.net", "https://*.partner.net"])
+class OriginTests(OriginChecks, SimpleTestCase):
     """Production: ALLOWED_HOSTS = * behind a TLS proxy, one trusted origin of another site."""
 
-    worker_env = {"DEBUG": "0", "SECRET_KEY": "origin-tests-not-secret-" + "x" * 40, "ALLOWED_HOSTS": "*",
-                  "BEHIND_TLS_PROXY": "1", "CSRF_TRUSTED_ORIGINS": "https://app.example.net,https://*.partner.net"}
-
     def test_the_own_origin_connects_with_the_scheme_the_proxy_reports(self):
-        own = f"127.0.0.1:{self.worker.port}"
+        own = self.host
         self.connect_with_origin(f"http://{own}")
-        self.connect_with_origin(f"https://{own}", header=["X-Forwarded-Proto: https"])
-        self.assert_refused(f"http://{own}", header=["X-Forwarded-Proto: https"])  # an http page, a wss socket
+        self.connect_with_origin(f"https://{own}", X_Forwarded_Proto="https")
+        self.assert_refused(f"http://{own}", X_Forwarded_Proto="https")  # an http page, a wss socket
         self.assert_refused(f"https://{own}")
 
     def test_trusted_origins_connect(self):
@@ -362,21 +370,21 @@ class OriginTests(OriginChecks, LiveWebSocketTestCase):
                 self.connect_with_origin(origin)
 
     def test_any_other_origin_gets_403_though_every_host_is_allowed(self):
-        port = self.worker.port
-        for origin in ("https://evil.example", "null", f"http://localhost:{port}", f"http://127.0.0.1:{port + 1}",
+        for origin in ("https://evil.example", "null", "http://localhost:8001", "http://127.0.0.1:8002",
                        "http://app.example.net", "https://app.example.net:8443", "https://evilpartner.net"):
             with self.subTest(origin=origin):
                 self.assert_refused(origin)
 
 
-class DevelopmentOriginTests(OriginChecks, LiveWebSocketTestCase):
+@override_settings(DEBUG=True, ALLOWED_HOSTS=["localhost", "127.0.0.1"])
+class DevelopmentOriginTests(OriginChecks, SimpleTestCase):
     """DEBUG (make run): pages on :8000, sockets on another port of the same host."""
 
     def test_a_page_on_another_port_of_the_same_host_connects(self):
-        for origin in ("http://127.0.0.1:8000", f"http://127.0.0.1:{self.worker.port}"):
+        for origin in ("http://127.0.0.1:8000", f"http://{self.host}"):
             with self.subTest(origin=origin):
                 self.connect_with_origin(origin)
-        self.connect_with_origin("http://localhost:8000", host=f"localhost:{self.worker.port}")
+        self.connect_with_origin("http://localhost:8000", host="localhost:8001")
 
     def test_another_host_or_scheme_gets_403(self):
         for origin in ("https://evil.example", "http://localhost:8000", "https://127.0.0.1:8000", "null"):

@@ -11,7 +11,8 @@ from jobs.models import Job
 from jobs.recovery import recover_tasks_left_running
 from jobs.services import report, start_job
 from jobs.tasks import run_job
-from realtime.testing import LiveWebSocketTestCase, TaskWorker, wait_until
+from realtime.testing import LiveWebSocketTestCase, wait_until
+from tests.servers import TaskWorker
 
 STEP_SECONDS = 0.05  # the task worker's JOB_STEP_SECONDS: short jobs, small steps
 

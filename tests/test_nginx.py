@@ -21,9 +21,9 @@ from django.test import SimpleTestCase, TransactionTestCase
 from selenium.webdriver.common.by import By
 
 from deploy.nginx_conf import TEMPLATE, render
-from realtime.testing import (ClientsMixin, NginxServer, PageServer, RedisServer, WebSocketWorker, free_port,
-                              require_binary, wait_until)
+from realtime.testing import ClientsMixin, RedisServer, WebSocketWorker, free_port, require_binary, wait_until
 from tests.browser import by_testid, start_browser, text_of, wait_for
+from tests.servers import NginxServer, PageServer
 
 PRODUCTION_ENV = {"DEBUG": "0", "SECRET_KEY": "nginx-tests-not-secret-" + "x" * 40, "ALLOWED_HOSTS": "127.0.0.1",
                   "BEHIND_TLS_PROXY": "1"}

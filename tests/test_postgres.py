@@ -13,7 +13,8 @@ import time
 import psycopg
 from django.test import SimpleTestCase
 
-from realtime.testing import ClientsMixin, PostgresServer, RedisServer, TaskWorker, WebSocketWorker
+from realtime.testing import ClientsMixin, RedisServer, WebSocketWorker
+from tests.servers import PostgresServer, TaskWorker
 from tests.test_nginx import manage
 
 

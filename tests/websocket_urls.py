@@ -126,6 +126,13 @@ def break_registry_sweeper(request, ws):
 
 
 @websocket
+def fail_after_hello(request, ws):
+    """Says "hello", then raises: the bug of a view, after its socket was accepted."""
+    ws.send("hello")
+    raise RuntimeError("test hook: a view that fails")
+
+
+@websocket
 def slow_accept(request, ws):
     """Takes 1.5 s before it first uses the socket (a join that waits for the database, say): its
     handshake stays in flight meanwhile."""
@@ -159,6 +166,7 @@ urlpatterns = real_urlpatterns + [
     path("test/break-registry-sweeper/", break_registry_sweeper),
     path("test/break-broker-listener/", break_broker_listener),
     path("test/slow-accept/", slow_accept),
+    path("test/fail-after-hello/", fail_after_hello),
     path("test/slow-query/", slow_query),
     path("test/busy-then-reply/", busy_then_reply),
     path("test/db-then-wait/", db_then_wait),

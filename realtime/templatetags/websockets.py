@@ -6,7 +6,7 @@ from django.templatetags.static import static
 from django.utils.html import format_html
 
 from .. import conf
-from ..urls import websocket_url as build_websocket_url
+from ..reverse import websocket_url as build_websocket_url
 
 register = template.Library()
 

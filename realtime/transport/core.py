@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 
-from .codes import INVALID_DATA, MESSAGE_TOO_BIG, POLICY_VIOLATION
+from .codes import INTERNAL_ERROR, INVALID_DATA, MESSAGE_TOO_BIG, POLICY_VIOLATION, PROTOCOL_ERROR
 
 # websockets' core logs every normal close at INFO; its warnings still show.
 _core_log = logging.getLogger("websockets.server")
@@ -31,7 +31,8 @@ MAX_FRAGMENTS = 1024
 BYTES_PER_FRAME_TOKEN = 65536
 
 # Why the protocol core failed a connection, for the metrics.
-FAILURE_CAUSES = {1002: "protocol_error", 1007: "invalid_data", 1009: "message_too_big", 1011: "internal_error"}
+FAILURE_CAUSES = {PROTOCOL_ERROR: "protocol_error", INVALID_DATA: "invalid_data", MESSAGE_TOO_BIG: "message_too_big",
+                  INTERNAL_ERROR: "internal_error"}
 
 
 @dataclass(frozen=True, slots=True)

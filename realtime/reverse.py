@@ -1,9 +1,10 @@
-"""Absolute ws:// and wss:// URLs for routes in WEBSOCKET_URLCONF."""
+"""Reverse a route of WEBSOCKET_URLCONF to the absolute ws:// or wss:// URL a browser opens."""
 
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.urls import reverse
+
+from realtime import conf
 
 
 def websocket_url(name, args=None, kwargs=None, request=None):
@@ -15,8 +16,8 @@ def websocket_url(name, args=None, kwargs=None, request=None):
     - "wss://host"  that origin, for a separate WebSocket host (http(s):// is accepted too).
     Without a request, same-origin mode gives a path, which browsers resolve against the page.
     """
-    path = reverse(name, urlconf=settings.WEBSOCKET_URLCONF, args=args, kwargs=kwargs)
-    server = settings.WEBSOCKET_SERVER.strip()
+    path = reverse(name, urlconf=conf.get("WEBSOCKET_URLCONF"), args=args, kwargs=kwargs)
+    server = conf.get("WEBSOCKET_SERVER").strip()
     if "://" in server:
         parts = urlsplit(server)
         scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)

@@ -1,0 +1,45 @@
+"""WebsocketCommunicator (realtime.testing): a `@websocket` view driven in this process, no server.
+
+What a view does is tested with it across the suite (test_echo, test_hardening); here, what the
+communicator itself promises, as docs/testing.md shows it.
+"""
+
+from django.test import SimpleTestCase, override_settings
+
+from realtime.testing import WebsocketCommunicator
+
+
+class CommunicatorTests(SimpleTestCase):
+    def test_a_refused_upgrade_gives_django_s_status_and_body(self):
+        ws = WebsocketCommunicator("/no-such-socket/")
+        self.addCleanup(ws.disconnect)
+        self.assertFalse(ws.connect())
+        self.assertEqual(ws.status, 404)
+        self.assertIn(b"Not Found", ws.content)
+
+    def test_a_refused_upgrade_in_a_with_block_says_why(self):
+        with self.assertRaisesMessage(AssertionError, "/no-such-socket/: upgrade refused with 404"):
+            with WebsocketCommunicator("/no-such-socket/"):
+                pass
+
+    @override_settings(WEBSOCKET_MAX_MESSAGE_SIZE=16)
+    def test_settings_apply_per_communicator(self):
+        with WebsocketCommunicator("/echo/", headers={"Origin": "http://testserver"}) as ws:
+            ws.send("x" * 16)
+            self.assertEqual(ws.receive(), "x" * 16)
+            ws.send("x" * 17)
+            self.assertEqual(ws.receive_close(), 1009)
+
+    @override_settings(WEBSOCKET_URLCONF="tests.websocket_urls")
+    def test_a_view_that_fails_after_accepting_closes_with_1011(self):
+        with self.assertLogs("realtime", "ERROR") as logs, WebsocketCommunicator("/test/fail-after-hello/") as ws:
+            self.assertEqual(ws.receive(), "hello")
+            self.assertEqual(ws.receive_close(), 1011)
+            self.assertEqual(ws.close_reason, "internal error")
+        self.assertIn("RuntimeError: test hook: a view that fails", "\n".join(logs.output))
+
+    def test_a_receive_that_gets_nothing_says_so_in_time(self):
+        with WebsocketCommunicator("/ping/") as ws:
+            ws.send("hello")
+            with self.assertRaisesMessage(AssertionError, "no message within 0.2 s"):
+                ws.receive(timeout=0.2)
