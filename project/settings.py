@@ -131,6 +131,8 @@ WEBSOCKET_URLCONF = os.environ.get("WEBSOCKET_URLCONF", "websocket_urls")
 WEBSOCKET_SERVER = os.environ.get("WEBSOCKET_SERVER", "")
 # Empty: an in-process broker that serves one worker process only.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Before every Redis channel and key: sites sharing one Redis set different ones (docs/settings.md).
+REALTIME_KEY_PREFIX = os.environ.get("REALTIME_KEY_PREFIX", "")
 
 # Live features; the defaults of the first eight are in realtime/conf.py, all are in docs/settings.md.
 PRESENCE_TTL = float(os.environ.get("PRESENCE_TTL", "30"))

@@ -3,6 +3,8 @@
 from django.conf import settings
 
 DEFAULTS = {
+    # Put before every Redis channel and key this project uses (docs/settings.md: why empty).
+    "REALTIME_KEY_PREFIX": "",
     # Largest message a client may send; a frame header that declares more closes with 1009.
     "WEBSOCKET_MAX_MESSAGE_SIZE": 1024 * 1024,
     # A connection's outbound queue; a client that lets it overflow is closed with 1013.

@@ -1,0 +1,65 @@
+"""Redis with Sentinel (`redis+sentinel://host1:26379,host2:26379/<service>/<db>`): the one-server
+broker, with clients from redis-py's `Sentinel.master_for`. Every new connection asks the sentinels
+where the primary is, so after a failover the listener's reconnect (and the publishers' next
+connection) reach the new primary; meanwhile publishes fail (BrokerUnavailable) and /healthz is
+degraded, and once back the hub resyncs as after any reconnect.
+"""
+
+from urllib.parse import unquote, urlsplit
+
+import redis
+from django.core.exceptions import ImproperlyConfigured
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
+
+from .redis_server import RedisBroker, client_name
+
+
+class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """The primary's connections, capped: a burst waits its turn instead of opening more (as with
+    one server: see RedisBroker.make_clients)."""
+
+
+def parse_sentinel_url(url):
+    """(sentinel addresses, service name, db, connection options for the primary)."""
+    parts = urlsplit(url)
+    path = [segment for segment in parts.path.split("/") if segment]
+    if not parts.netloc or not 1 <= len(path) <= 2:
+        raise ImproperlyConfigured(f"REDIS_URL {url!r}: expected redis+sentinel://host:port,host:port/<service>/<db>")
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    sentinels = []
+    for address in hosts.split(","):
+        host, _, port = address.rpartition(":")
+        sentinels.append((host.strip("[]") or address, int(port or 26379)))
+    options = {"db": int(path[1]) if len(path) > 1 else 0}
+    if userinfo:
+        username, _, password = userinfo.rpartition(":")
+        options.update(username=unquote(username) or None, password=unquote(password) or None)
+    if parts.scheme.startswith("rediss"):
+        options["ssl"] = True
+    return sentinels, path[0], options
+
+
+class SentinelBroker(RedisBroker):
+    kind = "redis-sentinel"
+
+    def make_clients(self):
+        sentinels, self.service, options = parse_sentinel_url(self.url)
+        # Asking a sentinel: quick timeouts, so a dead sentinel costs little before the next is asked.
+        self.sentinel = Sentinel(sentinels, socket_timeout=1, socket_connect_timeout=1,
+                                 sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1})
+        publisher = self.sentinel.master_for(
+            self.service, connection_pool_class=BlockingSentinelPool, max_connections=4, timeout=None,
+            socket_timeout=5, socket_connect_timeout=2, client_name=f"{client_name()}-pub",
+            retry=Retry(NoBackoff(), 1), **options)
+        listener = self.sentinel.master_for(
+            self.service, socket_timeout=None, socket_connect_timeout=2, client_name=f"{client_name()}-sub",
+            retry=Retry(NoBackoff(), 0), **options)
+        return publisher, listener
+
+    def describe_target(self):
+        return f"the Redis primary of {self.service!r} (Sentinel)"
+
+    def describe(self):
+        return f"Redis PubSub on the primary of {self.service!r}, found through Sentinel at {self.url}"
