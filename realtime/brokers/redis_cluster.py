@@ -141,6 +141,7 @@ class ClusterBroker(Broker):
                 shard.wires.discard(wire)
                 try:
                     with shard.lock:
+                        self.subscriptions.unsubscribing(wire)
                         shard.pubsub.sunsubscribe(wire)
                 except UNREACHABLE as exc:
                     self._failed(exc)
@@ -160,6 +161,8 @@ class ClusterBroker(Broker):
     def _read(self, shard):
         try:
             read_forever(shard.pubsub, self.subscriptions, self.on_message, sharded=True)
+        except gevent.GreenletExit:
+            raise  # the listener is reconnecting or stopping
         except BaseException as exc:  # a lost shard, a moved slot, or a callback that raised: the listener decides
             self._failed(exc)
 

@@ -85,7 +85,7 @@ class RedisBroker(Broker):
     def unsubscribe(self, channel):
         wire = self.names.channel(channel)
         self.subscriptions.remove(wire)
-        self._send(lambda pubsub: pubsub.unsubscribe(wire))
+        self._send(lambda pubsub: (self.subscriptions.unsubscribing(wire), pubsub.unsubscribe(wire)))
 
     def _send(self, command):
         if self._pubsub is not None:

@@ -39,6 +39,9 @@ class Subscriptions:
     def remove(self, wire):
         self.wanted.pop(wire, None)
         self.confirmed.pop(wire, None)
+
+    def unsubscribing(self, wire):
+        """An unsubscribe of `wire` was sent: its confirmation is no sign of a moved slot."""
         self.leaving[wire] = self.leaving.get(wire, 0) + 1
 
     def wait(self, wire, down):
@@ -48,7 +51,8 @@ class Subscriptions:
             log.warning("Redis did not confirm the subscription to %s in %s s", wire, SUBSCRIBE_TIMEOUT)
 
     def unconfirm(self, wires=None):
-        """A new connection: nothing on it is confirmed yet."""
+        """A new connection: nothing on it is confirmed yet, nor being unsubscribed."""
+        self.leaving.clear()
         for wire in self.wanted if wires is None else wires:
             event = self.confirmed.get(wire)
             if event is not None:
