@@ -109,21 +109,40 @@ class SentinelTopology:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class ClusterNodeServer(RedisNode):
+    """A redis-server in cluster mode. Its two ports (clients, and the cluster bus) are picked when
+    it starts, and picked again if one was taken meanwhile (the other nodes' connections take
+    ephemeral ports too)."""
+
+    def __init__(self, directory, node_timeout_ms):
+        super().__init__(directory=directory)
+        self.node_timeout_ms = node_timeout_ms
+
+    def command(self):
+        return super().command() + [
+            "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{self.port}.conf",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
+            # Its own port for the bus (by default port + 10000, which may be taken or above 65535).
+            "--cluster-port", str(self.bus_port),
+            "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
+
+    def start(self, timeout=20):
+        for attempt in range(3):
+            self.port, self.bus_port = free_port(), free_port()
+            try:
+                return super().start(timeout)
+            except RuntimeError as error:
+                if "already in use" not in str(error) or attempt == 2:
+                    raise
+
+
 class ClusterTopology:
     """Three primaries with a replica each (`redis-cli --cluster create`). A primary that dies is
     taken for failed after `node_timeout_ms` and its replica promoted about a second later."""
 
     def __init__(self, node_timeout_ms=1000):
         self.directory = Path(tempfile.mkdtemp(prefix="cluster-"))
-        self.nodes = []
-        for _ in range(6):
-            node = RedisNode(directory=self.directory)
-            node.options += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{node.port}.conf",
-                             "--cluster-node-timeout", str(node_timeout_ms),
-                             # Its own free port for the bus (by default port + 10000, maybe taken or > 65535).
-                             "--cluster-port", str(free_port()),
-                             "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
-            self.nodes.append(node)
+        self.nodes = [ClusterNodeServer(self.directory, node_timeout_ms) for _ in range(6)]
 
     def start(self):
         try:
@@ -185,6 +204,19 @@ class ClusterTopology:
                     if int(low) <= slot <= int(high or low):
                         return port
         return None
+
+    def move_slot(self, key, to_port):
+        """Move `key`'s slot, keys and all, to the primary on `to_port` (CLUSTER SETSLOT, MIGRATE):
+        what a resharding does slot by slot. Subscribers of its shard channels on the old owner
+        are told `sunsubscribe`."""
+        ids = {port: node_id for port, _, _, node_id, _ in self.nodes_table()}
+        source, slot = self.owner(key), ask(to_port, "cluster", "keyslot", key).strip()
+        ask(to_port, "cluster", "setslot", slot, "importing", ids[source])
+        ask(source, "cluster", "setslot", slot, "migrating", ids[to_port])
+        while keys := (ask(source, "cluster", "getkeysinslot", slot, "100") or "").split():
+            ask(source, "migrate", "127.0.0.1", str(to_port), "", "0", "5000", "keys", *keys)
+        for port in [to_port, source, *(p for p in self.primaries() if p not in (to_port, source))]:
+            ask(port, "cluster", "setslot", slot, "node", ids[to_port])
 
     @property
     def url(self):

@@ -120,3 +120,35 @@ class ClusterTests(LiveWebSocketTestCase):
                 eve = self.join(other, self.workers[1], "eve")
                 dan.send_json("message", {"text": "elsewhere"})
                 self.assertEqual(eve.receive_event("message")["text"], "elsewhere")
+
+    def test_3_a_room_whose_slot_moves_to_another_shard_chats_on_where_it_went(self):
+        create_rooms("moving")
+        channel = "{chat:moving}"
+        ann = self.join("moving", self.workers[0], "ann")
+        bob = self.join("moving", self.workers[1], "bob")
+        ann.send_json("message", {"text": "before"})
+        last_before = bob.receive_event("message")
+        source = self.topology.owner(channel)
+        target = next(port for port in self.topology.primaries() if port != source)
+        reconnects = [worker.log().count("reconnected to Redis Cluster") for worker in self.workers]
+
+        self.topology.move_slot(channel, target)
+        # Redis told each worker its subscription ended there: each reads the slot map again and
+        # subscribes where the room went (a reconnect, with its catch-up).
+        for worker, before in zip(self.workers, reconnects):
+            wait_until(lambda: worker.log().count("reconnected to Redis Cluster") > before, timeout=15,
+                       message="the worker to follow the moved slot")
+            wait_until(lambda: self.health(worker)[0] == 200, message="the worker to be healthy again")
+            self.assertEqual(self.health(worker)[1]["broker_shards"], [f"127.0.0.1:{target}"])
+        self.assertEqual(self.topology.owner(channel), target)
+        ann.send_json("message", {"text": "after, from ann"})
+        self.assertEqual(self.texts_until(bob, "after, from ann")[-1], "after, from ann")
+        bob.send_json("message", {"text": "after, from bob"})
+        self.assertEqual(self.texts_until(ann, "after, from bob")[-2:], ["after, from ann", "after, from bob"])
+        listeners = [c for c in client_list(target) if int(c.get("ssub", 0)) > 0]
+        self.assertEqual(len(listeners), 2, listeners)  # one per worker, on the new owner
+        # Presence keys moved with the slot: a newcomer sees both members.
+        cara = self.connect("/chat/moving/", worker=self.workers[0], since=last_before["id"])
+        missed, _welcome = cara.receive_until("welcome")
+        self.assertEqual([m["data"]["text"] for m in missed], ["after, from ann", "after, from bob"])
+        self.assertEqual(cara.receive_event("presence")["count"], 3)
