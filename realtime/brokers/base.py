@@ -12,6 +12,7 @@ share a Redis never hear each other.
 """
 
 import redis
+from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisClusterException
 
 # What a broker or its presence store raises when Redis is unreachable or failing over. (redis-py's
@@ -30,7 +31,8 @@ class Names:
 
     def __init__(self, prefix="", hash_tag=False):
         if hash_tag and ("{" in prefix or "}" in prefix):
-            raise ValueError("REALTIME_KEY_PREFIX cannot contain { or } with Redis Cluster (they are its hash tags)")
+            raise ImproperlyConfigured(f"REALTIME_KEY_PREFIX {prefix!r}: with Redis Cluster it cannot contain {{ or }} "
+                                       "(they mark the hash tag that keeps a room on one shard)")
         self.prefix, self.hash_tag = prefix, hash_tag
 
     def channel(self, name):

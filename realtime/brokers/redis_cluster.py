@@ -18,16 +18,14 @@ and the hub resyncs (clients are caught up from stored history, as after any rec
 import logging
 import random
 import threading
-from urllib.parse import unquote, urlsplit
 
 import gevent
 import gevent.event
 import gevent.lock
 import gevent.pool
 import redis
-from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
@@ -36,27 +34,9 @@ from ..supervisor import supervisor
 from .base import UNREACHABLE, Broker, BrokerUnavailable
 from .redis_server import RECONNECT_MAX, RECONNECT_MIN, client_name
 from .subscriptions import ShardMoved, Subscriptions, read_forever
+from .urls import parse_cluster_url
 
 log = logging.getLogger("realtime.brokers")
-
-
-def parse_cluster_url(url):
-    """(startup nodes, connection options)."""
-    parts = urlsplit(url)
-    if not parts.netloc or parts.path.strip("/"):
-        raise ImproperlyConfigured(f"REDIS_URL {url!r}: expected redis+cluster://host:port,host:port/")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    nodes = []
-    for address in hosts.split(","):
-        host, _, port = address.rpartition(":")
-        nodes.append(ClusterNode(host.strip("[]") or address, int(port or 6379)))
-    options = {}
-    if userinfo:
-        username, _, password = userinfo.rpartition(":")
-        options.update(username=unquote(username) or None, password=unquote(password) or None)
-    if parts.scheme.startswith("rediss"):
-        options["ssl"] = True
-    return nodes, options
 
 
 class LazyCluster:

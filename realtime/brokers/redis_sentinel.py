@@ -5,40 +5,18 @@ connection) reach the new primary; meanwhile publishes fail (BrokerUnavailable) 
 degraded, and once back the hub resyncs as after any reconnect.
 """
 
-from urllib.parse import unquote, urlsplit
-
 import redis
-from django.core.exceptions import ImproperlyConfigured
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from .redis_server import RedisBroker, client_name
+from .urls import parse_sentinel_url
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
     """The primary's connections, capped: a burst waits its turn instead of opening more (as with
     one server: see RedisBroker.make_clients)."""
-
-
-def parse_sentinel_url(url):
-    """(sentinel addresses, service name, db, connection options for the primary)."""
-    parts = urlsplit(url)
-    path = [segment for segment in parts.path.split("/") if segment]
-    if not parts.netloc or not 1 <= len(path) <= 2:
-        raise ImproperlyConfigured(f"REDIS_URL {url!r}: expected redis+sentinel://host:port,host:port/<service>/<db>")
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    sentinels = []
-    for address in hosts.split(","):
-        host, _, port = address.rpartition(":")
-        sentinels.append((host.strip("[]") or address, int(port or 26379)))
-    options = {"db": int(path[1]) if len(path) > 1 else 0}
-    if userinfo:
-        username, _, password = userinfo.rpartition(":")
-        options.update(username=unquote(username) or None, password=unquote(password) or None)
-    if parts.scheme.startswith("rediss"):
-        options["ssl"] = True
-    return sentinels, path[0], options
 
 
 class SentinelBroker(RedisBroker):
