@@ -143,15 +143,18 @@ class Hub:
         for subscription in list(members):
             subscription.deliver(frame, payload)
 
-    def resync_all(self):
+    def resync_all(self, channels=None):
         """The broker reconnected: what was published meanwhile never reached this process. Each
-        channel's watcher catches its members up (once per channel, not per member)."""
-        for watcher in list(self.watchers.values()):
-            watcher.reconnected()
-        for members in list(self.groups.values()):
-            for subscription in list(members):
-                if subscription.on_resync is not None:
-                    subscription.on_resync()
+        channel's watcher catches its members up (once per channel, not per member). `channels`:
+        only those were cut off (one Redis Cluster shard); None: all."""
+        for channel, watcher in list(self.watchers.items()):
+            if channels is None or channel in channels:
+                watcher.reconnected()
+        for channel, members in list(self.groups.items()):
+            if channels is None or channel in channels:
+                for subscription in list(members):
+                    if subscription.on_resync is not None:
+                        subscription.on_resync()
 
 
 _hub = None

@@ -2,9 +2,11 @@
 
 A broker moves messages between processes: `publish(channel, message)` from anywhere;
 `subscribe`/`unsubscribe` from the worker's hub, which `start(on_message, on_reconnect)` hands the
-messages to (`on_reconnect` after a lost connection came back: what was published meanwhile was
-lost for this process, and the hub resyncs). `health()` feeds /healthz, `presence_store(ttl)` is
-where presence (realtime/presence.py) keeps the member lists of every process.
+messages to (`on_reconnect()` after a lost connection came back: what was published meanwhile was
+lost for this process, and the hub resyncs; `on_reconnect(channels)` when only those channels were
+cut off, as when one Redis Cluster shard failed over). `health()` feeds /healthz,
+`presence_store(ttl)` is where presence (realtime/presence.py) keeps the member lists of every
+process.
 
 Channels are named by applications ("chat:lobby"); a broker puts `Names.channel(...)` on the wire
 and `Names.key(...)` on every key, both carrying REALTIME_KEY_PREFIX, so two deployments that

@@ -9,10 +9,11 @@ presence's scripts run on that shard and publish their diffs there too.
 redis-py's ClusterPubSub is not used for reading: its get_sharded_message(timeout) waits on one
 shard at a time (a quiet shard delays the others' messages), and it re-homes channels after a
 topology change from its own thread, behind a reader's back. Here each shard's connection has its
-own reader greenlet, and any lost shard connection (a primary died) or moved slot is handled like a
-lost connection with one server: /healthz is degraded, the topology is read again from the cluster
-(redis-py's NodesManager.initialize), every channel is subscribed again on its owner's connection,
-and the hub resyncs (clients are caught up from stored history, as after any reconnect).
+own reader greenlet. A lost shard connection (its primary died) or a moved slot touches only the
+channels on it: /healthz is degraded, the slot map is read again from the cluster (redis-py's
+NodesManager.initialize), those channels are subscribed again on their owner's connection, and the
+hub resyncs those channels only (their clients are caught up from stored history, as after any
+reconnect), while the other shards go on delivering.
 """
 
 import logging
@@ -33,7 +34,7 @@ from ..metrics import publish_seconds
 from ..supervisor import supervisor
 from .base import UNREACHABLE, Broker, BrokerUnavailable
 from .redis_server import RECONNECT_MAX, RECONNECT_MIN, client_name
-from .subscriptions import ShardMoved, Subscriptions, read_forever
+from .subscriptions import Subscriptions, read_forever
 from .urls import parse_cluster_url
 
 log = logging.getLogger("realtime.brokers")
@@ -88,12 +89,14 @@ class ClusterBroker(Broker):
             startup_nodes=self.nodes, socket_timeout=5, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1),
             client_name=f"{client_name()}-pub", **self.options))
         self.subscriptions = Subscriptions()
-        self.shards = {}  # node name -> Shard, while connected
-        self.down = False
+        self.shards = {}  # node name -> Shard: the live connections
+        self.placed = {}  # wire -> the Shard it is subscribed on; a wanted wire missing here needs placing
+        self.down = False  # the cluster is known to be unreachable: do not wait for confirmations
+        self._ready = False  # the slot map is known: subscribe() may send at once
         self._ever_connected = False
-        self._live = False  # the listener has read the topology: subscribe() may send at once
-        self._failure = None  # AsyncResult: a shard's reader (or a subscribe) failed -> reconnect
-        self._readers = None
+        self._trouble = gevent.event.Event()  # something needs the listener: a lost shard, a moved slot
+        self._unexpected = None  # an exception a delivery raised: the listener fails with it
+        self._readers = gevent.pool.Group()  # one per shard, children of the listener
         self._loop = None
 
     def start(self, on_message, on_reconnect=None):
@@ -106,49 +109,80 @@ class ClusterBroker(Broker):
 
     def subscribe(self, channel):
         wire = self.names.channel(channel)
-        if self.subscriptions.add(wire, channel) and self._live:
+        if self.subscriptions.add(wire, channel) and self._ready:
             try:
                 self._subscribe_on_owner(wire)
             except UNREACHABLE as exc:
-                self._failed(exc)  # the listener reconnects and subscribes every wanted channel
+                self._needs_placing([wire], f"could not subscribe to {wire} ({exc})")
         self.subscriptions.wait(wire, self.down)
 
     def unsubscribe(self, channel):
         wire = self.names.channel(channel)
         self.subscriptions.remove(wire)
-        for shard in list(self.shards.values()):
-            if wire in shard.wires:
-                shard.wires.discard(wire)
-                try:
-                    with shard.lock:
-                        self.subscriptions.unsubscribing(wire)
-                        shard.pubsub.sunsubscribe(wire)
-                except UNREACHABLE as exc:
-                    self._failed(exc)
+        shard = self.placed.pop(wire, None)
+        if shard is not None:
+            shard.wires.discard(wire)
+            try:
+                with shard.lock:
+                    self.subscriptions.unsubscribing(wire)
+                    shard.pubsub.sunsubscribe(wire)
+            except UNREACHABLE as exc:
+                self._shard_lost(shard, exc)
 
     def _subscribe_on_owner(self, wire):
         node = self.client.get_node_from_key(wire)
         shard = self.shards.get(node.name)
         if shard is None:
             shard = self.shards[node.name] = Shard(node, self.options)
+        try:
+            with shard.lock:
+                shard.pubsub.ssubscribe(wire)
+        except UNREACHABLE as exc:
+            self._shard_lost(shard, exc)
+            raise
         shard.wires.add(wire)
-        with shard.lock:
-            shard.pubsub.ssubscribe(wire)
+        self.placed[wire] = shard
         if not shard.reading:  # its connection is open now
             shard.reading = True
             self._readers.spawn(self._read, shard)
 
     def _read(self, shard):
         try:
-            read_forever(shard.pubsub, self.subscriptions, self.on_message, sharded=True)
+            read_forever(shard.pubsub, self.subscriptions, self.on_message, sharded=True,
+                         on_moved=lambda wire: self._moved(shard, wire))
+        except UNREACHABLE as exc:
+            self._shard_lost(shard, exc)
         except gevent.GreenletExit:
-            raise  # the listener is reconnecting or stopping
-        except BaseException as exc:  # a lost shard, a moved slot, or a callback that raised: the listener decides
-            self._failed(exc)
+            raise
+        except BaseException as exc:  # a callback that raised: the listener fails, and is restarted
+            self._shard_lost(shard, exc, unexpected=True)
 
-    def _failed(self, exc):
-        if self._failure is not None and not self._failure.ready():
-            self._failure.set(exc)
+    def _shard_lost(self, shard, exc, unexpected=False):
+        """One shard's connection is gone (its primary died, or failed over): its channels need
+        placing again; the other shards go on delivering."""
+        if self.shards.get(shard.name) is shard:
+            del self.shards[shard.name]
+            shard.close()
+            for wire in shard.wires:
+                self.placed.pop(wire, None)
+            self._needs_placing(shard.wires, f"lost the PubSub connection to shard {shard.name} ({exc})",
+                                exc if unexpected else None)
+
+    def _moved(self, shard, wire):
+        """Redis ended our subscription to `wire` on `shard`: its slot moved to another shard."""
+        shard.wires.discard(wire)
+        if self.placed.get(wire) is shard:
+            del self.placed[wire]
+        self._needs_placing([wire], f"{wire} moved off shard {shard.name}")
+
+    def _needs_placing(self, wires, why, unexpected=None):
+        if self.connected:
+            log.warning("Redis Cluster: %s; subscribing again where the slot map says", why)
+        self.connected = False
+        self.subscriptions.release(list(wires))  # their waiting subscribers go on, degraded
+        if unexpected is not None:
+            self._unexpected = unexpected
+        self._trouble.set()
 
     def publish(self, channel, message):
         try:
@@ -169,48 +203,54 @@ class ClusterBroker(Broker):
         try:
             self._listen_forever()
         finally:
-            self._disconnected()
-
-    def _disconnected(self):
-        self._live, self.connected, self.down = False, False, True
-        self.subscriptions.release()
+            # Ended (stop) or crashed (the supervisor restarts it): no shard is read any more.
+            self._readers.kill()
+            for shard in self.shards.values():
+                shard.close()
+            self.shards, self.placed = {}, {}
+            self.connected, self.down = False, True
+            self.subscriptions.release()
 
     def _listen_forever(self):
+        """Place every wanted channel on its shard's connection, then wait for trouble and repair
+        just what it touched: a lost shard's channels, a moved channel."""
         delay = RECONNECT_MIN
+        self._unexpected = None
         while True:
-            self._failure, self._readers = gevent.event.AsyncResult(), gevent.pool.Group()
+            self._trouble.clear()
             try:
                 if self._ever_connected:
                     self.client.nodes_manager.initialize()  # who owns which slot now
                 else:
                     self.client.ping()
-                self.subscriptions.unconfirm()
-                self._live = True  # from here a subscribe() meanwhile goes to its shard at once
-                for wire in list(self.subscriptions.wanted):
-                    if not any(wire in shard.wires for shard in self.shards.values()):
+                homeless = [wire for wire in self.subscriptions.wanted if wire not in self.placed]
+                self.subscriptions.unconfirm(homeless)
+                self._ready = True  # from here a subscribe() meanwhile goes to its shard at once
+                for wire in homeless:
+                    if wire in self.subscriptions.wanted and wire not in self.placed:
                         self._subscribe_on_owner(wire)
                 self.connected, self.down, delay = True, False, RECONNECT_MIN
-                self._reconnected()
-                raise self._failure.get()
-            except UNREACHABLE + (ShardMoved,) as exc:
+                self._reconnected(homeless)
+            except UNREACHABLE as exc:
                 if self.connected or not self._ever_connected:
-                    log.warning("Redis Cluster PubSub connection lost (%s); retrying with backoff", exc)
-                self._disconnected()
-            finally:
-                self._readers.kill()
-                for shard in self.shards.values():
-                    shard.close()
-                self.shards = {}
-            gevent.sleep(delay * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, RECONNECT_MAX)
+                    log.warning("Redis Cluster unavailable (%s); retrying with backoff", exc)
+                self.connected, self.down = False, not self.shards
+                gevent.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            self._trouble.wait()
+            if self._unexpected is not None:
+                raise self._unexpected
+            gevent.sleep(RECONNECT_MIN)  # a burst of moved slots is repaired in one pass
 
-    def _reconnected(self):
-        if self._ever_connected:
+    def _reconnected(self, homeless):
+        if self._ever_connected and homeless:
             self.reconnects += 1
-            log.warning("reconnected to Redis Cluster; resubscribed %d channels on %d shards",
-                        len(self.subscriptions.wanted), len(self.shards))
+            channels = {self.subscriptions.wanted[wire] for wire in homeless if wire in self.subscriptions.wanted}
+            log.warning("reconnected to Redis Cluster; resubscribed %d channels (%d shards)",
+                        len(homeless), len(self.shards))
             if self.on_reconnect:
-                self.on_reconnect()
+                self.on_reconnect(channels)
         self._ever_connected = True
 
     def describe(self):

@@ -51,22 +51,27 @@ class Subscriptions:
             log.warning("Redis did not confirm the subscription to %s in %s s", wire, SUBSCRIBE_TIMEOUT)
 
     def unconfirm(self, wires=None):
-        """A new connection: nothing on it is confirmed yet, nor being unsubscribed."""
-        self.leaving.clear()
-        for wire in self.wanted if wires is None else wires:
+        """A new connection for `wires` (default: all): nothing on it is confirmed yet, nor being
+        unsubscribed."""
+        for wire in list(self.wanted) if wires is None else wires:
+            self.leaving.pop(wire, None)
             event = self.confirmed.get(wire)
             if event is not None:
                 event.clear()
 
-    def release(self):
-        """The connection is lost: waiting subscribers go on, degraded."""
-        self.leaving.clear()
-        for event in self.confirmed.values():
-            event.set()
+    def release(self, wires=None):
+        """The connection of `wires` (default: all) is lost: their waiting subscribers go on, degraded."""
+        for wire in list(self.confirmed) if wires is None else wires:
+            self.leaving.pop(wire, None)
+            event = self.confirmed.get(wire)
+            if event is not None:
+                event.set()
 
 
-def read_forever(pubsub, subscriptions, on_message, sharded=False):
-    """Deliver what arrives on `pubsub` until its connection fails (the exception propagates)."""
+def read_forever(pubsub, subscriptions, on_message, sharded=False, on_moved=None):
+    """Deliver what arrives on `pubsub` until its connection fails (the exception propagates).
+    A subscription Redis ended that we still want (its slot moved) goes to `on_moved(wire)`, or
+    raises ShardMoved without one."""
     message_type, subscribe_type, unsubscribe_type = (
         ("smessage", "ssubscribe", "sunsubscribe") if sharded else ("message", "subscribe", "unsubscribe"))
     while True:
@@ -94,4 +99,6 @@ def read_forever(pubsub, subscriptions, on_message, sharded=False):
                 if not subscriptions.leaving[wire]:
                     del subscriptions.leaving[wire]
             elif wire in subscriptions.wanted:
-                raise ShardMoved(f"Redis ended the subscription to {wire} (its slot moved)")
+                if on_moved is None:
+                    raise ShardMoved(f"Redis ended the subscription to {wire} (its slot moved)")
+                on_moved(wire)
