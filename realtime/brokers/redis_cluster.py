@@ -140,6 +140,11 @@ class ClusterBroker(Broker):
         except UNREACHABLE as exc:
             self._shard_lost(shard, exc)
             raise
+        if wire not in self.subscriptions.wanted:  # its last member left while Redis answered
+            with shard.lock:
+                self.subscriptions.unsubscribing(wire)
+                shard.pubsub.sunsubscribe(wire)
+            return
         shard.wires.add(wire)
         self.placed[wire] = shard
         if not shard.reading:  # its connection is open now
