@@ -140,6 +140,9 @@ class ClusterBroker(Broker):
         except UNREACHABLE as exc:
             self._shard_lost(shard, exc)
             raise
+        if not shard.reading:  # its connection is open now
+            shard.reading = True
+            self._readers.spawn(self._read, shard)
         if wire not in self.subscriptions.wanted:  # its last member left while Redis answered
             with shard.lock:
                 self.subscriptions.unsubscribing(wire)
@@ -147,9 +150,6 @@ class ClusterBroker(Broker):
             return
         shard.wires.add(wire)
         self.placed[wire] = shard
-        if not shard.reading:  # its connection is open now
-            shard.reading = True
-            self._readers.spawn(self._read, shard)
 
     def _read(self, shard):
         try:
