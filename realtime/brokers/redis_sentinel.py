@@ -8,7 +8,7 @@ degraded, and once back the hub resyncs as after any reconnect.
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
 from .redis_server import RedisBroker, client_name
 from .urls import parse_sentinel_url
@@ -24,6 +24,7 @@ class SentinelBroker(RedisBroker):
 
     def make_clients(self):
         sentinels, self.service, options = parse_sentinel_url(self.url)
+        self.sentinel_addresses = sentinels
         # Asking a sentinel: quick timeouts, so a dead sentinel costs little before the next is asked.
         self.sentinel = Sentinel(sentinels, socket_timeout=1, socket_connect_timeout=1,
                                  sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1})
@@ -35,6 +36,12 @@ class SentinelBroker(RedisBroker):
             self.service, socket_timeout=None, socket_connect_timeout=2, client_name=f"{client_name()}-sub",
             retry=Retry(NoBackoff(), 0), **options)
         return publisher, listener
+
+    def explain(self, exc):
+        if isinstance(exc, MasterNotFoundError):  # its text is the repr of a whole connection pool
+            hosts = ", ".join(f"{host}:{port}" for host, port in self.sentinel_addresses)
+            return f"no sentinel ({hosts}) names a reachable primary for {self.service!r}"
+        return str(exc)
 
     def describe_target(self):
         return f"the Redis primary of {self.service!r} (Sentinel)"

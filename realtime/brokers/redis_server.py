@@ -99,7 +99,7 @@ class RedisBroker(Broker):
             with publish_seconds.time():
                 self.client.publish(self.names.channel(channel), message)
         except UNREACHABLE as exc:
-            raise BrokerUnavailable(f"{self.describe_target()} is unavailable: {exc}") from exc
+            raise BrokerUnavailable(f"{self.describe_target()} is unavailable: {self.explain(exc)}") from exc
 
     def presence_store(self, ttl):
         from ..presence import RedisStore
@@ -133,7 +133,7 @@ class RedisBroker(Broker):
                 read_forever(pubsub, self.subscriptions, self.on_message)
             except UNREACHABLE as exc:
                 if self.connected or not self._ever_connected:
-                    log.warning("Redis PubSub connection lost (%s); retrying with backoff", exc)
+                    log.warning("Redis PubSub connection lost (%s); retrying with backoff", self.explain(exc))
                 self._disconnected()
             finally:
                 try:
@@ -150,6 +150,10 @@ class RedisBroker(Broker):
             if self.on_reconnect:
                 self.on_reconnect()
         self._ever_connected = True
+
+    def explain(self, exc):
+        """What went wrong, in one short line."""
+        return str(exc)
 
     def describe_target(self):
         return f"Redis at {self.url}"
