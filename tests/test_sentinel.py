@@ -56,6 +56,7 @@ class SentinelFailoverTests(LiveWebSocketTestCase):
         for worker in self.workers:
             status, health = self.health(worker)
             self.assertEqual((status, health["broker"], health["broker_connected"]), (200, "redis-sentinel", True))
+            self.assertEqual(health["broker_primary"], f"127.0.0.1:{self.topology.primary.port}")
         self.assertEqual(self.topology.primary_port(), self.topology.primary.port)
 
         self.topology.primary.kill()
@@ -68,6 +69,8 @@ class SentinelFailoverTests(LiveWebSocketTestCase):
         for worker in self.workers:
             wait_until(lambda: self.health(worker)[0] == 200, timeout=20, message="the worker to find the new primary")
         self.assertEqual(self.topology.primary_port(), self.topology.replica.port)  # Sentinel promoted it
+        for worker in self.workers:  # and each worker listens there now
+            self.assertEqual(self.health(worker)[1]["broker_primary"], f"127.0.0.1:{self.topology.replica.port}")
         # Both were caught up on their open sockets (the missed message, from the database) and
         # live chat goes on in both directions.
         ann.send_json("message", {"text": "after, from ann"})

@@ -37,6 +37,11 @@ class SentinelBroker(RedisBroker):
             retry=Retry(NoBackoff(), 0), **options)
         return publisher, listener
 
+    def health(self):
+        """With the primary the listener is on (the sentinels' answer when it last connected)."""
+        address = self.listen_client.connection_pool.master_address
+        return {**super().health(), "broker_primary": f"{address[0]}:{address[1]}" if address else None}
+
     def explain(self, exc):
         if isinstance(exc, MasterNotFoundError):  # its text is the repr of a whole connection pool
             hosts = ", ".join(f"{host}:{port}" for host, port in self.sentinel_addresses)
