@@ -106,7 +106,8 @@ return reply
 
 # Apply one worker's coalesced changes and announce them: touch the joins, remove the leavers,
 # then (when there is something to announce) number the diff and publish it with the live count.
-# ARGV: ttl, channel, head, tail, number of touched ids n, then n id/info pairs, then removed ids.
+# ARGV: ttl, channel (its name on the wire), head, tail, number of touched ids n, then n id/info pairs,
+# then removed ids. PUBLISH becomes SPUBLISH with Redis Cluster (RedisStore).
 FLUSH = TOUCH_FUNCTION + """
 local PUBLISH = '{publish}'
 local n = tonumber(ARGV[5])
