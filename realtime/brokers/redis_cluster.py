@@ -85,9 +85,7 @@ class ClusterBroker(Broker):
         super().__init__(names)
         self.url = url
         self.nodes, self.options = parse_cluster_url(url)
-        self.client = LazyCluster(lambda: RedisCluster(
-            startup_nodes=self.nodes, socket_timeout=5, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1),
-            client_name=f"{client_name()}-pub", **self.options))
+        self.client = LazyCluster(self._make_client)
         self.subscriptions = Subscriptions()
         self.shards = {}  # node name -> Shard: the live connections
         self.placed = {}  # wire -> the Shard it is subscribed on; a wanted wire missing here needs placing
@@ -98,6 +96,19 @@ class ClusterBroker(Broker):
         self._unexpected = None  # an exception a delivery raised: the listener fails with it
         self._readers = gevent.pool.Group()  # one per shard, children of the listener
         self._loop = None
+
+    def _make_client(self):
+        """Publishing and presence: per shard, as with one server, a few connections at most that a
+        burst waits its turn for (BlockingConnectionPool, which redis-py gives each node only when
+        the cluster is named by a URL: the first node's, the others as further startup nodes)."""
+        options = dict(self.options)
+        scheme = "rediss" if options.pop("ssl", False) else "redis"
+        first, *others = self.nodes
+        return RedisCluster(
+            url=f"{scheme}://{first.host}:{first.port}", startup_nodes=others,
+            connection_pool_class=redis.BlockingConnectionPool, max_connections=4, timeout=None,
+            socket_timeout=5, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1),
+            client_name=f"{client_name()}-pub", **options)
 
     def start(self, on_message, on_reconnect=None):
         self.on_message, self.on_reconnect = on_message, on_reconnect
