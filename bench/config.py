@@ -9,6 +9,8 @@ SERVERS = {
 CHANNELS = ("channels-core", "channels-pubsub")
 
 ROOM = "bench"  # every fan-out scenario uses one chat room: /chat/bench/
+# ... but the sharding scenario (bench/sharding.py), which spreads its traffic over many rooms.
+SHARDING_ROOMS = [f"shard-{i}" for i in range(48)]
 
 FULL = {
     "servers": ["ours", "bare", "channels-core", "channels-pubsub"],
@@ -24,6 +26,9 @@ FULL = {
     "crowd-1": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 15},
     "crowd-2": {"subscribers": 3000, "concurrency": 200, "rate": 20, "seconds": 15},
     "crowd-3": {"subscribers": 10000, "concurrency": 200, "rate": 20, "seconds": 15},
+    # `rooms` rooms of `subscribers` members each over two workers, `rate` messages/s in all spread
+    # over the rooms: through one Redis, then through a Redis Cluster of 3 shards.
+    "sharding": {"rooms": 48, "subscribers": 20, "rate": 100, "seconds": 10},
     # A delivery later than this after its publish counts as lost (and ends the drain).
     "late_after": 30.0,
     # The whole run stops starting new scenarios after this many seconds.
@@ -44,6 +49,7 @@ QUICK = {
     "crowd-1": {"subscribers": 300, "concurrency": 200, "rate": 20, "seconds": 3},
     "crowd-2": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "crowd-3": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
+    "sharding": {"rooms": 24, "subscribers": 10, "rate": 60, "seconds": 3},
     "late_after": 5.0,
     "budget": 8 * 60,
 }
@@ -61,6 +67,7 @@ SCENARIO_SERVERS = {
     "crowd-1": "all",
     "crowd-2": "all",
     "crowd-3": ["ours", "bare"],
+    "sharding": ["ours"],
 }
 
 # The load generator is "saturated" above this share of its core: its numbers are flagged.

@@ -125,6 +125,32 @@ def ours_table(document):
     return "\n".join(lines)
 
 
+def sharding_table(document):
+    """One Redis beside a 3-shard cluster (bench/sharding.py): one row each."""
+    r = record(document, "sharding", "ours")
+    if not r:
+        return ""
+    cfg = r["config"]
+    head = (f"Many rooms ({cfg['rooms']} rooms × {cfg['subscribers']} members over two workers, {cfg['rate']} messages/s "
+            "in all), through one Redis and through a Redis Cluster of 3 shards (`bench/sharding.py`):\n\n")
+    lines = ["| broker | deliveries/s | p50 / p99 | Redis CPU per delivery | primaries' CPU per publish "
+             "| replicas' | share of publishes per shard |", "|---|---:|---|---:|---:|---:|---|"]
+    if r.get("status") != "ok":
+        return head + "\n".join(lines + [f"| sharding | {failed(r)} | | | | | |"])
+    for label, key in (("one Redis", "one_redis"), ("Cluster, 3 shards", "cluster")):
+        x = r[key]
+        shares = ", ".join(f"{share:.0%}" for share in x["publish_share_per_shard"].values())
+        lines.append(f"| {label} | {x['deliveries_per_s']:,.0f} | {fmt_ms(x['p50_ms'])} / {fmt_ms(x['p99_ms'])}, "
+                     f"{fmt_loss(x)} | {x['redis_cpu_us_per_delivery']:.1f} µs | {x['primaries_cpu_us_per_publish']:.0f} µs "
+                     f"| {x['replicas_cpu_us_per_publish']:.0f} µs | {shares} |")
+    return head + "\n".join(lines)
+
+
+def sharding_section(document):
+    table = sharding_table(document)
+    return f"\n{table}\n" if table else ""
+
+
 def flood_table(document):
     """One row per server and kind of flood: the bystander's echo p99 calm and during the flood."""
     lines = ["| server | flood | bystander echo p50 / p99 / worst, calm | during the flood | the flooder |",
@@ -205,7 +231,7 @@ def results_markdown(document, checks, plot_paths, relative_to):
 One client floods (`bench/flood.py`): a bystander echoes every 20 ms on the same server.
 
 {flood_table(document)}
-
+{sharding_section(document)}
 p50/p99 count every expected delivery; one not delivered within {late:g} s of its publish is lost
 and counts as infinitely late, so a run that lost more than 1 % shows p99 ∞. {WARN.strip()} marks a
 number measured while the load generator used ≥ {LOADGEN_SATURATED:.0%} of its core.
@@ -240,6 +266,7 @@ def docs_page(document, results_path, checks, plot_paths):
     # The scenario sizes quoted below are those of a full run.
     e, el, f1, f2, idle, slow, k, c1, c2, c3 = (FULL[name] for name in (
         "echo", "echo-large", "fanout-1", "fanout-2", "idle", "slow-consumer", "scaling", "crowd-1", "crowd-2", "crowd-3"))
+    sh = FULL["sharding"]
     late, quick_late, warm, publishers = FULL["late_after"], QUICK["late_after"], WARM_UP_PROBES, PUBLISHERS
     source = results_path.relative_to(ROOT) if results_path.is_relative_to(ROOT) else results_path
     return f"""# Performance
@@ -306,6 +333,7 @@ The benchmark is not part of `make test` or CI.
 | idle | {idle['connections']:,} silent `/echo/` connections after a warm-up | server RSS growth per connection (all server processes, not Redis) |
 | slow consumer (ours) | the {slow['subscribers']:,}-subscriber fan-out at {slow['rate']}/s run twice on one room for {slow['seconds']} s each: as is, then with one more member that never reads (its receive buffer shrunk to 4 KiB) | whether one stuck client slows the others; whether the server closes it (1013) |
 | crowd | {c1['subscribers']:,}, {c2['subscribers']:,} and {c3['subscribers']:,} members join one chat room as fast as the load generator connects ({c1['concurrency']} handshakes at once; 10,000 against ours and bare only); the moment the last has its `welcome`, one probe; the moment every member has it, {c1['rate']} probes/s for {c1['seconds']} s | joins/s, the time until one message reached every member, then fan-out p50/p99 and loss right after a crowd filled the room |
+| sharding (ours) | {sh['rooms']} chat rooms of {sh['subscribers']} members spread over two workers, {sh['rate']} messages/s in all spread over the rooms for {sh['seconds']} s: through one Redis, then through a Redis Cluster of three primaries with a replica each (sharded PubSub) | Redis CPU per delivery (its own `INFO`, less what it spends at rest) and the share of publishes each shard took: what decides when one Redis is the limit, measured without the cores to reach it (see Findings, Past one Redis) |
 | scaling (ours) | closed-loop fan-out ({k['in_flight']} probes in flight; the next is published when every subscriber has one) to {k['subscribers']:,} subscribers on one worker, then split evenly over two workers (two gunicorn instances) sharing one Redis | fan-out deliveries/s the server side sustains, and how it grows with a second worker |
 
 No scenario waits for setup traffic to settle: each measures from the moment every member has
@@ -332,7 +360,7 @@ def publish(results_path, docs=False, out=sys.stdout):
     stem.with_suffix(".md").write_text(f"# Benchmark results\n\n{markdown}")
     if docs:
         DOCS.write_text(docs_page(document, results_path, checks, plot_paths))
-    print(f"\n{main_table(document)}\n\n{ours_table(document)}\n", file=out)
+    print(f"\n{main_table(document)}\n\n{ours_table(document)}\n\n{sharding_table(document)}\n", file=out)
     print(f"tables: {stem.with_suffix('.md')}; plots: {', '.join(p.name for p in plot_paths)}"
           + (f"; docs: {DOCS.relative_to(ROOT)}" if docs else ""), file=out)
     print("\nTargets (ratios measured in this run):", file=out)

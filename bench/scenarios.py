@@ -365,3 +365,12 @@ SCENARIOS = {
     "crowd-2": crowd,
     "crowd-3": crowd,
 }
+
+
+def _sharding(ctx, kind, cfg):  # bench/sharding.py imports this module: imported at call time
+    from .sharding import sharding
+
+    return sharding(ctx, kind, cfg)
+
+
+SCENARIOS["sharding"] = _sharding

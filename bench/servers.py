@@ -17,7 +17,7 @@ import psutil
 
 from realtime.testing import RedisServer, ServerProcess, WebSocketWorker
 
-from .config import ROOM
+from .config import ROOM, SHARDING_ROOMS
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -139,7 +139,8 @@ def migrate_templates(run_dir, channels_too=True):
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     # Anonymous clients join only rooms that exist: the benchmark's room is opened beforehand.
     subprocess.run([sys.executable, "manage.py", "shell", "-v0", "-c",
-                    f"from chat.models import Room; Room.objects.get_or_create(name={ROOM!r})"], cwd=ROOT, check=True,
+                    f"from chat.models import Room\nfor name in {[ROOM, *SHARDING_ROOMS]!r}: "
+                    "Room.objects.get_or_create(name=name)"], cwd=ROOT, check=True,
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     if channels_too:
         subprocess.run([str(CHANNELS_PYTHON), "-m", "django", "migrate", "-v0", "--settings", "channels_app.settings"],
@@ -148,17 +149,25 @@ def migrate_templates(run_dir, channels_too=True):
 
 
 class Stack:
-    """Redis and `len(cpu_sets)` server processes of one kind (one per CPU set), started together."""
+    """Redis (one server, or with broker="cluster" a Redis Cluster of three primaries with a
+    replica each) and `len(cpu_sets)` server processes of one kind (one per CPU set), started together."""
 
-    def __init__(self, kind, cpu_sets, run_dir, templates, default_limits=False):
+    def __init__(self, kind, cpu_sets, run_dir, templates, default_limits=False, broker="redis"):
         self.kind, self.cpu_sets, self.run_dir, self.templates = kind, cpu_sets, Path(run_dir), templates
-        self.default_limits = default_limits
-        self.redis = None
+        self.default_limits, self.broker = default_limits, broker
+        self.redis = self.cluster = None
         self.servers = []
 
     def start(self):
         # Redis belongs to the server side: it shares the first server CPU set.
-        self.redis = BenchRedis(self.cpu_sets[0], self.run_dir).start()
+        if self.broker == "cluster":
+            from tests.redis_topologies import ClusterTopology
+
+            self.cluster = ClusterTopology().start()
+            for node in self.cluster.nodes:
+                psutil.Process(node.process.pid).cpu_affinity(list(self.cpu_sets[0]) or None)
+        else:
+            self.redis = BenchRedis(self.cpu_sets[0], self.run_dir).start()
         try:
             for index, cpus in enumerate(self.cpu_sets):
                 self.servers.append(self.make_server(index, cpus).start())
@@ -167,18 +176,45 @@ class Stack:
             raise
         return self
 
+    @property
+    def redis_url(self):
+        return self.cluster.url if self.cluster else self.redis.url
+
+    def redis_nodes(self):
+        """The redis-server processes: the one server, or every node of the cluster."""
+        return self.cluster.nodes if self.cluster else [self.redis]
+
+    def redis_counters(self):
+        """{redis port: (role, CPU seconds, PUBLISH + SPUBLISH calls, all commands' calls)} from each
+        node's own INFO (getrusage: finer than the process's clock ticks)."""
+        import redis
+
+        counters = {}
+        for node in self.redis_nodes():
+            client = redis.Redis(port=node.port)
+            try:
+                info = client.info("everything")
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+            calls = sum(info.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("publish", "spublish"))
+            every = {key[8:]: value["calls"] for key, value in info.items() if key.startswith("cmdstat_")}
+            counters[node.port] = (info["role"], info["used_cpu_sys"] + info["used_cpu_user"], calls, every)
+        return counters
+
     def make_server(self, index, cpus):
         if self.kind == "ours":
             database = self.fresh_database("ours", index)
-            return OurWorker(self.redis.url, f"sqlite:///{database}", cpus, self.run_dir, self.default_limits)
+            return OurWorker(self.redis_url, f"sqlite:///{database}", cpus, self.run_dir, self.default_limits)
         if self.kind == "bare":
-            return BareWorker(self.redis.url, cpus, self.run_dir)
+            return BareWorker(self.redis_url, cpus, self.run_dir)
         layer = self.kind.removeprefix("channels-")
-        return ChannelsServer(layer, self.redis.url, self.fresh_database("channels", index), cpus, self.run_dir)
+        return ChannelsServer(layer, self.redis_url, self.fresh_database("channels", index), cpus, self.run_dir)
 
     def fresh_database(self, which, index):
         # Servers in one stack share one database, as workers of one deployment do.
-        path = self.run_dir / f"{which}-{self.kind}-{self.redis.port}.sqlite3"
+        path = self.run_dir / f"{which}-{self.kind}-{self.redis_nodes()[0].port}.sqlite3"
         if index == 0:
             shutil.copy(self.templates[which], path)
         return path
@@ -203,8 +239,13 @@ class Stack:
     def cpu_seconds(self):
         return sum(_safe(lambda p: sum(p.cpu_times()[:2]), process) for process in self.processes())
 
-    def redis_cpu_seconds(self):
-        return _safe(lambda p: sum(p.cpu_times()[:2]), psutil.Process(self.redis.process.pid)) if self.redis else 0
+    def redis_cpu_seconds(self, nodes=None):
+        """CPU seconds of the redis-server processes (`nodes`: ports, default all)."""
+        total = 0
+        for node in self.redis_nodes():
+            if node.process is not None and (nodes is None or node.port in nodes):
+                total += _safe(lambda p: sum(p.cpu_times()[:2]), node.process.pid)
+        return total
 
     def alive(self):
         return all(server.process.poll() is None for server in self.servers)
@@ -217,12 +258,14 @@ class Stack:
             server.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
         if self.redis is not None:
             self.redis.stop(signal.SIGTERM, timeout=STOP_TIMEOUT)
+        if self.cluster is not None:
+            self.cluster.stop()
         for path in self.run_dir.glob(f"*-{self.kind}-*.sqlite3*"):
             path.unlink(missing_ok=True)
 
 
 def _safe(measure, process):
     try:
-        return measure(process)
+        return measure(psutil.Process(process) if isinstance(process, int) else process)
     except psutil.Error:
         return 0

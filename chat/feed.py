@@ -71,4 +71,4 @@ class RoomFeed(ChannelWatcher):
 
     def deliver(self, text):
         """To every member in this process, as if it came from the broker."""
-        get_hub().dispatch(self.channel, text.encode())
+        get_hub().deliver_here(self.channel, text.encode())

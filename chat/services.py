@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from realtime.broker import BrokerUnavailable, publish
+from realtime.brokers import BrokerUnavailable, publish
 from realtime.db import run_read
 from realtime.envelope import envelope
 from realtime.hub import text_frame

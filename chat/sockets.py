@@ -16,7 +16,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden, HttpResponseNotFound
 
-from realtime.broker import BrokerUnavailable
+from realtime.brokers import BrokerUnavailable
 from realtime.db import read_user
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events

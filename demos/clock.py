@@ -33,7 +33,7 @@ class Ticker:
         self.count += 1
         utc = iso_utc(timezone.now())
         self.latest = envelope("time", {"tick": self.count, "utc": utc, "interval": self.interval})
-        get_hub().dispatch(CHANNEL, self.latest.encode())
+        get_hub().deliver_here(CHANNEL, self.latest.encode())
 
     def _run(self):
         while True:

@@ -10,7 +10,7 @@ import logging
 import gevent
 from django.db import connection
 
-from realtime.broker import get_broker
+from realtime.brokers import get_broker
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
 from realtime.hub import get_hub
@@ -24,7 +24,7 @@ log = logging.getLogger("jobs")
 
 @websocket
 def job_feed(request, ws):
-    if get_broker().kind == "in-process":
+    if not get_broker().reaches_other_processes:
         watch_database()  # jobs run in the task worker's process: without Redis they cannot reach us
     with get_hub().subscribe(CHANNEL, ws) as subscription:
         # What was published while the broker was away is lost: send the stored states again.
@@ -59,7 +59,7 @@ class Replay:
             try:
                 hub = get_hub()
                 for job in Job.objects.recent():
-                    hub.dispatch(CHANNEL, envelope("job", job.as_event_data()).encode())
+                    hub.deliver_here(CHANNEL, envelope("job", job.as_event_data()).encode())
             except Exception:
                 log.exception("jobs feed: could not replay the recent jobs after a broker reconnect")
             finally:

@@ -32,12 +32,12 @@ def poll_forever():
     while True:
         gevent.sleep(JOB_POLL_SECONDS)
         hub = get_hub()
-        if CHANNEL not in hub.groups:
+        if not hub.has_members(CHANNEL):
             continue  # nobody watches: no queries
         try:
             for job in Job.objects.recent():
                 if versions.get(job.id) != job.version:
                     versions[job.id] = job.version
-                    hub.dispatch(CHANNEL, envelope("job", job.as_event_data()).encode())
+                    hub.deliver_here(CHANNEL, envelope("job", job.as_event_data()).encode())
         finally:
             connection.close()  # not kept between polls, nor after a failed one

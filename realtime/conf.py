@@ -28,7 +28,17 @@ SETTINGS = (
             "on port 8001, or a full `ws(s)://host` URL. Sockets on another port or host are another origin: "
             "outside `DEBUG` list the pages' origin in `CSRF_TRUSTED_ORIGINS`."),
     Setting("REDIS_URL", "", "empty",
-            "`redis://host:6379/0`; empty means the in-process broker (one worker process only)."),
+            "the broker (`realtime/brokers/`): empty means in-process (one worker process only); "
+            "`redis://[:password@]host:6379/0` or `rediss://...` (TLS) one Redis server; the Sentinel and "
+            "Cluster forms are below the table."),
+    Setting("REALTIME_KEY_PREFIX", "", "empty",
+            "put before every Redis channel and key this project uses (`prod:` gives `prod:chat:lobby`, "
+            "`prod:presence:chat:lobby`, ...): two sites that share one Redis server must set different ones, or "
+            "each hears the other's messages and sees its members (PubSub ignores the database number). Empty by "
+            "default because a prefix splits the workers that do not share it: the workers of a deployment that "
+            "sets one during a rolling update would not hear the old ones until all run with it, and deriving one "
+            "from the project would give staging and production of the same project the same prefix anyway, "
+            "which is the case that needs two. `tests/test_key_prefix.py` runs two sites on one Redis."),
     Setting("WEBSOCKET_WORKER_APP", "realtime.wsgi:application", "`realtime.wsgi:application`",
             "the WSGI application of the websocket worker, as gunicorn names it: the worker `realtime.testing` "
             "starts for live tests (docs/testing.md)."),

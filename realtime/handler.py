@@ -8,7 +8,6 @@ connection that closes at once.
 """
 
 import functools
-import json
 import math
 import random
 import re
@@ -24,13 +23,11 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
-from . import conf, metrics
-from .broker import get_broker
+from . import conf, metrics, status
 from .envelope import rate_limited_notice
 from .http_headers import read_headers
 from .transport import Connection, Limits
 from .registry import registry
-from .supervisor import supervisor
 
 SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7, 8) are not served
 
@@ -161,7 +158,7 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         self.close_connection = True
         path = self.environ.get("PATH_INFO")
         if not self.is_upgrade_request():
-            if path in ("/healthz", "/metrics"):
+            if path in status.PATHS:
                 return self.send_worker_status(path)
             # Plain HTTP: Django answers (426 on a WebSocket route, 404 elsewhere).
             return WSGIHandler.run_application(self)
@@ -222,30 +219,19 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         self.send_switching_protocols()
 
     def send_worker_status(self, path):
-        """/healthz (JSON; 503 when the broker is down or a background loop is not running) and
-        /metrics (Prometheus text)."""
-        if path == "/metrics":
-            body = metrics.render()
-            WSGIHandler.start_response(self, "200 OK", [
-                ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"), ("Content-Length", str(len(body)))])
-            return self.write(body)
-        broker = get_broker()
-        healthy = broker.connected and supervisor.healthy
-        health = {"status": "ok" if healthy else "degraded", "broker": broker.kind,
-                  "broker_connected": broker.connected, "connections": len(registry), "loops": supervisor.report()}
-        body = json.dumps(health).encode()
-        WSGIHandler.start_response(self, "200 OK" if healthy else "503 Service Unavailable", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        """/healthz and /metrics (realtime/status.py)."""
+        status_line, headers, body = status.page(path)
+        WSGIHandler.start_response(self, status_line, headers)
         self.write(body)
 
     def is_upgrade_request(self):
         return (self.environ.get("REQUEST_METHOD") == "GET"
                 and self.environ.get("HTTP_UPGRADE", "").lower() == "websocket")
 
-    def send_plain_response(self, status, body, headers):
+    def send_plain_response(self, status_line, body, headers):
         body = body.encode()
         self.close_connection = True
-        WSGIHandler.start_response(self, status, headers + [
+        WSGIHandler.start_response(self, status_line, headers + [
             ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))])
         self.write(body)
 

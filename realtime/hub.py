@@ -6,14 +6,16 @@ local member's outbound queue (`Connection.send_frame`), which never waits: a sl
 closed by its own queue limit and stalls nobody else.
 
 Channels named `local:...` never reach the broker: they serve what one process produces for
-its own sockets (the clock ticker), fed by `hub.dispatch(channel, payload)`.
+its own sockets (the clock ticker), fed by `hub.deliver_here(channel, payload)`.
+
+The worker starts the broker with this hub's `dispatch` and `resync_all` (realtime/worker.py).
 """
 
 import logging
 
 from websockets.frames import Frame, Opcode
 
-from .broker import get_broker
+from .brokers import get_broker
 from .transport.codes import TRY_AGAIN_LATER
 
 log = logging.getLogger("realtime.hub")
@@ -89,7 +91,6 @@ class Hub:
         self.broker = broker
         self.groups = {}
         self.watchers = {}  # channel -> the application's ChannelWatcher, while the channel has members
-        broker.start(self.dispatch, self.resync_all)
 
     def watcher(self, channel, create):
         """The channel's watcher (see ChannelWatcher), made by `create()` if it has none yet.
@@ -121,7 +122,17 @@ class Hub:
             if not is_local(subscription.channel):
                 self.broker.unsubscribe(subscription.channel)
 
+    def has_members(self, channel):
+        """Whether any socket of this process is subscribed to `channel`."""
+        return channel in self.groups
+
+    def deliver_here(self, channel, payload):
+        """Hand `payload` (bytes) to this process's members of `channel` only, as if the broker had
+        brought it: a local channel's feed, or a catch-up read from the database."""
+        self.dispatch(channel, payload)
+
     def dispatch(self, channel, payload):
+        """The broker's callback: a message on `channel` for this process's members."""
         members = self.groups.get(channel)
         if not members:
             return
@@ -132,22 +143,25 @@ class Hub:
         for subscription in list(members):
             subscription.deliver(frame, payload)
 
-    def resync_all(self):
+    def resync_all(self, channels=None):
         """The broker reconnected: what was published meanwhile never reached this process. Each
-        channel's watcher catches its members up (once per channel, not per member)."""
-        for watcher in list(self.watchers.values()):
-            watcher.reconnected()
-        for members in list(self.groups.values()):
-            for subscription in list(members):
-                if subscription.on_resync is not None:
-                    subscription.on_resync()
+        channel's watcher catches its members up (once per channel, not per member). `channels`:
+        only those were cut off (one Redis Cluster shard); None: all."""
+        for channel, watcher in list(self.watchers.items()):
+            if channels is None or channel in channels:
+                watcher.reconnected()
+        for channel, members in list(self.groups.items()):
+            if channels is None or channel in channels:
+                for subscription in list(members):
+                    if subscription.on_resync is not None:
+                        subscription.on_resync()
 
 
 _hub = None
 
 
 def get_hub():
-    """This worker process's hub (the worker creates it at boot; other processes on first use)."""
+    """This worker process's hub (the worker creates it at boot and starts the broker with it)."""
     global _hub
     if _hub is None:
         _hub = Hub(get_broker())

@@ -32,11 +32,11 @@ import time
 from dataclasses import dataclass, field
 
 import gevent
-import redis
 from django.core.exceptions import ImproperlyConfigured
 
 from . import conf
-from .broker import get_broker
+from .brokers import get_broker
+from .brokers.base import UNREACHABLE, Names
 from .envelope import envelope
 from .presence_diff import PendingDiff, diff_event
 from .shared_reads import SharedReads
@@ -107,8 +107,10 @@ return reply
 
 # Apply one worker's coalesced changes and announce them: touch the joins, remove the leavers,
 # then (when there is something to announce) number the diff and publish it with the live count.
-# ARGV: ttl, channel, head, tail, number of touched ids n, then n id/info pairs, then removed ids.
+# ARGV: ttl, channel (its name on the wire), head, tail, number of touched ids n, then n id/info pairs,
+# then removed ids. PUBLISH becomes SPUBLISH with Redis Cluster (RedisStore).
 FLUSH = TOUCH_FUNCTION + """
+local PUBLISH = '{publish}'
 local n = tonumber(ARGV[5])
 touch(tonumber(ARGV[1]), ARGV, 6, 5 + 2 * n)
 for i = 6 + 2 * n, #ARGV do
@@ -124,7 +126,7 @@ local seq = string.format('%d', math.max(tonumber(t[1]) * 1e6 + tonumber(t[2]),
                                          tonumber(redis.call('GET', KEYS[4]) or '0') + 1))
 redis.call('SET', KEYS[4], seq, 'PX', math.ceil(tonumber(ARGV[1]) * 1000))
 local count = redis.call('ZCOUNT', KEYS[2], '(' .. now(), '+inf')
-redis.call('PUBLISH', ARGV[2], ARGV[3] .. seq .. ',"count":' .. count .. ARGV[4])
+redis.call(PUBLISH, ARGV[2], ARGV[3] .. seq .. ',"count":' .. count .. ARGV[4])
 return seq
 """
 
@@ -155,24 +157,26 @@ class Page:
 
 
 class RedisStore:
-    """The shared member lists, in Redis (see the module docstring)."""
+    """The shared member lists, in Redis (see the module docstring). Keys and the diff's channel are
+    named by the broker's `names` (prefix; with Redis Cluster a hash tag, so a group's keys and
+    channel share a shard, and the diff goes out with SPUBLISH: `sharded`)."""
 
     expires = True
 
-    def __init__(self, client, ttl):
-        self.client, self.ttl = client, ttl
+    def __init__(self, client, ttl, names=None, sharded=False):
+        self.client, self.ttl, self.names = client, ttl, names or Names()
+        flush = FLUSH.replace("{publish}", "SPUBLISH" if sharded else "PUBLISH")
         self._touch, self._sweep, self._page, self._flush = (
-            client.register_script(s) for s in (TOUCH, SWEEP, PAGE, FLUSH))
+            client.register_script(s.encode()) for s in (TOUCH, SWEEP, PAGE, flush))
 
-    @staticmethod
-    def keys(group):
-        return [f"presence:{group}", f"presence:{group}:expiry", f"presence:{group}:ids", f"presence:{group}:seq"]
+    def keys(self, group):
+        return [self.names.key("presence", group, suffix) for suffix in ("", ":expiry", ":ids", ":seq")]
 
     def touch(self, group, members):
         self._touch(keys=self.keys(group), args=[self.ttl, *pairs(members)])
 
     def remove(self, group, member_id):
-        self._flush(keys=self.keys(group), args=[self.ttl, group, "", "", 0, member_id])
+        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), "", "", 0, member_id])
 
     def sweep(self, group):
         return self._sweep(keys=self.keys(group))
@@ -184,7 +188,7 @@ class RedisStore:
 
     def flush(self, group, diff, head, tail):
         self._flush(keys=self.keys(group), args=[
-            self.ttl, group, head, tail, len(diff.joins), *pairs(diff.joins), *diff.removed])
+            self.ttl, self.names.channel(group), head, tail, len(diff.joins), *pairs(diff.joins), *diff.removed])
 
 
 class LocalStore:
@@ -328,7 +332,7 @@ class Presence:
         """Presence is best effort: with Redis down, sockets keep working without it (False)."""
         try:
             return operation(*args)
-        except (redis.RedisError, OSError) as exc:
+        except UNREACHABLE as exc:
             log.warning("presence: %s failed: %s", operation.__name__, exc)
             return False
 
@@ -337,7 +341,7 @@ _presence = None
 
 
 def get_presence():
-    """This worker process's presence tracker (Redis when the broker is Redis)."""
+    """This worker process's presence tracker, on the broker's store (Redis when the broker is)."""
     global _presence
     if _presence is None:
         ttl, refresh = conf.get("PRESENCE_TTL"), conf.get("PRESENCE_REFRESH")
@@ -346,9 +350,7 @@ def get_presence():
         window, page_size = conf.get("PRESENCE_DIFF_WINDOW"), int(conf.get("PRESENCE_PAGE_SIZE"))
         if window <= 0 or page_size < 1:
             raise ImproperlyConfigured("PRESENCE_DIFF_WINDOW must be positive and PRESENCE_PAGE_SIZE at least 1.")
-        broker = get_broker()
-        store = RedisStore(broker.client, ttl) if broker.kind == "redis" else LocalStore(broker.publish)
-        _presence = Presence(store, refresh, window, page_size)
+        _presence = Presence(get_broker().presence_store(ttl), refresh, window, page_size)
     return _presence
 
 

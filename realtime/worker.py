@@ -20,16 +20,17 @@ class WebSocketWorker(GeventWebSocketWorker):
     def load_wsgi(self):
         super().load_wsgi()
         from . import metrics
-        from .broker import get_broker
+        from .brokers import get_broker
+        from .hub import get_hub
         from .registry import registry
 
+        broker = get_broker()
         metrics.install(lambda: len(registry), get_broker)
-        self.log.info("websocket worker %s: %s", self.pid, get_broker().describe())
-        # The hub connects to the broker now, not at the first subscriber: /healthz (a load
-        # balancer's readiness check) must not call a worker degraded for having no clients yet.
-        from .hub import get_hub
-
-        get_hub()
+        self.log.info("websocket worker %s: %s", self.pid, broker.describe())
+        # The broker connects now, not at the first subscriber: /healthz (a load balancer's
+        # readiness check) must not call a worker degraded for having no clients yet.
+        hub = get_hub()
+        broker.start(hub.dispatch, hub.resync_all)
 
     def run(self):
         super().run()

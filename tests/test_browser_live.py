@@ -17,7 +17,7 @@ from chat.models import Message, Room
 from chat.services import post_message, room_channel
 from jobs.models import Job
 from jobs.services import report
-from realtime.broker import BrokerUnavailable, publish
+from realtime.brokers import BrokerUnavailable, publish
 from realtime.envelope import envelope
 from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
 from tests.servers import TaskWorker

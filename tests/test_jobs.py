@@ -182,7 +182,7 @@ class JobFeedWithoutRedisTests(LiveJobsTestCase):
     def test_progress_reported_from_another_process_still_reaches_the_watcher(self):
         watcher = self.connect("/jobs/")
         job = Job()
-        with self.assertLogs("realtime.broker", "WARNING"):  # "reaches no socket": true, for this process
+        with self.assertLogs("realtime.brokers", "WARNING"):  # "reaches no socket": true, for this process
             report(job, state=Job.RUNNING, progress=10)
         self.assertEqual(watcher.receive_event("job")["progress"], 10)
         report(job, progress=70)
@@ -190,7 +190,7 @@ class JobFeedWithoutRedisTests(LiveJobsTestCase):
 
     def test_a_job_started_by_post_runs_in_the_task_worker_to_the_end(self):
         watcher = self.connect_after_the_current_states("/jobs/")
-        with self.assertLogs("realtime.broker", "WARNING"):  # the page server's publish: no socket here
+        with self.assertLogs("realtime.brokers", "WARNING"):  # the page server's publish: no socket here
             job = self.start(steps=5)
         last = until(watcher, lambda e: e["id"] == job.id and e["state"] == "done")[-1]
         self.assertEqual(last["progress"], 100)

@@ -10,7 +10,7 @@ from websockets.server import ServerProtocol
 
 from chat.forms import MessageForm, NickForm
 from project.test_runner import error_line
-from realtime.broker import LocalBroker
+from realtime.brokers.local import LocalBroker
 from realtime.envelope import ClientError, envelope, parse_envelope
 from realtime.handler import handshake_request, plainly_valid
 from realtime.http_headers import read_headers
@@ -120,10 +120,17 @@ class RecordingConnection:
         self.closed = True
 
 
+def started_hub(broker):
+    """A hub fed by `broker`, started as the worker starts it."""
+    hub = Hub(broker)
+    broker.start(hub.dispatch, hub.resync_all)
+    return hub
+
+
 class HubTests(SimpleTestCase):
     def test_subscribes_once_per_channel_and_frames_once_for_all(self):
         broker = LocalBroker()
-        hub = Hub(broker)
+        hub = started_hub(broker)
         ann, bob, eve = RecordingConnection(), RecordingConnection(), RecordingConnection()
         subscriptions = [hub.subscribe("room", ann), hub.subscribe("room", bob), hub.subscribe("other", eve)]
         broker.publish("room", "hello")
@@ -136,7 +143,7 @@ class HubTests(SimpleTestCase):
 
     def test_paused_subscription_holds_live_messages_and_skips_what_the_backlog_had(self):
         broker = LocalBroker()
-        hub = Hub(broker)
+        hub = started_hub(broker)
         ann = RecordingConnection()
         subscription = hub.subscribe("room", ann, paused=True)
         broker.publish("room", "1")
@@ -149,7 +156,7 @@ class HubTests(SimpleTestCase):
 
     def test_a_full_hold_closes_its_member_once_however_much_more_comes(self):
         broker = LocalBroker()
-        hub = Hub(broker)
+        hub = started_hub(broker)
         ann = RecordingConnection()
         hub.subscribe("room", ann, paused=True)
         for i in range(100):

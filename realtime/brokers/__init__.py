@@ -1,0 +1,75 @@
+"""Moving messages between processes. `REDIS_URL` chooses the broker (docs/settings.md):
+
+- empty: in-process (local.py), enough for one worker process, and says so at start-up;
+- `redis://host:port/db`, `rediss://...`: one Redis server (redis_server.py);
+- `redis+sentinel://host1:26379,host2:26379/<service>/<db>`: the primary found through Sentinel,
+  found again after a failover (redis_sentinel.py);
+- `redis+cluster://host1:7000,host2:7001/`: Redis Cluster, fan-out on sharded PubSub (redis_cluster.py).
+
+The interface every broker offers is in base.py. REALTIME_KEY_PREFIX is on every channel and key.
+"""
+
+import threading
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+from .. import conf
+from .base import Broker, BrokerUnavailable, Names
+
+__all__ = ["Broker", "BrokerUnavailable", "broker_for", "get_broker", "publish"]
+
+
+def broker_for(url, prefix=""):
+    """The broker that `url` (a REDIS_URL) names, its channels and keys prefixed with `prefix`."""
+    scheme = url.partition("://")[0] if url else ""
+    if not url:
+        from .local import LocalBroker
+
+        return LocalBroker(Names(prefix))
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis_server import RedisBroker
+
+        return RedisBroker(url, Names(prefix))
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        from .redis_sentinel import SentinelBroker
+
+        return SentinelBroker(url, Names(prefix))
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        from .redis_cluster import ClusterBroker
+
+        return ClusterBroker(url, Names(prefix, hash_tag=True))
+    raise ImproperlyConfigured(f"REDIS_URL {url!r}: unknown scheme {scheme!r} (redis://, rediss://, "
+                               "redis+sentinel://, redis+cluster://; see docs/settings.md)")
+
+
+_broker = None
+_lock = threading.Lock()
+
+
+def get_broker():
+    """This process's broker, chosen by settings.REDIS_URL (not started: the worker starts it)."""
+    global _broker
+    with _lock:
+        if _broker is None:
+            _broker = broker_for(conf.get("REDIS_URL"), conf.get("REALTIME_KEY_PREFIX"))
+        return _broker
+
+
+@receiver(setting_changed)
+def forget_broker(setting, **kwargs):
+    """A test that overrides REDIS_URL or the prefix publishes through a broker for the new value."""
+    global _broker
+    if setting in ("REDIS_URL", "REALTIME_KEY_PREFIX"):
+        with _lock:
+            _broker = None
+
+
+def publish(channel, message):
+    """Send a text message to every socket subscribed to `channel`, in every worker.
+
+    Callable from any Django code. Raises BrokerUnavailable when Redis is down.
+    """
+    get_broker().publish(channel, message)

@@ -1,0 +1,62 @@
+"""REDIS_URL and REALTIME_KEY_PREFIX, read without any server: which broker, what names, what errors."""
+
+from django.core.exceptions import ImproperlyConfigured
+from django.test import SimpleTestCase
+from redis.cluster import ClusterNode
+
+from realtime.brokers import broker_for
+from realtime.brokers.base import Names
+from realtime.brokers.urls import parse_cluster_url, parse_sentinel_url
+
+
+class BrokerChoiceTests(SimpleTestCase):
+    def test_each_form_of_redis_url_gets_its_broker(self):
+        for url, kind in (("", "in-process"), ("redis://127.0.0.1:6379/0", "redis"), ("rediss://h:6380/1", "redis"),
+                          ("redis+sentinel://127.0.0.1:26379/primary/0", "redis-sentinel"),
+                          ("redis+cluster://127.0.0.1:7000/", "redis-cluster")):
+            with self.subTest(url=url):
+                self.assertEqual(broker_for(url).kind, kind)  # made without connecting: no server here
+
+    def test_an_unknown_scheme_says_which_ones_there_are(self):
+        with self.assertRaises(ImproperlyConfigured) as error:
+            broker_for("http://127.0.0.1:6379/0")
+        self.assertIn("unknown scheme 'http'", str(error.exception))
+        self.assertIn("redis+sentinel://", str(error.exception))
+
+    def test_sentinel_urls(self):
+        self.assertEqual(parse_sentinel_url("redis+sentinel://10.0.0.1:26379,10.0.0.2:26380/primary/2"),
+                         ([("10.0.0.1", 26379), ("10.0.0.2", 26380)], "primary", {"db": 2}))
+        self.assertEqual(parse_sentinel_url("rediss+sentinel://:s%40cret@h1,[::1]:26380/primary"),
+                         ([("h1", 26379), ("::1", 26380)], "primary",
+                          {"db": 0, "username": None, "password": "s@cret", "ssl": True}))
+        for bad in ("redis+sentinel://h1:26379/", "redis+sentinel://h1:26379/a/0/extra"):
+            with self.subTest(url=bad), self.assertRaises(ImproperlyConfigured) as error:
+                parse_sentinel_url(bad)
+            self.assertIn("<service>/<db>", str(error.exception))
+
+    def test_cluster_urls(self):
+        nodes, options = parse_cluster_url("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001/")
+        self.assertEqual([(n.host, n.port) for n in nodes], [("10.0.0.1", 7000), ("10.0.0.2", 7001)])
+        self.assertIsInstance(nodes[0], ClusterNode)
+        self.assertEqual(options, {"username": None, "password": "pw"})
+        with self.assertRaises(ImproperlyConfigured) as error:
+            parse_cluster_url("redis+cluster://10.0.0.1:7000/0")  # a cluster has one database
+        self.assertIn("redis+cluster://host:port,host:port/", str(error.exception))
+
+
+class NamesTests(SimpleTestCase):
+    def test_the_prefix_is_on_every_channel_and_key(self):
+        names = Names("prod:")
+        self.assertEqual(names.channel("chat:lobby"), "prod:chat:lobby")
+        self.assertEqual(names.key("presence", "chat:lobby", ":ids"), "prod:presence:chat:lobby:ids")
+        self.assertEqual(Names().channel("chat:lobby"), "chat:lobby")  # no prefix: the names of before
+
+    def test_with_cluster_a_rooms_channel_and_keys_share_one_hash_tag(self):
+        names = Names("prod:", hash_tag=True)
+        self.assertEqual(names.channel("chat:lobby"), "prod:{chat:lobby}")
+        self.assertEqual(names.key("presence", "chat:lobby", ":seq"), "prod:presence:{chat:lobby}:seq")
+
+    def test_a_cluster_prefix_with_braces_is_refused(self):
+        with self.assertRaises(ImproperlyConfigured) as error:
+            broker_for("redis+cluster://127.0.0.1:7000/", prefix="{site}:")
+        self.assertIn("cannot contain { or }", str(error.exception))

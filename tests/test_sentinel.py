@@ -1,0 +1,85 @@
+"""REDIS_URL=redis+sentinel://...: chat across two workers survives losing the Redis primary.
+
+A primary, a replica and three sentinels (tests/redis_topologies.py), started once for the class.
+"""
+
+import json
+
+from realtime.testing import LiveWebSocketTestCase, WebSocketWorker, wait_until
+from tests.history import create_rooms
+from tests.redis_topologies import SentinelTopology
+
+
+class SentinelFailoverTests(LiveWebSocketTestCase):
+    worker_count = 2
+
+    @classmethod
+    def setUpClass(cls):
+        cls.topology = SentinelTopology().start()
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.topology.stop()
+            raise
+
+    @classmethod
+    def start_worker(cls, **env):
+        return WebSocketWorker(redis_url=cls.topology.url, env={**cls.worker_env, **env}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.topology.stop()
+
+    def health(self, worker):
+        answer = worker.http_get("/healthz")
+        return (answer[0], json.loads(answer[2])) if answer else (None, {})
+
+    def join(self, worker, name, **query):
+        client = self.connect("/chat/failover/", worker=worker, name=name, **query)
+        client.receive_event("welcome")
+        return client
+
+    def texts_until(self, client, text):
+        """The texts of the messages `client` gets, up to and including `text`."""
+        texts = []
+        while not texts or texts[-1] != text:
+            texts.append(client.receive_event("message")["text"])
+        return texts
+
+    def test_primary_killed_the_replica_takes_over_and_chat_goes_on_through_both_workers(self):
+        create_rooms("failover")
+        ann, bob = self.join(self.workers[0], "ann"), self.join(self.workers[1], "bob")
+        ann.send_json("message", {"text": "before"})
+        last_before = bob.receive_event("message")
+        self.assertEqual(last_before["text"], "before")
+        for worker in self.workers:
+            status, health = self.health(worker)
+            self.assertEqual((status, health["broker"], health["broker_connected"]), (200, "redis-sentinel", True))
+            self.assertEqual(health["broker_primary"], f"127.0.0.1:{self.topology.primary.port}")
+        self.assertEqual(self.topology.primary_port(), self.topology.primary.port)
+
+        self.topology.primary.kill()
+        for worker in self.workers:
+            wait_until(lambda: self.health(worker)[0] == 503, timeout=5, message="healthz to say degraded")
+        # Sent while there is no primary: stored, and the sender is told it may not have gone out live.
+        ann.send_json("message", {"text": "during"})
+        self.assertEqual(ann.receive_event("error")["code"], "delivery_degraded")
+
+        for worker in self.workers:
+            wait_until(lambda: self.health(worker)[0] == 200, timeout=20, message="the worker to find the new primary")
+        self.assertEqual(self.topology.primary_port(), self.topology.replica.port)  # Sentinel promoted it
+        for worker in self.workers:  # and each worker listens there now
+            self.assertEqual(self.health(worker)[1]["broker_primary"], f"127.0.0.1:{self.topology.replica.port}")
+        # Both were caught up on their open sockets (the missed message, from the database) and
+        # live chat goes on in both directions.
+        ann.send_json("message", {"text": "after, from ann"})
+        self.assertEqual(self.texts_until(bob, "after, from ann"), ["during", "after, from ann"])
+        bob.send_json("message", {"text": "after, from bob"})
+        # (ann's own "before" went by while she waited for her error.)
+        self.assertEqual(self.texts_until(ann, "after, from bob"), ["during", "after, from ann", "after, from bob"])
+        # A client that resumes from before the failover has every stored message.
+        cara = self.connect("/chat/failover/", worker=self.workers[1], since=last_before["id"])
+        missed, _welcome = cara.receive_until("welcome")
+        self.assertEqual([m["data"]["text"] for m in missed], ["during", "after, from ann", "after, from bob"])
+        self.assertIn("reconnected to Redis; resubscribed", self.workers[0].log())
