@@ -95,12 +95,12 @@ local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
 local ids = redis.call('ZRANGEBYLEX', KEYS[3], from, '+', 'LIMIT', 0, limit)
 local reply = {redis.call('GET', KEYS[4]) or '0', redis.call('ZCOUNT', KEYS[2], '(' .. time, '+inf'),
                #ids == limit and ids[#ids] or ''}
-for _, id in ipairs(ids) do
-  local expires = redis.call('ZSCORE', KEYS[2], id)
-  if expires and tonumber(expires) > time then
-    local info = redis.call('HGET', KEYS[1], id)
-    if info then reply[#reply + 1] = info end
-  end
+if #ids == 0 then return reply end
+-- Two calls for the whole page, not two per member (ZMSCORE: Redis 6.2).
+local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+local infos = redis.call('HMGET', KEYS[1], unpack(ids))
+for i = 1, #ids do
+  if expiries[i] and tonumber(expiries[i]) > time and infos[i] then reply[#reply + 1] = infos[i] end
 end
 return reply
 """
@@ -348,8 +348,8 @@ def get_presence():
         if not 0 < refresh < ttl:
             raise ImproperlyConfigured("PRESENCE_REFRESH must be positive and shorter than PRESENCE_TTL.")
         window, page_size = conf.get("PRESENCE_DIFF_WINDOW"), int(conf.get("PRESENCE_PAGE_SIZE"))
-        if window <= 0 or page_size < 1:
-            raise ImproperlyConfigured("PRESENCE_DIFF_WINDOW must be positive and PRESENCE_PAGE_SIZE at least 1.")
+        if window <= 0 or not 1 <= page_size <= 1000:  # a page is one reply (the scripts unpack its ids)
+            raise ImproperlyConfigured("PRESENCE_DIFF_WINDOW must be positive and PRESENCE_PAGE_SIZE from 1 to 1000.")
         _presence = Presence(get_broker().presence_store(ttl), refresh, window, page_size)
     return _presence
 
