@@ -10,7 +10,6 @@ import selectors
 import socket
 import sys
 import threading
-import time
 
 MESSAGES = 20000
 PAYLOAD = b"x" * 200  # about a chat message event

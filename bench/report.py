@@ -8,7 +8,6 @@ docs/performance.md (the prose below, the numbers from the file, bench/FINDINGS.
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 

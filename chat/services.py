@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from realtime.brokers import BrokerUnavailable, publish
 from realtime.db import run_read

@@ -1,5 +1,6 @@
 """Headless Debian Chromium driven by Selenium, for page tests (no browser download)."""
 
+import signal
 import tempfile
 
 from selenium import webdriver
@@ -50,3 +51,15 @@ def page_summary(driver):
 
 def text_of(driver, testid):
     return driver.find_element(*by_testid(testid)).text
+
+
+class WorkerRevivalMixin:
+    """For a browser test with a class-wide `worker` that tests stop or kill: each test finds it running."""
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.worker_running_again)
+
+    def worker_running_again(self):
+        self.worker.start_if_stopped()  # after SIGKILL
+        self.worker.signal(signal.SIGCONT)  # after SIGSTOP; harmless otherwise

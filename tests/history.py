@@ -19,3 +19,13 @@ def store_history(room_name, count):
     room.last_seq += count
     room.save(update_fields=["last_seq"])
     return room
+
+
+class RoomClientsMixin:
+    """For a LiveWebSocketTestCase: `join` a chat room (created if need be) as a new client."""
+
+    def join(self, room, worker=None, **query):
+        create_rooms(room)
+        client = self.connect(f"/chat/{room}/", worker=worker, **query)
+        client.receive_event("welcome")
+        return client

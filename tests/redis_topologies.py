@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from realtime.testing import RedisServer, free_port, require_binary, wait_until
+from realtime.testing import LiveWebSocketTestCase, RedisServer, WebSocketWorker, free_port, require_binary, wait_until
 
 SERVICE = "primary"
 
@@ -226,3 +226,27 @@ class ClusterTopology:
         for node in self.nodes:
             node.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class TopologyTestCase(LiveWebSocketTestCase):
+    """Live workers whose REDIS_URL is a topology (`topology_class`) started once for the class."""
+
+    topology_class = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.topology = cls.topology_class().start()
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.topology.stop()
+            raise
+
+    @classmethod
+    def start_worker(cls, **env):
+        return WebSocketWorker(redis_url=cls.topology.url, env={**cls.worker_env, **env}).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.topology.stop()

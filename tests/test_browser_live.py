@@ -21,7 +21,7 @@ from realtime.brokers import BrokerUnavailable, publish
 from realtime.envelope import envelope
 from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
 from tests.servers import TaskWorker
-from tests.browser import by_testid, start_browser, text_of, wait_for
+from tests.browser import WorkerRevivalMixin, by_testid, start_browser, text_of, wait_for
 from tests.history import create_rooms
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
@@ -29,7 +29,7 @@ HOLE_TIMEOUT = 1.0
 RECONNECT_WINDOW = 0.5  # the pages come back within half a second of a restart
 
 
-class LivePagesTests(StaticLiveServerTestCase):
+class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -45,14 +45,6 @@ class LivePagesTests(StaticLiveServerTestCase):
         cls.addClassCleanup(settings_override.disable)
         cls.browser = start_browser()
         cls.addClassCleanup(cls.browser.quit)
-
-    def setUp(self):
-        super().setUp()
-        self.addCleanup(self.worker_running_again)
-
-    def worker_running_again(self):
-        self.worker.start_if_stopped()  # after SIGKILL
-        self.worker.signal(signal.SIGCONT)  # after SIGSTOP; harmless otherwise
 
     def open(self, path):
         self.browser.get(f"{self.live_server_url}{path}")

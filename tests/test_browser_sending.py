@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from chat.models import Message, Room
 from realtime.testing import RedisServer, WebSocketWorker, wait_until
-from tests.browser import by_testid, start_browser, text_of, wait_for
+from tests.browser import WorkerRevivalMixin, by_testid, start_browser, text_of, wait_for
 from tests.cut_proxy import CutProxy
 from tests.history import create_rooms
 
@@ -17,7 +17,7 @@ HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
 RECONNECT_WINDOW = 0.5
 
 
-class SendingPageTests(StaticLiveServerTestCase):
+class SendingPageTests(WorkerRevivalMixin, StaticLiveServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -34,14 +34,6 @@ class SendingPageTests(StaticLiveServerTestCase):
         cls.ann, cls.bob = start_browser(), start_browser()
         cls.addClassCleanup(cls.ann.quit)
         cls.addClassCleanup(cls.bob.quit)
-
-    def setUp(self):
-        super().setUp()
-        self.addCleanup(self.worker_running_again)
-
-    def worker_running_again(self):
-        self.worker.start_if_stopped()  # after SIGKILL
-        self.worker.signal(signal.SIGCONT)  # after SIGSTOP; harmless otherwise
 
     def open_room(self, browser, room):
         create_rooms(room)

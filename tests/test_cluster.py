@@ -5,9 +5,9 @@ Three primaries with a replica each (tests/redis_topologies.py), started once fo
 
 import json
 
-from realtime.testing import LiveWebSocketTestCase, WebSocketWorker, wait_until
+from realtime.testing import wait_until
 from tests.history import create_rooms
-from tests.redis_topologies import ClusterTopology, ask
+from tests.redis_topologies import ClusterTopology, TopologyTestCase, ask
 
 
 def client_list(port):
@@ -16,26 +16,9 @@ def client_list(port):
             for line in (ask(port, "client", "list") or "").splitlines()]
 
 
-class ClusterTests(LiveWebSocketTestCase):
+class ClusterTests(TopologyTestCase):
+    topology_class = ClusterTopology
     worker_count = 2
-
-    @classmethod
-    def setUpClass(cls):
-        cls.topology = ClusterTopology().start()
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.topology.stop()
-            raise
-
-    @classmethod
-    def start_worker(cls, **env):
-        return WebSocketWorker(redis_url=cls.topology.url, env={**cls.worker_env, **env}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.topology.stop()
 
     def rooms_on_each_shard(self, prefix):
         """{primary port: a room name whose channel that primary owns}, one per shard."""

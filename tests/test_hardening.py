@@ -4,11 +4,8 @@ through WebsocketCommunicator, what needs no worker: route decorators, limits an
 Each test says what the client sees: a close code from RFC 6455, an `error` event, or an HTTP status.
 """
 
-import os
-import signal
 import socket
 import struct
-import subprocess
 import time
 
 import websocket as websocket_client

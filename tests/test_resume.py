@@ -14,7 +14,7 @@ from django.test import override_settings
 from chat.models import Message, Room
 from chat.services import post_message
 from realtime.testing import LiveWebSocketTestCase, wait_until
-from tests.history import create_rooms, store_history
+from tests.history import RoomClientsMixin, create_rooms, store_history
 
 
 def post_from_this_process(room, name, count):
@@ -26,15 +26,9 @@ def post_from_this_process(room, name, count):
         connection.close()  # this thread's own database connection
 
 
-class ResumeTests(LiveWebSocketTestCase):
+class ResumeTests(RoomClientsMixin, LiveWebSocketTestCase):
     worker_count = 2
     use_redis = True
-
-    def join(self, room, worker=None, **query):
-        create_rooms(room)
-        client = self.connect(f"/chat/{room}/", worker=worker, **query)
-        client.receive_event("welcome")
-        return client
 
     def seen_one_message_then_gone(self, room, worker):
         """A user reads one message on `worker`; returns its id, the user's resume point."""

@@ -9,19 +9,13 @@ from chat.models import Message, Room
 from chat.nonces import PRUNE_BATCH, PRUNE_EVERY
 from chat.services import post_message
 from realtime.testing import LiveWebSocketTestCase
-from tests.history import create_rooms
+from tests.history import RoomClientsMixin, create_rooms
 from tests.test_chat import chat_say
 
 
-class AcknowledgementTests(LiveWebSocketTestCase):
+class AcknowledgementTests(RoomClientsMixin, LiveWebSocketTestCase):
     worker_count = 2
     use_redis = True
-
-    def join(self, room, worker=None, **query):
-        create_rooms(room)
-        client = self.connect(f"/chat/{room}/", worker=worker, **query)
-        client.receive_event("welcome")
-        return client
 
     def acks_and_messages(self, client, ack_count, message_count):
         """The client's next `ack_count` acks and `message_count` messages, each kind in the order it came."""

@@ -5,31 +5,14 @@ A primary, a replica and three sentinels (tests/redis_topologies.py), started on
 
 import json
 
-from realtime.testing import LiveWebSocketTestCase, WebSocketWorker, wait_until
+from realtime.testing import wait_until
 from tests.history import create_rooms
-from tests.redis_topologies import SentinelTopology
+from tests.redis_topologies import SentinelTopology, TopologyTestCase
 
 
-class SentinelFailoverTests(LiveWebSocketTestCase):
+class SentinelFailoverTests(TopologyTestCase):
+    topology_class = SentinelTopology
     worker_count = 2
-
-    @classmethod
-    def setUpClass(cls):
-        cls.topology = SentinelTopology().start()
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.topology.stop()
-            raise
-
-    @classmethod
-    def start_worker(cls, **env):
-        return WebSocketWorker(redis_url=cls.topology.url, env={**cls.worker_env, **env}).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.topology.stop()
 
     def health(self, worker):
         answer = worker.http_get("/healthz")

@@ -11,7 +11,6 @@ The interface every broker offers is in base.py. REALTIME_KEY_PREFIX is on every
 
 import threading
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -50,7 +49,7 @@ _lock = threading.Lock()
 
 
 def get_broker():
-    """This process's broker, chosen by settings.REDIS_URL (not started: the worker starts it)."""
+    """This process's broker, chosen by the REDIS_URL setting (not started: the worker starts it)."""
     global _broker
     with _lock:
         if _broker is None:

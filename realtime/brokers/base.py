@@ -17,6 +17,8 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisClusterException
 
+from ..supervisor import supervisor
+
 # What a broker or its presence store raises when Redis is unreachable or failing over. (redis-py's
 # cluster errors are not all RedisErrors: SlotNotCoveredError during a failover is not.)
 UNREACHABLE = (redis.RedisError, RedisClusterException, OSError)
@@ -87,3 +89,21 @@ class Broker:
 
     def describe(self):
         return self.kind
+
+
+class ListeningBroker(Broker):
+    """A broker whose messages come in over the network: read by ONE supervised greenlet of the
+    process, `_listen` (it must return only when told to stop)."""
+
+    _loop = None
+
+    def start(self, on_message, on_reconnect=None):
+        self.on_message, self.on_reconnect = on_message, on_reconnect
+        self._loop = supervisor.spawn("broker-listener", self._listen)
+
+    def stop(self):
+        if self._loop is not None:
+            self._loop.stop()
+
+    def _listen(self):
+        raise NotImplementedError

@@ -31,8 +31,7 @@ from redis.commands.core import Script
 from redis.retry import Retry
 
 from ..metrics import publish_seconds
-from ..supervisor import supervisor
-from .base import UNREACHABLE, Broker, BrokerUnavailable
+from .base import UNREACHABLE, BrokerUnavailable, ListeningBroker
 from .redis_server import RECONNECT_MAX, RECONNECT_MIN, client_name
 from .subscriptions import Subscriptions, read_forever
 from .urls import parse_cluster_url
@@ -78,7 +77,7 @@ class Shard:
             pass
 
 
-class ClusterBroker(Broker):
+class ClusterBroker(ListeningBroker):
     kind = "redis-cluster"
 
     def __init__(self, url, names=None):
@@ -95,7 +94,6 @@ class ClusterBroker(Broker):
         self._trouble = gevent.event.Event()  # something needs the listener: a lost shard, a moved slot
         self._unexpected = None  # an exception a delivery raised: the listener fails with it
         self._readers = gevent.pool.Group()  # one per shard, children of the listener
-        self._loop = None
 
     def _make_client(self):
         """Publishing and presence: per shard, as with one server, a few connections at most that a
@@ -109,14 +107,6 @@ class ClusterBroker(Broker):
             connection_pool_class=redis.BlockingConnectionPool, max_connections=4, timeout=None,
             socket_timeout=5, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1),
             client_name=f"{client_name()}-pub", **options)
-
-    def start(self, on_message, on_reconnect=None):
-        self.on_message, self.on_reconnect = on_message, on_reconnect
-        self._loop = supervisor.spawn("broker-listener", self._listen)
-
-    def stop(self):
-        if self._loop is not None:
-            self._loop.stop()
 
     def subscribe(self, channel):
         wire = self.names.channel(channel)

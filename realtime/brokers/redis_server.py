@@ -18,8 +18,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..metrics import publish_seconds
-from ..supervisor import supervisor
-from .base import UNREACHABLE, Broker, BrokerUnavailable
+from .base import UNREACHABLE, BrokerUnavailable, ListeningBroker
 from .subscriptions import Subscriptions, read_forever
 
 log = logging.getLogger("realtime.brokers")
@@ -32,7 +31,7 @@ def client_name():
     return f"realtime-{socket.gethostname()}-{os.getpid()}"
 
 
-class RedisBroker(Broker):
+class RedisBroker(ListeningBroker):
     """One PubSub connection per process, reconnected with capped exponential backoff."""
 
     kind = "redis"
@@ -45,7 +44,6 @@ class RedisBroker(Broker):
         self.down = False  # known to be unreachable: do not wait for confirmations
         self._ever_connected = False  # kept across restarts: a restart is a reconnect (resync)
         self._pubsub = None
-        self._loop = None
 
     def make_clients(self):
         """(publishing client, listening client)."""
@@ -62,14 +60,6 @@ class RedisBroker(Broker):
         listener = redis.Redis.from_url(self.url, retry=Retry(NoBackoff(), 0), socket_connect_timeout=2,
                                         client_name=f"{client_name()}-sub")
         return publisher, listener
-
-    def start(self, on_message, on_reconnect=None):
-        self.on_message, self.on_reconnect = on_message, on_reconnect
-        self._loop = supervisor.spawn("broker-listener", self._listen)
-
-    def stop(self):
-        if self._loop is not None:
-            self._loop.stop()
 
     def subscribe(self, channel):
         """Subscribe once per channel; every caller returns when Redis has confirmed it.
