@@ -131,6 +131,11 @@ return seq
 """
 
 
+# Seconds a joiner's first page waits, while joiners of its group keep coming, for more to share
+# its read: a fraction of a join's own latency, and a crowd costs a read per few joiners.
+JOIN_GATHER = 0.005
+
+
 @dataclass
 class Page:
     """A bounded part of a group's member list: `infos` (JSON text, in id order) after a cursor."""
@@ -246,7 +251,8 @@ class Presence:
         self.local = {}  # group -> {member id: info JSON}, the members this process must refresh
         self.labels = {}  # group -> what its diff events carry besides the changes (e.g. the room)
         self.pending = {}  # group -> PendingDiff: the changes not yet announced
-        self.join_reads = SharedReads(run=lambda read: read())  # in the joiner's greenlet
+        # In the joiner's greenlet; while a crowd joins, each read waits a few ms for more joiners.
+        self.join_reads = SharedReads(run=lambda read: read(), gather=JOIN_GATHER)
         self._loops = None
 
     def join(self, group, member_id, info, labels=None):

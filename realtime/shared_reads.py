@@ -15,9 +15,16 @@ sharer's `share` and calls `load(shares)` (the members joining a group, added by
 that lists the group for them).
 """
 
+import time
+
+import gevent
 from gevent.event import AsyncResult
 
 from .db import run_read
+
+
+class Abandoned(Exception):
+    """The caller that ran a shared read was killed: those sharing it start over."""
 
 
 class Read:
@@ -27,10 +34,14 @@ class Read:
 
 
 class SharedReads:
-    def __init__(self, run=run_read):
+    def __init__(self, run=run_read, gather=0.0):
         self.run = run  # runs a read and returns its result: in a database reader by default
+        # While a key is busy (its last read ended less than 4 x `gather` s ago), a read that would
+        # start at once waits `gather` s first, so that the crowd arriving meanwhile shares it.
+        self.gather = gather
         self.pending = {}  # key -> the Read not started yet, that newcomers share
         self.running = {}  # key -> the Read in progress
+        self.ended = {}  # key -> when its last read ended (monotonic), while that is recent
 
     def get(self, key, load, share=None):
         """`load()` (or `load(shares)`, given a `share` dict) run after this call began, by a
@@ -39,13 +50,13 @@ class SharedReads:
         if read is not None:
             if share:
                 read.shares.update(share)
-            return read.result.get()
+            try:
+                return read.result.get()
+            except Abandoned:
+                return self.get(key, load, share)
         read = self.pending[key] = Read()
         if share:
             read.shares.update(share)
-        running = self.running.get(key)
-        if running is not None:
-            running.result.wait()  # it may have started before we arrived: ours comes after it
 
         def start():
             # From here on, newcomers need a read that starts later than this one.
@@ -57,13 +68,26 @@ class SharedReads:
             finally:
                 if self.running.get(key) is read:
                     del self.running[key]
+                if self.gather:
+                    self._ended(key)
 
         try:
+            running = self.running.get(key)
+            if running is not None:
+                running.result.wait()  # it may have started before we arrived: ours comes after it
+            elif self.gather and self.ended.get(key, -1.0) > time.monotonic() - 4 * self.gather:
+                gevent.sleep(self.gather)
             value = self.run(start)
         except BaseException as error:
             if self.pending.get(key) is read:  # it never started (the caller was killed while queued)
                 del self.pending[key]
-            read.result.set_exception(error)
+            # A read's error is its sharers' too; a caller killed (GreenletExit) is not: they start over.
+            read.result.set_exception(error if isinstance(error, Exception) else Abandoned())
             raise
         read.result.set(value)
         return value
+
+    def _ended(self, key):
+        now = self.ended[key] = time.monotonic()
+        if len(self.ended) > 1000:  # forget keys that are not busy any more
+            self.ended = {k: t for k, t in self.ended.items() if t > now - 4 * self.gather}

@@ -140,6 +140,25 @@ class JoinBatchTests(SimpleTestCase):
         self.assertIs(pages[1].event("presence", {"room": "r"}), pages[39].event("presence", {"room": "r"}))
         self.assertEqual(sorted(self.store.groups["room"]), [f"m{i:02}" for i in range(40)])  # everyone listed
 
+    def test_while_a_crowd_keeps_coming_a_read_waits_a_moment_for_the_joiners_behind(self):
+        self.presence.join("room", "first", {"name": "first"})  # its read just ended: the room is busy
+        joiners = [gevent.spawn_later(i * 0.001, self.presence.join, "room", f"m{i}", {"name": "x"}) for i in range(4)]
+        gevent.joinall(joiners, raise_error=True)
+        # Without the wait, the first of the four would read alone and the other three after it.
+        self.assertEqual(self.store.reads, [1, 4])
+        self.assertEqual({joiner.value.count for joiner in joiners}, {5})
+
+    def test_a_joiner_killed_while_it_waits_does_not_strand_those_sharing_its_read(self):
+        self.presence.join("room", "first", {"name": "first"})
+        waiting = gevent.spawn(self.presence.join, "room", "killed", {"name": "x"})
+        sharer = gevent.spawn_later(0.001, self.presence.join, "room", "sharer", {"name": "y"})
+        gevent.sleep(0.002)  # both are in one read that has not started: its first joiner waits
+        waiting.kill()
+        sharer.join(timeout=2)
+        self.assertTrue(sharer.ready(), "the sharer of a killed joiner's read waited forever")
+        self.assertEqual(sharer.value.count, 2)  # it read again, for itself: first and sharer are listed
+        self.assertEqual(self.presence.join("room", "later", {"name": "z"}).count, 3)
+
     def test_groups_read_on_their_own_and_nothing_is_left_behind(self):
         joiners = [gevent.spawn(self.presence.join, group, f"{group}-{i}", {"name": "x"})
                    for i in range(3) for group in ("a", "b")]
