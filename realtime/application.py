@@ -23,6 +23,7 @@ import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
+from django.urls import set_urlconf
 
 from . import conf
 
@@ -33,7 +34,6 @@ if not hasattr(settings, "WEBSOCKET_URLCONF"):
 
 from django_websocket.wsgi import WebSocketHandler as PackageHandler  # noqa: E402  (after the default)
 
-from . import conf
 from .db import release_db_connections
 from .origin import origin_allowed
 from .transport.codes import INTERNAL_ERROR
@@ -148,6 +148,7 @@ class WebSocketApplication(PackageHandler):
     def __init__(self):
         WebSocketRequest.urlconf = conf.get("WEBSOCKET_URLCONF")
         self._views = {}  # the resolved view -> its wrapper, built once per route
+        self._routes = {}  # path -> its ResolverMatch (read only once made)
         super().__init__()
 
     def load_middleware(self, is_async=False):
@@ -163,6 +164,21 @@ class WebSocketApplication(PackageHandler):
             finally:
                 settings.MIDDLEWARE = http_middleware
         call_middleware_directly(self._middleware_chain)
+
+    # Paths resolved before: a crowd joins a few rooms, and each join would walk the URLconf again.
+    # Bounded: past it (room names are the clients' to choose) new paths are resolved each time.
+    ROUTES_REMEMBERED = 1000
+
+    def resolve_request(self, request):
+        match = self._routes.get(request.path_info)
+        if match is None:
+            match = super().resolve_request(request)  # Resolver404 is not remembered
+            if len(self._routes) < self.ROUTES_REMEMBERED:
+                self._routes[request.path_info] = match
+        else:
+            set_urlconf(request.urlconf)  # as Django's own resolve_request, for reverse() in views
+            request.resolver_match = match
+        return match
 
     def make_view_atomic(self, view):
         wrapped = self._views.get(view)

@@ -4,6 +4,7 @@ import io
 from http.client import HTTPException
 
 from django.test import RequestFactory, SimpleTestCase, override_settings
+from django.urls import Resolver404
 from gevent.pywsgi import headers_factory
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from websockets.server import ServerProtocol
@@ -11,6 +12,7 @@ from websockets.server import ServerProtocol
 from chat.forms import MessageForm, NickForm
 from project.test_runner import error_line
 from realtime.brokers.local import LocalBroker
+from realtime.application import WebSocketApplication
 from realtime.envelope import ClientError, envelope, parse_envelope
 from realtime.handler import handshake_request, plainly_valid
 from realtime.http_headers import read_headers
@@ -242,3 +244,24 @@ class HeaderParsingTests(SimpleTestCase):
             self.assertEqual(fast, email_based)
         fast, email_based = self.both(b"Long: " + b"x" * 70000 + b"\r\n\r\n")
         self.assertEqual((fast[1], email_based[1]), ("Line too long", "Line too long"))
+
+
+class RouteMemoryTests(SimpleTestCase):
+    """The worker resolves a path once; unknown paths and paths past the bound are not remembered."""
+
+    def request(self, path):
+        request = RequestFactory().get(path)
+        request.urlconf = "websocket_urls"
+        return request
+
+    def test_a_path_is_resolved_once_and_what_is_remembered_is_bounded(self):
+        app = WebSocketApplication()
+        app.ROUTES_REMEMBERED = 2
+        first, again = (app.resolve_request(self.request("/chat/lobby/")) for _ in range(2))
+        self.assertIs(again, first)
+        self.assertEqual((again.url_name, again.kwargs), ("chat_room", {"room": "lobby"}))
+        with self.assertRaises(Resolver404):
+            app.resolve_request(self.request("/nowhere/"))
+        for room in ("a", "b", "c"):
+            self.assertEqual(app.resolve_request(self.request(f"/chat/{room}/")).kwargs, {"room": room})
+        self.assertEqual(list(app._routes), ["/chat/lobby/", "/chat/a/"])
