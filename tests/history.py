@@ -29,3 +29,10 @@ class RoomClientsMixin:
         client = self.connect(f"/chat/{room}/", worker=worker, **query)
         client.receive_event("welcome")
         return client
+
+    def texts_until(self, client, text):
+        """The texts of the messages `client` gets, up to and including `text`."""
+        texts = []
+        while not texts or texts[-1] != text:
+            texts.append(client.receive_event("message")["text"])
+        return texts

@@ -6,7 +6,7 @@ Three primaries with a replica each (tests/redis_topologies.py), started once fo
 import json
 
 from realtime.testing import wait_until
-from tests.history import create_rooms
+from tests.history import RoomClientsMixin, create_rooms
 from tests.redis_topologies import ClusterTopology, TopologyTestCase, ask
 
 
@@ -16,7 +16,7 @@ def client_list(port):
             for line in (ask(port, "client", "list") or "").splitlines()]
 
 
-class ClusterTests(TopologyTestCase):
+class ClusterTests(RoomClientsMixin, TopologyTestCase):
     topology_class = ClusterTopology
     worker_count = 2
 
@@ -34,23 +34,12 @@ class ClusterTests(TopologyTestCase):
         answer = worker.http_get("/healthz")
         return (answer[0], json.loads(answer[2])) if answer else (None, {})
 
-    def join(self, room, worker, name, **query):
-        client = self.connect(f"/chat/{room}/", worker=worker, name=name, **query)
-        client.receive_event("welcome")
-        return client
-
-    def texts_until(self, client, text):
-        texts = []
-        while not texts or texts[-1] != text:
-            texts.append(client.receive_event("message")["text"])
-        return texts
-
     def test_1_rooms_on_three_shards_chat_across_two_workers_on_one_pubsub_connection_per_shard(self):
         rooms = self.rooms_on_each_shard("shard")
         create_rooms(*rooms.values())
         for port, room in rooms.items():
-            ann = self.join(room, self.workers[0], "ann")
-            bob = self.join(room, self.workers[1], "bob")
+            ann = self.join(room, self.workers[0], name="ann")
+            bob = self.join(room, self.workers[1], name="bob")
             ann.send_json("message", {"text": f"hi from ann in {room}"})
             self.assertEqual(bob.receive_event("message")["text"], f"hi from ann in {room}")
             bob.send_json("message", {"text": f"hi from bob in {room}"})
@@ -75,10 +64,10 @@ class ClusterTests(TopologyTestCase):
         create_rooms(*rooms.values())
         (doomed_port, room), (_, elsewhere), _ = rooms.items()
         replica_port = self.topology.replica_of(doomed_port)
-        ann = self.join(room, self.workers[0], "ann")
-        bob = self.join(room, self.workers[1], "bob")
-        dan = self.join(elsewhere, self.workers[0], "dan")
-        eve = self.join(elsewhere, self.workers[1], "eve")
+        ann = self.join(room, self.workers[0], name="ann")
+        bob = self.join(room, self.workers[1], name="bob")
+        dan = self.join(elsewhere, self.workers[0], name="dan")
+        eve = self.join(elsewhere, self.workers[1], name="eve")
         ann.send_json("message", {"text": "before"})
         last_before = bob.receive_event("message")
 
@@ -111,8 +100,8 @@ class ClusterTests(TopologyTestCase):
     def test_3_a_room_whose_slot_moves_to_another_shard_chats_on_where_it_went(self):
         create_rooms("moving")
         channel = "{chat:moving}"
-        ann = self.join("moving", self.workers[0], "ann")
-        bob = self.join("moving", self.workers[1], "bob")
+        ann = self.join("moving", self.workers[0], name="ann")
+        bob = self.join("moving", self.workers[1], name="bob")
         ann.send_json("message", {"text": "before"})
         last_before = bob.receive_event("message")
         source = self.topology.owner(channel)

@@ -6,11 +6,11 @@ A primary, a replica and three sentinels (tests/redis_topologies.py), started on
 import json
 
 from realtime.testing import wait_until
-from tests.history import create_rooms
+from tests.history import RoomClientsMixin, create_rooms
 from tests.redis_topologies import SentinelTopology, TopologyTestCase
 
 
-class SentinelFailoverTests(TopologyTestCase):
+class SentinelFailoverTests(RoomClientsMixin, TopologyTestCase):
     topology_class = SentinelTopology
     worker_count = 2
 
@@ -18,21 +18,10 @@ class SentinelFailoverTests(TopologyTestCase):
         answer = worker.http_get("/healthz")
         return (answer[0], json.loads(answer[2])) if answer else (None, {})
 
-    def join(self, worker, name, **query):
-        client = self.connect("/chat/failover/", worker=worker, name=name, **query)
-        client.receive_event("welcome")
-        return client
-
-    def texts_until(self, client, text):
-        """The texts of the messages `client` gets, up to and including `text`."""
-        texts = []
-        while not texts or texts[-1] != text:
-            texts.append(client.receive_event("message")["text"])
-        return texts
-
     def test_primary_killed_the_replica_takes_over_and_chat_goes_on_through_both_workers(self):
         create_rooms("failover")
-        ann, bob = self.join(self.workers[0], "ann"), self.join(self.workers[1], "bob")
+        ann = self.join("failover", self.workers[0], name="ann")
+        bob = self.join("failover", self.workers[1], name="bob")
         ann.send_json("message", {"text": "before"})
         last_before = bob.receive_event("message")
         self.assertEqual(last_before["text"], "before")
