@@ -24,9 +24,9 @@ def store_history(room_name, count):
 class RoomClientsMixin:
     """For a LiveWebSocketTestCase: `join` a chat room (created if need be) as a new client."""
 
-    def join(self, room, worker=None, **query):
+    def join(self, room="lobby", worker=None, **query):
         create_rooms(room)
-        client = self.connect(f"/chat/{room}/", worker=worker, **query)
+        client = self.connect(f"/chat/{room}/" if room != "lobby" else "/chat/", worker=worker, **query)
         client.receive_event("welcome")
         return client
 

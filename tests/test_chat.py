@@ -10,7 +10,7 @@ from django.test import Client
 
 from chat.models import Room
 from realtime.testing import LiveWebSocketTestCase, database_url
-from tests.history import create_rooms, store_history
+from tests.history import RoomClientsMixin, create_rooms, store_history
 
 
 def chat_say(redis_url, room, text, *options):
@@ -20,15 +20,9 @@ def chat_say(redis_url, room, text, *options):
                           capture_output=True, text=True, timeout=30)
 
 
-class ChatAcrossWorkersTests(LiveWebSocketTestCase):
+class ChatAcrossWorkersTests(RoomClientsMixin, LiveWebSocketTestCase):
     worker_count = 2
     use_redis = True
-
-    def join(self, room="lobby", worker=None, **query):
-        create_rooms(room)
-        client = self.connect(f"/chat/{room}/" if room != "lobby" else "/chat/", worker=worker, **query)
-        client.receive_event("welcome")
-        return client
 
     def test_clients_on_two_workers_chat_in_one_room_and_other_rooms_see_nothing(self):
         ann = self.join(worker=self.workers[0], name="ann", color="#ff0000")
@@ -241,15 +235,11 @@ class RoomCreationTests(LiveWebSocketTestCase):
         self.assertEqual(alice.receive_event("message")["text"], "found it")
 
 
-class InProcessBrokerTests(LiveWebSocketTestCase):
+class InProcessBrokerTests(RoomClientsMixin, LiveWebSocketTestCase):
     """Without REDIS_URL one worker still chats, and says which broker it uses."""
 
     def test_two_clients_chat_without_redis(self):
         self.assertIn("in-process broker", self.worker.log())
-        create_rooms("local")
-        ann = self.connect("/chat/local/", name="ann", color="#ff0000")
-        bob = self.connect("/chat/local/", name="bob", color="#0000ff")
-        ann.receive_event("welcome")
-        bob.receive_event("welcome")
+        ann, bob = self.join("local", name="ann", color="#ff0000"), self.join("local", name="bob", color="#0000ff")
         ann.send_json("message", {"text": "no redis here"})
         self.assertEqual(bob.receive_event("message")["text"], "no redis here")

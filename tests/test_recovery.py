@@ -10,13 +10,13 @@ from django.test import Client
 import websocket as websocket_client
 from chat.models import Room
 from realtime.testing import LiveWebSocketTestCase, wait_until
-from tests.history import create_rooms
+from tests.history import RoomClientsMixin, create_rooms
 
 
 RUNNING = {"state": "running", "restarts": 0, "last_error": None}  # a background loop, in /healthz
 
 
-class RedisOutageTests(LiveWebSocketTestCase):
+class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
     use_redis = True
 
     def health(self, worker=None):
@@ -32,11 +32,7 @@ class RedisOutageTests(LiveWebSocketTestCase):
                                                  "connections": 0, "loops": {"broker-listener": RUNNING}})
 
     def test_redis_killed_and_restarted_mid_chat(self):
-        create_rooms("outage")
-        ann = self.connect("/chat/outage/", name="ann", color="#ff0000")
-        bob = self.connect("/chat/outage/", name="bob", color="#0000ff")
-        ann.receive_event("welcome")
-        bob.receive_event("welcome")
+        ann, bob = self.join("outage", name="ann", color="#ff0000"), self.join("outage", name="bob", color="#0000ff")
         ann.send_json("message", {"text": "before"})
         self.assertEqual(bob.receive_event("message")["text"], "before")
         self.assertEqual(self.health(), (200, {"status": "ok", "broker": "redis", "broker_connected": True,
