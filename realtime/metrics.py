@@ -5,6 +5,7 @@ scraped (a custom collector), so no lock is taken per message. Counts are per wo
 (each gunicorn worker answers for itself; the `pid` label tells them apart).
 """
 
+import gc
 import os
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -73,6 +74,15 @@ class StatsCollector:
             up.add_metric(pid + [name], int(loop.healthy))
         yield restarts
         yield up
+        from .collector import collector
+
+        yield counter("realtime_gc_full_collections", "Full (generation 2) garbage collections.",
+                      collector.full_collections)
+        yield counter("realtime_gc_full_seconds", "Time full garbage collections stopped the worker.",
+                      collector.full_seconds)
+        yield gauge("realtime_gc_frozen_objects", "Objects frozen out of garbage collection (gc.freeze).",
+                    gc.get_freeze_count())
+        yield counter("realtime_gc_reclaims", "Times frozen objects were unfrozen and collected.", collector.reclaims)
 
 
 def install(open_connections, broker):

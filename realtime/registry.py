@@ -19,6 +19,7 @@ class Registry:
         self.connections = set()
         self.handshakes = 0  # upgrades between the request and the 101 (or the view's refusal)
         self.draining = False  # shutting down: new upgrades get 503
+        self.closed = 0  # connections that have left, ever (realtime/collector.py reclaims by it)
         self._sweeper = None
 
     def __len__(self):
@@ -30,7 +31,9 @@ class Registry:
             self._sweeper = supervisor.spawn("registry-sweeper", self._sweep_forever)
 
     def discard(self, connection):
-        self.connections.discard(connection)
+        if connection in self.connections:
+            self.connections.remove(connection)
+            self.closed += 1
 
     def close_all(self, code, reason):
         for connection in list(self.connections):

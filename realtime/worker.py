@@ -32,6 +32,9 @@ class WebSocketWorker(GeventWebSocketWorker):
         hub = get_hub()
         broker.start(hub.dispatch, hub.resync_all)
         skip_database_checks_at_request_start()
+        from .collector import collector
+
+        collector.install()
 
     def run(self):
         super().run()

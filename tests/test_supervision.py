@@ -105,7 +105,7 @@ class SupervisedWorkerTests(LiveLoopMixin, LiveWebSocketTestCase):
         status, health = self.health()
         self.assertEqual((status, health["status"]), (200, "ok"))
         # Every loop this worker has started so far, each supervised (the jobs watcher runs only without Redis).
-        self.assertEqual(set(health["loops"]), {"broker-listener", "registry-sweeper", "presence-flusher",
+        self.assertEqual(set(health["loops"]), {"broker-listener", "registry-sweeper", "presence-flusher", "gc-reclaim",
                                                 "presence-refresher", "clock-ticker"})
         self.assertEqual(health["loops"]["broker-listener"], {"state": "running", "restarts": 0, "last_error": None})
 

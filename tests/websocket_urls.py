@@ -161,7 +161,17 @@ def guarded_echo(request, ws):
         ws.send(message)
 
 
+@websocket
+def collect_garbage(request, ws):
+    """A full garbage collection now, as CPython starts one when enough objects survived."""
+    import gc
+
+    ws.send(str(gc.collect()))
+    ws.receive()
+
+
 urlpatterns = real_urlpatterns + [
+    path("test/collect-garbage/", collect_garbage),
     path("test/guarded-echo/", guarded_echo),
     path("test/break-registry-sweeper/", break_registry_sweeper),
     path("test/break-broker-listener/", break_broker_listener),

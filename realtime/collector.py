@@ -1,0 +1,104 @@
+"""Keep Python's cyclic garbage collector from stopping the worker to re-read every connection.
+
+A full (generation 2) collection walks every tracked object, and a worker's heap is mostly its
+connections (about 80 objects each): at 10,000 members one walk stops every socket for ~300 ms,
+and while a crowd joins CPython starts one each time the heap grew by a quarter, finding nothing
+(1.4 s of a 10,000-member join in `bench/FINDINGS.md`). So, in the worker:
+
+- the heap built at start (Django, the apps, the URL patterns) is frozen once: it lives forever;
+- what survives a full collection is frozen right after it (`gc.freeze`): those are long-lived
+  connections, and the next full collection walks only what came since;
+- frozen objects that later die in a reference cycle (a closed connection's parts) are reclaimed
+  by ONE supervised loop: once the connections closed since the last reclaim reach a quarter of
+  those open (or RECLAIM_EVERY passed with something frozen since), it unfreezes and collects.
+
+Objects freed by reference counting (most of them) are freed at once, frozen or not.
+"""
+
+import gc
+import logging
+import time
+
+import gevent
+
+from . import conf
+from .registry import registry
+from .supervisor import supervisor
+
+log = logging.getLogger("realtime.collector")
+
+CHECK_EVERY = 5.0  # seconds between the reclaim loop's looks
+RECLAIM_SHARE = 0.25  # closed connections, as a share of those open, that justify a full walk
+RECLAIM_EVERY = 600.0  # seconds: the longest frozen garbage may wait
+RECLAIM_MIN_CLOSED = 100
+
+
+class Collector:
+    def __init__(self, connections):
+        self.connections = connections  # the registry: its length and its `closed` count
+        self.installed = False
+        self.closed_at_reclaim = 0  # connections.closed when frozen objects were last collected
+        self.reclaimed_at = time.monotonic()
+        self.frozen_since_reclaim = False
+        self.reclaims = 0
+        self.full_collections = 0
+        self.full_seconds = 0.0  # time the full collections stopped the worker, all told
+        self._started = 0.0
+
+    def install(self):
+        """Freeze the start-up heap and freeze survivors of every full collection from now on."""
+        if self.installed or not conf.get("WEBSOCKET_GC_FREEZE"):
+            return
+        self.installed = True
+        self.closed_at_reclaim = self.connections.closed
+        gc.collect()
+        gc.freeze()
+        gc.callbacks.append(self._on_collection)
+        supervisor.spawn("gc-reclaim", self._reclaim_forever)
+
+    def uninstall(self):
+        """Tests: back to CPython's own collector."""
+        if self.installed:
+            gc.callbacks.remove(self._on_collection)
+            supervisor.loops.pop("gc-reclaim").stop()
+            gc.unfreeze()
+            self.installed = False
+
+    def _on_collection(self, phase, info):
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.full_collections += 1
+        self.full_seconds += time.perf_counter() - self._started
+        # Right after a full collection every tracked object is in generation 2 and just survived.
+        gc.freeze()
+        self.frozen_since_reclaim = True
+
+    def reclaim_due(self, now):
+        """Connections may have been frozen (a full collection ran since the start or the last
+        reclaim), and enough of them closed since, or it has been RECLAIM_EVERY."""
+        if not self.frozen_since_reclaim:
+            return False
+        closed = self.connections.closed - self.closed_at_reclaim
+        return (closed >= max(RECLAIM_MIN_CLOSED, RECLAIM_SHARE * len(self.connections))
+                or now - self.reclaimed_at >= RECLAIM_EVERY)
+
+    def reclaim(self):
+        """Unfreeze and collect: the one full walk frozen garbage costs."""
+        self.closed_at_reclaim = self.connections.closed
+        self.reclaimed_at = time.monotonic()
+        self.frozen_since_reclaim = False
+        self.reclaims += 1
+        gc.unfreeze()
+        gc.collect()  # _on_collection freezes what survived
+
+    def _reclaim_forever(self):
+        while True:
+            gevent.sleep(CHECK_EVERY)
+            if self.reclaim_due(time.monotonic()):
+                self.reclaim()
+
+
+collector = Collector(registry)
