@@ -119,14 +119,16 @@ class SendingPageTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         wait_for(self.ann, lambda d: self.shown(d) == [("stored", "typed before the reload")], 20, "stored once")
         self.assertEqual(self.stored("reload"), ["typed before the reload"])
 
-    def test_a_refused_message_shows_its_error_with_retry_and_is_not_sent_again(self):
+    def test_a_refused_message_shows_its_error_is_not_sent_again_and_can_be_edited(self):
         self.open_room(self.ann, "refused")
         # The input stops at 2,000 characters; a page of another version, or a script, may not.
         self.ann.execute_script("document.querySelector('[data-testid=message-input]').value = 'x'.repeat(2001);")
         self.ann.find_element(*by_testid("send-button")).click()
         wait_for(self.ann, lambda d: self.shown(d) == [("failed", "x" * 2001)], message="refused")
         self.assertIn("at most 2000 characters", text_of(self.ann, "send-error"))  # what the user reads
-        self.assertTrue(self.ann.find_element(*by_testid("retry")).is_displayed())
+        # The same text would be refused again: no Retry, an Edit that gives the text back.
+        self.assertEqual(self.ann.find_elements(*by_testid("retry")), [])
+        self.assertTrue(self.ann.find_element(*by_testid("edit")).is_displayed())
         self.assertEqual(self.outbox(self.ann, "refused"), [])
         self.worker.stop(signal.SIGKILL)  # a reconnect resends what is unacknowledged: not this one
         self.worker.start()
@@ -136,6 +138,9 @@ class SendingPageTests(WorkerRevivalMixin, StaticLiveServerTestCase):
                  message="the next one stored, the refused one still last and failed")
         self.assertEqual(len(self.ann.find_elements(*by_testid("send-error"))), 1)  # one refusal, not two
         self.assertEqual(self.stored("refused"), ["after"])
+        self.ann.find_element(*by_testid("edit")).click()
+        wait_for(self.ann, lambda d: self.shown(d) == [("stored", "after")], message="the refused one taken back")
+        self.assertEqual(self.ann.find_element(*by_testid("message-input")).get_attribute("value"), "x" * 2001)
 
     @override_settings(CHAT_NONCE_WINDOW=1)  # the page's outbox gives up after 1 s (the worker keeps its own window)
     def test_a_message_not_sent_within_the_window_is_shown_unsent_and_retry_sends_it(self):

@@ -1,6 +1,6 @@
 // The chat page. Text from the server is only ever set with textContent: never parsed as HTML.
 // Your own messages go through the socket's outbox (client.js): shown at once as pending, normal once
-// acknowledged, with an error and a Retry button if refused; the room's copy then takes their place.
+// acknowledged, with an error and an Edit button if refused; the room's copy then takes their place.
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -116,22 +116,26 @@
     return true;
   }
 
-  // Refused (or not sent in time): say why, and offer to send it again (as a new message: it was not stored).
-  function showFailed(item, detail) {
+  // Not sent in time: say why, and offer to send it again (as a new message: it was not stored).
+  // Refused by the server: sending the same text again would be refused again, so offer to edit it.
+  function showFailed(item, detail, refused) {
     item.dataset.state = "failed";
     item.querySelector(".time").textContent = "not sent";
     var why = span("failure", " " + detail + " ");
     why.dataset.testid = "send-error";
-    var retry = document.createElement("button");
-    retry.type = "button";
-    retry.textContent = "Retry";
-    retry.dataset.testid = "retry";
-    retry.addEventListener("click", function () {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = refused ? "Edit" : "Retry";
+    button.dataset.testid = refused ? "edit" : "retry";
+    button.addEventListener("click", function () {
+      var text = item.querySelector(".text").textContent;
       item.remove();
-      send(item.querySelector(".text").textContent);
+      if (!refused) return send(text);
+      textInput.value = text;
+      textInput.focus();
     });
     item.appendChild(why);
-    item.appendChild(retry);
+    item.appendChild(button);
   }
 
   socket.outbox().forEach(function (entry) {  // sent before a reload, not yet acknowledged
@@ -222,7 +226,7 @@
 
   socket.on("error", function (data) {
     var item = ownItem(data.nonce);
-    if (item) showFailed(item, data.detail);
+    if (item) showFailed(item, data.detail, true);
     else if (data.code === "rate_limited" && socket.outbox().length) {  // the outbox sends it again
       error.textContent = "Too many messages at once: yours are sent again in a moment.";
     } else error.textContent = data.detail;
