@@ -90,8 +90,10 @@ def measure(directory, database, connections, trace):
         config = ROOT / "bench" / "memory_probe.py"
 
     directory.mkdir()
-    # No heartbeat pings during the measurement: these clients never answer them.
-    env = {"MEMORY_PROBE_DIR": str(directory), "MEMORY_PROBE_TRACE": trace or "", "WEBSOCKET_PING_INTERVAL": "3600"}
+    # No heartbeat pings during the measurement: these clients never answer them. Nothing frozen:
+    # the probe finds the greenlets through gc.get_objects(), which skips frozen objects.
+    env = {"MEMORY_PROBE_DIR": str(directory), "MEMORY_PROBE_TRACE": trace or "", "WEBSOCKET_PING_INTERVAL": "3600",
+           "WEBSOCKET_GC_FREEZE": "0"}
     redis = RedisServer().start()
     worker = ProbedWorker(redis.url, f"sqlite:///{database}", None, directory)
     worker.extra_env.update(env)

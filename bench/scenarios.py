@@ -328,6 +328,8 @@ async def crowd(ctx, kind, cfg):
             subs = await crowd.connect(stack.urls(CHAT), count, welcome=True, deadline=connect_deadline(count),
                                        concurrency=cfg["concurrency"], what="joining")
             joined = now()
+            # Full garbage collections while the crowd joined (ours: from the worker's /metrics).
+            gc_while_joining = await asyncio.to_thread(stack.gc_pauses)
             publishers = await crowd.connect(stack.urls(CHAT)[:1], PUBLISHERS, welcome=True,
                                              deadline=connect_deadline(PUBLISHERS), what="publishers joining")
             if not subs or not publishers:
@@ -347,7 +349,8 @@ async def crowd(ctx, kind, cfg):
             return {"subscribers": len(subs), "wanted_subscribers": count, "join_s": round(joined - started, 3),
                     "joins_per_s": len(subs) / (joined - started),
                     "one_message_to_all_s": round(reached["at"] - first.sent_at[0], 3) if reached else None,
-                    "one_message_received": first.received, "fanout": fanout, **crowd.health()}
+                    "one_message_received": first.received, "fanout": fanout, "gc_while_joining": gc_while_joining,
+                    **crowd.health()}
         finally:
             crowd.close_all()
 

@@ -247,6 +247,20 @@ class Stack:
                 total += _safe(lambda p: sum(p.cpu_times()[:2]), node.process.pid)
         return total
 
+    def gc_pauses(self):
+        """{"full_collections", "full_seconds"} summed over our workers (their /metrics), {} for others."""
+        import re
+
+        if self.kind != "ours":
+            return {}
+        totals = {"full_collections": 0, "full_seconds": 0.0}
+        for server in self.servers:
+            answer = server.http_get("/metrics")
+            for name in totals:
+                found = re.search(rf"^realtime_gc_{name}_total\{{[^}}]*\}} (\S+)$", answer[2] if answer else "", re.M)
+                totals[name] += float(found.group(1)) if found else float("nan")
+        return {name: round(value, 3) for name, value in totals.items()}
+
     def alive(self):
         return all(server.process.poll() is None for server in self.servers)
 

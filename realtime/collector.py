@@ -16,7 +16,6 @@ Objects freed by reference counting (most of them) are freed at once, frozen or 
 """
 
 import gc
-import logging
 import time
 
 import gevent
@@ -24,8 +23,6 @@ import gevent
 from . import conf
 from .registry import registry
 from .supervisor import supervisor
-
-log = logging.getLogger("realtime.collector")
 
 CHECK_EVERY = 5.0  # seconds between the reclaim loop's looks
 RECLAIM_SHARE = 0.25  # closed connections, as a share of those open, that justify a full walk
@@ -37,6 +34,7 @@ class Collector:
     def __init__(self, connections):
         self.connections = connections  # the registry: its length and its `closed` count
         self.installed = False
+        self.freezing = False
         self.closed_at_reclaim = 0  # connections.closed when frozen objects were last collected
         self.reclaimed_at = time.monotonic()
         self.frozen_since_reclaim = False
@@ -46,23 +44,27 @@ class Collector:
         self._started = 0.0
 
     def install(self):
-        """Freeze the start-up heap and freeze survivors of every full collection from now on."""
-        if self.installed or not conf.get("WEBSOCKET_GC_FREEZE"):
+        """Count full collections and their time; with WEBSOCKET_GC_FREEZE, freeze the start-up
+        heap and the survivors of every full collection from now on."""
+        if self.installed:
             return
         self.installed = True
-        self.closed_at_reclaim = self.connections.closed
-        gc.collect()
-        gc.freeze()
+        self.freezing = bool(conf.get("WEBSOCKET_GC_FREEZE"))
+        if self.freezing:
+            self.closed_at_reclaim = self.connections.closed
+            gc.collect()
+            gc.freeze()
+            supervisor.spawn("gc-reclaim", self._reclaim_forever)
         gc.callbacks.append(self._on_collection)
-        supervisor.spawn("gc-reclaim", self._reclaim_forever)
 
     def uninstall(self):
         """Tests: back to CPython's own collector."""
         if self.installed:
             gc.callbacks.remove(self._on_collection)
-            supervisor.loops.pop("gc-reclaim").stop()
-            gc.unfreeze()
-            self.installed = False
+            if self.freezing:
+                supervisor.loops.pop("gc-reclaim").stop()
+                gc.unfreeze()
+            self.installed = self.freezing = False
 
     def _on_collection(self, phase, info):
         if info["generation"] != 2:
@@ -72,6 +74,8 @@ class Collector:
             return
         self.full_collections += 1
         self.full_seconds += time.perf_counter() - self._started
+        if not self.freezing:
+            return
         # Right after a full collection every tracked object is in generation 2 and just survived.
         gc.freeze()
         self.frozen_since_reclaim = True

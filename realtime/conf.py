@@ -73,7 +73,8 @@ SETTINGS = (
     Setting("WEBSOCKET_GC_FREEZE", 1, "1",
             "1: the worker freezes what survives a full garbage collection (`gc.freeze`), so that the next one "
             "does not walk every open connection again (~300 ms at 10,000), and reclaims frozen garbage once a "
-            "quarter of the connections closed (`realtime/collector.py`); 0: CPython's collector as is."),
+            "quarter of the connections closed (`realtime/collector.py`); 0: CPython's collector as is (`/metrics` still "
+            "counts full collections and their time)."),
     Setting("WEBSOCKET_RATE_LIMIT", 50, "50/s",
             "incoming messages per second per connection (0: no limit)."),
     Setting("WEBSOCKET_RATE_BURST", 100, "100", "the burst allowed above `WEBSOCKET_RATE_LIMIT`."),

@@ -72,11 +72,16 @@ class CollectorTests(SimpleTestCase):
         self.assertTrue(self.collector.reclaim_due(now=self.collector.reclaimed_at + collector_module.RECLAIM_EVERY))
 
     @override_settings(WEBSOCKET_GC_FREEZE=0)
-    def test_off_it_leaves_cpython_alone(self):
+    def test_off_it_only_counts(self):
+        self.collector.uninstall()
+        frozen = gc.get_freeze_count()
         collector = Collector(self.connections)
+        self.addCleanup(collector.uninstall)
         collector.install()
-        self.assertFalse(collector.installed)
-        self.assertNotIn(collector._on_collection, gc.callbacks)
+        gc.collect()
+        self.assertEqual((collector.full_collections, gc.get_freeze_count()), (1, frozen))
+        self.assertFalse(collector.frozen_since_reclaim)
+        self.assertNotIn("gc-reclaim", collector_module.supervisor.loops)
 
 
 def metric(text, name):

@@ -4,7 +4,8 @@ What a view does is tested with it across the suite (test_echo, test_hardening);
 communicator itself promises, as docs/testing.md shows it.
 """
 
-from django.test import SimpleTestCase, override_settings
+from django.contrib.auth.models import User
+from django.test import SimpleTestCase, TestCase, override_settings
 
 from realtime.testing import WebsocketCommunicator
 
@@ -43,3 +44,16 @@ class CommunicatorTests(SimpleTestCase):
             ws.send("hello")
             with self.assertRaisesMessage(AssertionError, "no message within 0.2 s"):
                 ws.receive(timeout=0.2)
+
+
+class LoggedInCommunicatorTests(TestCase):
+    def test_user_connects_logged_in_as_that_user(self):
+        ann = User.objects.create_user("ann")
+        # Only a logged-in user may open a room that does not exist yet.
+        anonymous = WebsocketCommunicator("/chat/new-room/")
+        self.addCleanup(anonymous.disconnect)
+        self.assertFalse(anonymous.connect())
+        self.assertEqual(anonymous.status, 404)
+        with WebsocketCommunicator("/chat/new-room/", user=ann) as ws:
+            welcome = ws.receive_event("welcome")
+        self.assertEqual(welcome["name"], "ann")

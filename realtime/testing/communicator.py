@@ -16,9 +16,10 @@ import time
 import gevent
 import gevent.event
 import gevent.socket
+from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side
 
@@ -44,9 +45,12 @@ class WebsocketCommunicator(EnvelopeCalls):
     `disconnect()` at the end (or use it as a context manager, which connects and disconnects).
     """
 
-    def __init__(self, path, query=None, headers=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, path, query=None, headers=None, timeout=DEFAULT_TIMEOUT, user=None):
+        """`user`: connect as this user, logged in as by the test client's `force_login` (a session
+        in the database, its cookie on the upgrade request)."""
         self.timeout = timeout
-        self.environ = RequestFactory().get(path, query or {}, headers={**UPGRADE_HEADERS, **(headers or {})}).environ
+        headers = {**UPGRADE_HEADERS, **(session_cookie(user) if user is not None else {}), **(headers or {})}
+        self.environ = RequestFactory().get(path, query or {}, headers=headers).environ
         self.application = WebSocketApplication()  # WEBSOCKET_URLCONF as the settings say now
         self.connection = None
         self.status = None  # the HTTP status Django answered the upgrade with, when it refused it
@@ -209,6 +213,14 @@ class WebsocketCommunicator(EnvelopeCalls):
 
 
 _serving = 0
+
+
+def session_cookie(user):
+    """{"Cookie": ...} of a session in which `user` is logged in."""
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    return {"Cookie": f"{cookie.key}={cookie.value}"}
 
 
 def _hold_database_connections(change):
