@@ -29,7 +29,8 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         self.addCleanup(fresh.stop)
         wait_until(lambda: self.health(fresh)[0] == 200, message="a fresh worker to report itself healthy")
         self.assertEqual(self.health(fresh)[1], {"status": "ok", "broker": "redis", "broker_connected": True,
-                                                 "connections": 0, "loops": {"broker-listener": RUNNING}})
+                                                 "connections": 0, "loops": {"broker-listener": RUNNING,
+                                                                             "gc-reclaim": RUNNING}})
 
     def test_redis_killed_and_restarted_mid_chat(self):
         ann, bob = self.join("outage", name="ann", color="#ff0000"), self.join("outage", name="bob", color="#0000ff")
@@ -37,6 +38,7 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         self.assertEqual(bob.receive_event("message")["text"], "before")
         self.assertEqual(self.health(), (200, {"status": "ok", "broker": "redis", "broker_connected": True,
                                                "connections": 2, "loops": {"broker-listener": RUNNING,
+                                                                           "gc-reclaim": RUNNING,
                                                                            "presence-flusher": RUNNING,
                                                                            "presence-refresher": RUNNING,
                                                                            "registry-sweeper": RUNNING}}))
