@@ -87,7 +87,9 @@ def measure(directory, database, connections, trace):
     from .servers import OurWorker
 
     class ProbedWorker(OurWorker):
-        config = ROOT / "bench" / "memory_probe.py"
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.options = ["-c", str(ROOT / "bench" / "memory_probe.py"), "--workers", "1"]
 
     directory.mkdir()
     # No heartbeat pings during the measurement: these clients never answer them. Nothing frozen:

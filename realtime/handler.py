@@ -177,8 +177,9 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         if conf.get("WEBSOCKET_SEND_BUFFER"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, conf.get("WEBSOCKET_SEND_BUFFER"))
         registry.add(self.websocket)
-        registry.handshakes += 1  # until the view accepts (the 101) or ends: see accept()
-        self.handshaking = True
+        # Counted until the view accepts (the 101: accept()) or ends without accepting. No flag
+        # on the handler for it: one more attribute grows the handler's __dict__ by 1.5 KB.
+        registry.handshakes += 1
         try:
             # Through the bound __call__: calling the application object recurses in C
             # (slot_tp_call), ~720 bytes more of C stack saved for every parked view.
@@ -188,7 +189,8 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             else:
                 self.send_refusal()
         finally:
-            self.handshake_done()
+            if not self.websocket.accepted:
+                registry.handshakes -= 1
             registry.discard(self.websocket)
             close = getattr(self.result, "close", None)
             if close is not None:
@@ -207,15 +209,9 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
             return "busy", "This worker has too many connections opening at once; retry in a moment."
         return None
 
-    handshaking = False
-
-    def handshake_done(self):
-        if self.handshaking:
-            self.handshaking = False
-            registry.handshakes -= 1
-
     def accept(self):
-        self.handshake_done()
+        """The view accepted (Connection.accept, once): the handshake is over, send the 101."""
+        registry.handshakes -= 1
         self.send_switching_protocols()
 
     def send_worker_status(self, path):

@@ -214,6 +214,11 @@ class HandshakeLimitTests(LiveWebSocketTestCase):
             self.assertIn(b" 101 ", client.status_line())
         self.assertIn(b" 101 ", RawClient(self.worker.port, "/echo/").status_line)
 
+    def test_upgrades_the_view_refuses_end_their_handshake_too(self):
+        for _ in range(3):  # more than WEBSOCKET_MAX_HANDSHAKES, one after another
+            self.assertEqual(self.worker.http_get("/test/guarded-echo/", headers=UPGRADE)[0], 403)
+        self.assertIn(b" 101 ", RawClient(self.worker.port, "/echo/").status_line)
+
     def refused(self):
         response = self.worker.http_get("/echo/", headers=UPGRADE)
         if response and response[0] == 503:
