@@ -7,7 +7,7 @@ import json
 
 from realtime.testing import wait_until
 from tests.history import RoomClientsMixin, create_rooms
-from tests.redis_topologies import SentinelTopology, TopologyTestCase
+from tests.redis_topologies import SERVICE, SentinelTopology, TopologyTestCase, ask
 
 
 class SentinelFailoverTests(RoomClientsMixin, TopologyTestCase):
@@ -55,3 +55,37 @@ class SentinelFailoverTests(RoomClientsMixin, TopologyTestCase):
         missed, _welcome = cara.receive_until("welcome")
         self.assertEqual([m["data"]["text"] for m in missed], ["during", "after, from ann", "after, from bob"])
         self.assertIn("reconnected to Redis; resubscribed", self.workers[0].log())
+
+
+class SentinelPlannedFailoverTests(RoomClientsMixin, TopologyTestCase):
+    """`SENTINEL FAILOVER`, as an operator does before maintenance: the old primary stays up as a
+    replica (PUBLISH there would reach only its own subscribers), so the workers must move."""
+
+    topology_class = SentinelTopology
+    worker_count = 2
+
+    def broker_primary(self, worker):
+        answer = worker.http_get("/healthz")
+        return json.loads(answer[2]).get("broker_primary") if answer and answer[0] == 200 else None
+
+    def test_a_planned_failover_moves_both_workers_to_the_new_primary_and_nothing_is_lost(self):
+        create_rooms("planned")
+        ann = self.join("planned", self.workers[0], name="ann")
+        bob = self.join("planned", self.workers[1], name="bob")
+        ann.send_json("message", {"text": "before"})
+        self.assertEqual(bob.receive_event("message")["text"], "before")
+        old, new = self.topology.primary.port, self.topology.replica.port
+
+        self.assertEqual(ask(self.topology.sentinels[0].port, "sentinel", "failover", SERVICE).strip(), "OK")
+        wait_until(lambda: self.topology.primary_port() == new, timeout=20, message="the sentinels to promote the replica")
+        wait_until(lambda: "role:slave" in (ask(old, "info", "replication") or ""), timeout=20,
+                   message="the old primary to be turned into a replica (it stays up)")
+        for worker in self.workers:
+            wait_until(lambda: self.broker_primary(worker) == f"127.0.0.1:{new}", timeout=20,
+                       message="the worker to listen to the new primary")
+        # Each gets every message once, in order, in both directions.
+        ann.send_json("message", {"text": "after, from ann"})
+        self.assertEqual(self.texts_until(bob, "after, from ann"), ["after, from ann"])
+        bob.send_json("message", {"text": "after, from bob"})
+        self.assertEqual(self.texts_until(ann, "after, from bob"), ["before", "after, from ann", "after, from bob"])
+        self.assertEqual(self.texts_until(bob, "after, from bob"), ["after, from bob"])
