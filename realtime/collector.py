@@ -11,6 +11,7 @@ and while a crowd joins CPython starts one each time the heap grew by a quarter,
 - frozen objects that later die in a reference cycle (a closed connection's parts) are reclaimed
   by ONE supervised loop: once the connections closed since the last reclaim reach a quarter of
   those open (or RECLAIM_EVERY passed with something frozen since), it unfreezes and collects.
+  Amortized, a close costs a share of one walk: at 10,000 members, 300 ms per 2,500 closes.
 
 Objects freed by reference counting (most of them) are freed at once, frozen or not.
 """
@@ -37,7 +38,8 @@ class Collector:
         self.freezing = False
         self.closed_at_reclaim = 0  # connections.closed when frozen objects were last collected
         self.reclaimed_at = time.monotonic()
-        self.frozen_since_reclaim = False
+        self.connections_frozen = False  # a full collection froze open connections (they may die frozen)
+        self.frozen_since_reclaim = 0  # full collections since the last reclaim, its own not counted
         self.reclaims = 0
         self.full_collections = 0
         self.full_seconds = 0.0  # time the full collections stopped the worker, all told
@@ -78,25 +80,27 @@ class Collector:
             return
         # Right after a full collection every tracked object is in generation 2 and just survived.
         gc.freeze()
-        self.frozen_since_reclaim = True
+        self.frozen_since_reclaim += 1
+        self.connections_frozen = self.connections_frozen or len(self.connections) > 0
 
     def reclaim_due(self, now):
-        """Connections may have been frozen (a full collection ran since the start or the last
-        reclaim), and enough of them closed since, or it has been RECLAIM_EVERY."""
-        if not self.frozen_since_reclaim:
-            return False
+        """Frozen connections and enough closed since the last reclaim; or RECLAIM_EVERY passed
+        since it and a full collection froze something new meanwhile (a worker whose heap does not
+        grow never walks it all again)."""
         closed = self.connections.closed - self.closed_at_reclaim
-        return (closed >= max(RECLAIM_MIN_CLOSED, RECLAIM_SHARE * len(self.connections))
-                or now - self.reclaimed_at >= RECLAIM_EVERY)
+        if self.connections_frozen and closed >= max(RECLAIM_MIN_CLOSED, RECLAIM_SHARE * len(self.connections)):
+            return True
+        return self.frozen_since_reclaim > 0 and now - self.reclaimed_at >= RECLAIM_EVERY
 
     def reclaim(self):
         """Unfreeze and collect: the one full walk frozen garbage costs."""
         self.closed_at_reclaim = self.connections.closed
         self.reclaimed_at = time.monotonic()
-        self.frozen_since_reclaim = False
         self.reclaims += 1
         gc.unfreeze()
-        gc.collect()  # _on_collection freezes what survived
+        gc.collect()  # _on_collection freezes what survived, the open connections among it
+        self.frozen_since_reclaim = 0
+        self.connections_frozen = len(self.connections) > 0
 
     def _reclaim_forever(self):
         while True:
