@@ -107,8 +107,11 @@ class PresenceAcrossWorkersTests(PresenceTestMixin, LiveWebSocketTestCase):
               f"(window {WINDOW} s, 2 workers)")
         # The bound: nobody got more than PAGE_SIZE members on joining; the rest page by page.
         self.assertLessEqual(max(len(member.first_page) for member in crowd), PAGE_SIZE)
-        # The last joiner asks for the rest, page by page, from the `next` of its `presence`.
-        last, seen, cursor = crowd[-1], dict(crowd[-1].first_page), crowd[-1].first_next
+        # The last joiner asks for the rest, page by page, from the `next` of its `presence`. What it
+        # knows besides: its first page and the joins the diffs since listed (those who joined after
+        # its first page was read may sort before that page's `next`).
+        last, cursor = crowd[-1], crowd[-1].first_next
+        seen = {**last.first_page, **last.list.members}
         while cursor is not None:
             last.client.send_json("members", {"after": cursor})
             page = last.client.receive_event("members")
