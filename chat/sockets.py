@@ -101,9 +101,9 @@ class ChatSession:
         return page.event("presence", {"room": self.room_name})
 
     def send_members_page(self, data):
-        after = data.get("after")
-        if not isinstance(after, str) or not after or len(after) > 64:
-            raise ClientError("invalid_cursor", "'after' must be the 'next' of a presence or members event.")
+        after = data.get("after")  # "": the first page (to page again after a diff left joins out)
+        if not isinstance(after, str) or len(after) > 64:
+            raise ClientError("invalid_cursor", "'after' must be \"\" or the 'next' of a presence or members event.")
         page = get_presence().page(self.channel, after)
         if page is None:
             raise ClientError("presence_unavailable", "The member list is unavailable for a moment; ask again later.")

@@ -98,11 +98,15 @@ class MemberList:
     one at or below the last applied `seq` is already reflected and changes nothing, one that came
     before `presence` is kept until it arrives. `members` holds what the client was sent (the first
     page, then diffs, then any pages it asked for); `count` is the group's size on every worker,
-    after the latest diff.
+    after the latest diff. `next` is the cursor of the page to ask for (None: nothing to ask).
+    A diff that left joins out (`joins_omitted`) makes the list incomplete anywhere in id order:
+    then `next` is "" (from the start again), at once or at the end of the pass under way.
     """
 
     def __init__(self):
         self.seq, self.count, self.members, self.early = None, 0, {}, []
+        self.next = None
+        self.missed = False  # joins were left out behind the cursor of the pass under way
 
     def apply(self, event, data):
         """Apply a `presence`, `presence_diff` or `members` event. False for a `members` page that
@@ -110,6 +114,7 @@ class MemberList:
         if event == "presence":
             self.seq, self.count = data["seq"], data["count"]
             self.members = {member["id"]: member for member in data["members"]}
+            self.next, self.missed = data.get("next"), False
             early, self.early = self.early, []
             for diff in sorted(early, key=lambda diff: diff["seq"]):
                 self.apply("presence_diff", diff)
@@ -117,6 +122,9 @@ class MemberList:
             if data["seq"] < self.seq:
                 return False
             self.members.update((member["id"], member) for member in data["members"])
+            self.next = data.get("next")
+            if self.next is None and self.missed:
+                self.next, self.missed = "", False
         elif event == "presence_diff":
             if self.seq is None:
                 self.early.append(data)
@@ -125,4 +133,9 @@ class MemberList:
                 for member_id in data["leaves"]:
                     self.members.pop(member_id, None)
                 self.members.update(data["joins"])
+                if data.get("joins_omitted"):
+                    if self.next:  # a pass is under way: finish it, then start again
+                        self.missed = True
+                    else:
+                        self.next = ""
         return True

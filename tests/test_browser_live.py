@@ -27,6 +27,7 @@ from tests.history import create_rooms
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
 HOLE_TIMEOUT = 1.0
 RECONNECT_WINDOW = 0.5  # the pages come back within half a second of a restart
+PRESENCE_PAGE_SIZE = 2  # a crowd of a dozen is a crowd: diffs list 2 joins, pages 2 members
 
 
 class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
@@ -35,7 +36,8 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         super().setUpClass()
         cls.redis = RedisServer().start()
         cls.addClassCleanup(cls.redis.stop)
-        cls.worker = WebSocketWorker(redis_url=cls.redis.url, env={"CLOCK_INTERVAL": "0.2"}).start()
+        cls.worker = WebSocketWorker(redis_url=cls.redis.url, env={"CLOCK_INTERVAL": "0.2",
+                                                                   "PRESENCE_PAGE_SIZE": str(PRESENCE_PAGE_SIZE)}).start()
         cls.addClassCleanup(cls.worker.stop)
         settings_override = override_settings(
             WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url,
@@ -200,6 +202,27 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
                  message="Zed listed, 2 here")
         zed.close()
         wait_for(self.browser, lambda d: self.members() == [me] and self.count() == "1", message="Zed gone, 1 here")
+
+    def test_more_finds_the_joiners_a_crowds_diff_left_out_of_a_complete_list(self):
+        self.open_room("crowded")
+        wait_for(self.browser, lambda d: len(self.members()) == 1, message="me in the list")
+        more = self.browser.find_element(*by_testid("more-members"))
+        self.assertFalse(more.is_displayed())  # everyone is listed: nothing more to ask
+        crowd = [WebSocketClient(self.worker.url("/chat/crowded/", name=f"m{i:02}")) for i in range(12)]
+        for client in crowd:
+            self.addCleanup(client.close)
+            client.receive_event("welcome")
+        # 12 joins within a window or two: a diff lists 2 of them, the count has them all.
+        wait_for(self.browser, lambda d: self.count() == "13", message="13 here")
+        self.assertLess(len(self.members()), 13)
+        self.assertTrue(more.is_displayed(), "no way to list the joiners left out")
+        deadline = time.monotonic() + 15
+        while more.is_displayed() and time.monotonic() < deadline:  # the user clicks More to the end
+            more.click()
+            time.sleep(0.1)  # a click while the page asked for is on its way asks for nothing
+        self.assertFalse(more.is_displayed(), "More never reached the end of the list")
+        others = [name for name in self.members() if not name.endswith(" (you)")]
+        self.assertEqual((others, len(self.members())), ([f"m{i:02}" for i in range(12)], 13))
 
     def log_in(self):
         """The browser gets a logged-in user's session cookie, until the end of the test."""

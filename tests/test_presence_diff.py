@@ -106,6 +106,33 @@ class MemberListTests(SimpleTestCase):
         self.assertTrue(members.apply("members", {"seq": 12, "members": [{"id": "z", "name": "zed"}]}))
         self.assertIn("z", members.members)
 
+    def test_joins_left_out_of_a_complete_list_send_the_client_back_to_the_first_page(self):
+        members = self.joined()  # the whole room on one page: nothing to ask
+        self.assertIsNone(members.next)
+        crowd = diff_data(11, 9, joins=[("c", "carol")])
+        crowd["joins_omitted"] = 6  # six more joined, ids anywhere before or after "a" and "b"
+        members.apply("presence_diff", crowd)
+        self.assertEqual(members.next, "")  # ask for {"after": ""}
+        members.apply("members", {"seq": 11, "next": "c", "members": [{"id": "0", "name": "zero"},
+                                                                     {"id": "a", "name": "ann"}, {"id": "c", "name": "carol"}]})
+        self.assertEqual(members.next, "c")
+        members.apply("members", {"seq": 11, "next": None, "members": [{"id": "d", "name": "dan"}]})
+        self.assertIsNone(members.next)
+        self.assertEqual(set(members.members), {"0", "a", "b", "c", "d"})
+
+    def test_joins_left_out_during_a_pass_start_another_once_it_ends(self):
+        members = MemberList()
+        members.apply("presence", {"seq": 10, "count": 4, "next": "b", "members": [{"id": "a", "name": "ann"},
+                                                                                  {"id": "b", "name": "bob"}]})
+        crowd = diff_data(11, 8, joins=[("x", "xavier")])
+        crowd["joins_omitted"] = 3  # some may sort before "b": this pass will not find them
+        members.apply("presence_diff", crowd)
+        self.assertEqual(members.next, "b")  # the pass goes on first
+        members.apply("members", {"seq": 11, "next": None, "members": [{"id": "c", "name": "carol"}]})
+        self.assertEqual(members.next, "")  # then starts again
+        members.apply("members", {"seq": 11, "next": None, "members": [{"id": "a0", "name": "amy"}]})
+        self.assertIsNone(members.next)  # nothing was left out since: done
+
 
 class RoundTripStore(LocalStore):
     """The in-process store behind a round trip: each read takes a while and is counted."""

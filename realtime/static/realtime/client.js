@@ -362,6 +362,8 @@
   // realtime/presence_diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
   // joins; a join of a known id replaces it); one that comes before `presence` waits for it.
   // onChange(list, diff) runs after each change; diff is the applied presence_diff's data, or null.
+  // A diff that left joins out (joins_omitted) makes `next` "" (page again from the start), at once
+  // or after the pass under way: those joiners may sort anywhere in id order.
   //   var people = new PresenceList(socket, function (list, diff) { list.count; list.members; });
   //   people.more();  // ask for the next page, while list.next is not null
   function PresenceList(socket, onChange) {
@@ -371,7 +373,8 @@
     this.seq = null;  // the last diff applied (null: waiting for this connection's `presence`)
     this.count = 0;  // the group's size on every worker
     this.members = new Map();  // id -> {id, name, ...}: the first page, the diffs since, the pages asked for
-    this.next = null;  // the cursor of the next page (null: none, or all asked for)
+    this.next = null;  // the cursor of the next page (null: none, or all asked for; "": from the start)
+    this.missed = false;  // a diff left joins out behind the cursor of the pass under way
     this.asked = null;  // the cursor of the page asked for and not yet received
     this.early = [];
     socket.on("welcome", function () { self.seq = null; self.early = []; self.asked = null; });
@@ -379,6 +382,7 @@
       self.seq = data.seq;
       self.count = data.count;
       self.next = data.next;
+      self.missed = false;
       self.members = new Map(data.members.map(function (member) { return [member.id, member]; }));
       var early = self.early.sort(function (a, b) { return a.seq - b.seq; });
       self.early = [];
@@ -396,6 +400,7 @@
       }
       self.asked = null;
       self.next = data.next;
+      if (self.next === null && self.missed) { self.next = ""; self.missed = false; }
       data.members.forEach(function (member) { self.members.set(member.id, member); });
       self.onChange(self, null);
     });
@@ -408,6 +413,10 @@
     this.count = diff.count;
     Object.keys(diff.leaves).forEach(function (id) { members.delete(id); });
     Object.keys(diff.joins).forEach(function (id) { members.set(id, diff.joins[id]); });
+    if (diff.joins_omitted) {
+      if (this.next) this.missed = true;  // a pass is under way: finish it, then start again
+      else this.next = "";
+    }
     this.onChange(this, diff);
   };
 
