@@ -63,6 +63,19 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
+-- The live members' infos after `from` ('-': from the start), at most `limit`, in id order, and the
+-- next page's cursor ('' at the end). Two calls for the whole page, not two per member (ZMSCORE: 6.2).
+local function page(from, limit, time)
+  local ids = redis.call('ZRANGEBYLEX', KEYS[3], from, '+', 'LIMIT', 0, limit)
+  local infos = {}
+  if #ids == 0 then return infos, '' end
+  local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
+  local values = redis.call('HMGET', KEYS[1], unpack(ids))
+  for i = 1, #ids do
+    if expiries[i] and tonumber(expiries[i]) > time and values[i] then infos[#infos + 1] = values[i] end
+  end
+  return infos, #ids == limit and ids[#ids] or ''
+end
 """
 
 TOUCH = TOUCH_FUNCTION + """
@@ -90,30 +103,21 @@ return expired
 PAGE = TOUCH_FUNCTION + """
 touch(tonumber(ARGV[1]), ARGV, 4, #ARGV)
 local time = now()
-local limit = tonumber(ARGV[3])
-local from = ARGV[2] == '' and '-' or '(' .. ARGV[2]
-local ids = redis.call('ZRANGEBYLEX', KEYS[3], from, '+', 'LIMIT', 0, limit)
-local reply = {redis.call('GET', KEYS[4]) or '0', redis.call('ZCOUNT', KEYS[2], '(' .. time, '+inf'),
-               #ids == limit and ids[#ids] or ''}
-if #ids == 0 then return reply end
--- Two calls for the whole page, not two per member (ZMSCORE: Redis 6.2).
-local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-local infos = redis.call('HMGET', KEYS[1], unpack(ids))
-for i = 1, #ids do
-  if expiries[i] and tonumber(expiries[i]) > time and infos[i] then reply[#reply + 1] = infos[i] end
-end
-return reply
+local infos, cursor = page(ARGV[2] == '' and '-' or '(' .. ARGV[2], tonumber(ARGV[3]), time)
+return {redis.call('GET', KEYS[4]) or '0', redis.call('ZCOUNT', KEYS[2], '(' .. time, '+inf'), cursor,
+        unpack(infos)}
 """
 
 # Apply one worker's coalesced changes and announce them: touch the joins, remove the leavers,
-# then (when there is something to announce) number the diff and publish it with the live count.
-# ARGV: ttl, channel (its name on the wire), head, tail, number of touched ids n, then n id/info pairs,
-# then removed ids. PUBLISH becomes SPUBLISH with Redis Cluster (RedisStore).
+# then (when there is something to announce) number the event and publish it with the live count, and
+# with a page limit above 0 the first page of the list (a `presence` event: PendingDiff.event_parts).
+# ARGV: ttl, channel (its name on the wire), head, tail, page limit, number of touched ids n, then n
+# id/info pairs, then removed ids. PUBLISH becomes SPUBLISH with Redis Cluster (RedisStore).
 FLUSH = TOUCH_FUNCTION + """
 local PUBLISH = '{publish}'
-local n = tonumber(ARGV[5])
-touch(tonumber(ARGV[1]), ARGV, 6, 5 + 2 * n)
-for i = 6 + 2 * n, #ARGV do
+local n = tonumber(ARGV[6])
+touch(tonumber(ARGV[1]), ARGV, 7, 6 + 2 * n)
+for i = 7 + 2 * n, #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[i])
   redis.call('ZREM', KEYS[2], ARGV[i])
   redis.call('ZREM', KEYS[3], ARGV[i])
@@ -125,8 +129,15 @@ local t = redis.call('TIME')
 local seq = string.format('%d', math.max(tonumber(t[1]) * 1e6 + tonumber(t[2]),
                                          tonumber(redis.call('GET', KEYS[4]) or '0') + 1))
 redis.call('SET', KEYS[4], seq, 'PX', math.ceil(tonumber(ARGV[1]) * 1000))
-local count = redis.call('ZCOUNT', KEYS[2], '(' .. now(), '+inf')
-redis.call(PUBLISH, ARGV[2], ARGV[3] .. seq .. ',"count":' .. count .. ARGV[4])
+local time = now()
+local count = redis.call('ZCOUNT', KEYS[2], '(' .. time, '+inf')
+local listed = ''
+if tonumber(ARGV[5]) > 0 then
+  local infos, cursor = page('-', tonumber(ARGV[5]), time)
+  listed = ',"next":' .. (cursor == '' and 'null' or cjson.encode(cursor)) .. ',"members":['
+           .. table.concat(infos, ',') .. ']'
+end
+redis.call(PUBLISH, ARGV[2], ARGV[3] .. seq .. ',"count":' .. count .. listed .. ARGV[4])
 return seq
 """
 
@@ -181,7 +192,7 @@ class RedisStore:
         self._touch(keys=self.keys(group), args=[self.ttl, *pairs(members)])
 
     def remove(self, group, member_id):
-        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), "", "", 0, member_id])
+        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), "", "", 0, 0, member_id])
 
     def sweep(self, group):
         return self._sweep(keys=self.keys(group))
@@ -191,9 +202,9 @@ class RedisStore:
                                                 args=[self.ttl, after, limit, *pairs(joining)])
         return Page(int(seq), int(count), cursor.decode() or None, [info.decode() for info in infos])
 
-    def flush(self, group, diff, head, tail):
-        self._flush(keys=self.keys(group), args=[
-            self.ttl, self.names.channel(group), head, tail, len(diff.joins), *pairs(diff.joins), *diff.removed])
+    def flush(self, group, diff, head, tail, page_limit):
+        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), head, tail, page_limit,
+                                                 len(diff.joins), *pairs(diff.joins), *diff.removed])
 
 
 class LocalStore:
@@ -225,13 +236,14 @@ class LocalStore:
         cursor = ids[-1] if len(ids) == limit else None
         return Page(self.seqs.get(group, 0), len(members), cursor, [members[i] for i in ids])
 
-    def flush(self, group, diff, head, tail):
+    def flush(self, group, diff, head, tail, page_limit):
         self.touch(group, diff.joins)
         for member_id in diff.removed:
             self.remove(group, member_id)
         if head:
             seq = self.seqs[group] = max(time.time_ns() // 1000, self.seqs.get(group, 0) + 1)
-            self.publish(group, diff_event(head, seq, len(self.groups.get(group, {})), tail))
+            page = self.page(group, "", page_limit, {}) if page_limit else None
+            self.publish(group, diff_event(head, seq, len(self.groups.get(group, {})), tail, page))
         if group not in self.groups:
             self.seqs.pop(group, None)
 
@@ -314,8 +326,8 @@ class Presence:
             labels = self.labels.get(group, {})
             if group not in self.local:
                 self.labels.pop(group, None)
-            head, tail = diff.event_parts(labels, self.page_size) if diff.announces() else ("", "")
-            if self._safely(self.store.flush, group, diff, head, tail) is False:
+            head, tail, page_limit = diff.event_parts(labels, self.page_size) if diff.announces() else ("", "", 0)
+            if self._safely(self.store.flush, group, diff, head, tail, page_limit) is False:
                 # Not sent: the next flush sends these changes together with the later ones.
                 self.pending[group] = diff.then(self.pending.get(group, PendingDiff()))
                 self.labels.setdefault(group, labels)

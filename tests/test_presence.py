@@ -26,7 +26,7 @@ class Member:
     def __init__(self, client):
         self.client, self.list = client, MemberList()
         self.welcome = client.receive_event("welcome")
-        self.diffs, self.pages = [], []
+        self.diffs, self.pages, self.resets = [], [], []
         self.follow_until(lambda: self.list.seq is not None)
 
     @property
@@ -44,6 +44,8 @@ class Member:
                                      f"count {self.list.count}") from None
             if message.get("event") == "presence_diff":
                 self.diffs.append(message["data"])
+            elif message.get("event") == "presence" and "left" in message["data"]:
+                self.resets.append(message["data"])  # the list after many leaves
             elif message.get("event") == "presence":  # the list on joining, as sent
                 self.first_page = {member["id"]: member for member in message["data"]["members"]}
                 self.first_next = message["data"]["next"]
@@ -152,6 +154,23 @@ class PresenceAcrossWorkersTests(PresenceTestMixin, LiveWebSocketTestCase):
         # Whoever joins now is told only about the living.
         dave = self.join("ghosts", self.workers[0], name="dave")
         self.assertEqual(names(dave.first_page), ["ann", "dave"])
+
+    def test_a_restarted_workers_many_leaves_reach_the_others_as_one_page_not_a_list_of_every_leave(self):
+        ann = self.join("restart", self.workers[0], name="ann")
+        for i in range(20):
+            self.join("restart", self.workers[1], name=f"m{i:02}")
+        ann.follow_until(lambda: ann.list.count == 21, what="a count of 21")
+        diffs_before = len(ann.diffs)
+        self.addCleanup(self.workers[1].start_if_stopped)
+        self.workers[1].stop()  # SIGTERM: its clients are closed (1001) and their leaves flushed
+        # Ann, on the other worker, gets the list as it is after them: only her, count 1.
+        ann.sees(["ann"], what="the 20 gone")
+        self.assertTrue(ann.resets, "no presence event with the leaves' numbers came")
+        self.assertEqual(sum(reset["left"] for reset in ann.resets) + sum(
+            len(diff["leaves"]) for diff in ann.diffs[diffs_before:]), 20)
+        # Every diff lists at most a page of leaves: 20 leaves never cost Ann a frame of 20 infos.
+        self.assertLessEqual(max((len(diff["leaves"]) for diff in ann.diffs), default=0), PAGE_SIZE)
+        self.assertLessEqual(max(len(reset["members"]) for reset in ann.resets), PAGE_SIZE)
 
     def test_a_bad_cursor_gets_a_clear_error_and_the_connection_stays(self):
         ann = self.join("cursor", name="ann")

@@ -6,8 +6,8 @@ import gevent
 import redis
 from django.test import SimpleTestCase
 
-from realtime.presence import LocalStore, Presence, RedisStore
-from realtime.presence_diff import MemberList, PendingDiff
+from realtime.presence import LocalStore, Page, Presence, RedisStore
+from realtime.presence_diff import MemberList, PendingDiff, diff_event
 from realtime.testing import RedisServer
 
 
@@ -49,8 +49,9 @@ class PendingDiffTests(SimpleTestCase):
         diff = PendingDiff()
         diff.join("a", info("a", "änn"))
         diff.leave("c", info("c", "carol"))
-        head, tail = diff.event_parts({"room": "lobby"})
-        event = json.loads(f'{head}7,"count":3{tail}')
+        head, tail, page_limit = diff.event_parts({"room": "lobby"})
+        self.assertEqual(page_limit, 0)  # a diff: no page in it
+        event = json.loads(diff_event(head, 7, 3, tail))
         self.assertEqual(event, {"event": "presence_diff", "data": {
             "room": "lobby", "seq": 7, "count": 3, "joins": {"a": {"id": "a", "name": "änn"}},
             "leaves": {"c": {"id": "c", "name": "carol"}}}})
@@ -63,12 +64,27 @@ class PendingDiffTests(SimpleTestCase):
         diff.update("known", info("known", "new name"))
         for i in range(7):
             diff.leave(f"l{i}", info(f"l{i}", f"leaver {i}"))
-        head, tail = diff.event_parts({}, join_limit=3)
-        data = json.loads(f'{head}1,"count":50{tail}')["data"]
-        self.assertEqual(len(data["joins"]), 3)
+        head, tail, _ = diff.event_parts({}, limit=8)
+        data = json.loads(diff_event(head, 1, 50, tail))["data"]
+        self.assertEqual(len(data["joins"]), 8)
         self.assertIn("known", data["joins"])  # a new name of someone listed is never left out
-        self.assertEqual(data["joins_omitted"], 8)
+        self.assertEqual(data["joins_omitted"], 3)
         self.assertEqual(len(data["leaves"]), 7)
+
+    def test_more_leaves_than_the_limit_go_out_as_the_first_page_after_them_with_the_numbers(self):
+        # A worker with thousands of members restarted: listing every leave would cost each of the
+        # thousands left a frame the size of the room. They get a page instead, and start over.
+        diff = PendingDiff()
+        diff.join("j", info("j", "joiner"))
+        for i in range(7):
+            diff.leave(f"l{i}", info(f"l{i}", f"leaver {i}"))
+        head, tail, page_limit = diff.event_parts({"room": "lobby"}, limit=3)
+        self.assertEqual(page_limit, 3)
+        page = Page(0, 0, "c", [info("a", "ann"), info("b", "bob"), info("c", "carol")])
+        event = json.loads(diff_event(head, 9, 40, tail, page))
+        self.assertEqual(event, {"event": "presence", "data": {
+            "room": "lobby", "seq": 9, "count": 40, "next": "c", "joined": 1, "left": 7,
+            "members": [{"id": i, "name": n} for i, n in (("a", "ann"), ("b", "bob"), ("c", "carol"))]}})
 
 
 class MemberListTests(SimpleTestCase):
@@ -132,6 +148,51 @@ class MemberListTests(SimpleTestCase):
         self.assertEqual(members.next, "")  # then starts again
         members.apply("members", {"seq": 11, "next": None, "members": [{"id": "a0", "name": "amy"}]})
         self.assertIsNone(members.next)  # nothing was left out since: done
+
+    def test_a_reset_starts_the_list_over_unless_the_list_is_as_new(self):
+        joined = {"seq": 10, "count": 3, "next": None, "members": [{"id": "me", "name": "me"}]}
+        reset = {"seq": 10, "count": 2, "next": None, "joined": 0, "left": 900, "members": [{"id": "a", "name": "ann"}]}
+        members = MemberList()  # the joiner's own page, then a reset read before it at the same seq
+        members.apply("presence", joined)
+        members.apply("presence", reset)
+        self.assertEqual(set(members.members), {"me"})
+        members.apply("presence", {**reset, "seq": 11})  # after it: the list starts over
+        self.assertEqual((set(members.members), members.count, members.seq), ({"a"}, 2, 11))
+        members = MemberList()  # the reset overtook the joiner's own page
+        members.apply("presence", reset)
+        members.apply("presence", joined)  # same seq, and it lists the joiner: it wins
+        self.assertEqual(set(members.members), {"me"})
+        members.apply("presence", {**joined, "seq": 9, "members": [{"id": "ghost", "name": "gone"}]})
+        self.assertEqual(set(members.members), {"me"})  # older than the list: changes nothing
+
+
+def many_leave(presence, next_event):
+    """Seven members join (one diff), then four of them leave in one window (limit 3): the event
+    that announces the leaves, and its seq above the first."""
+    for i in range(7):
+        presence.join("room", f"m{i}", {"name": f"member {i}"}, labels={"room": "r"})
+    presence.flush()
+    first = next_event()["data"]
+    for i in (0, 2, 4, 6):
+        presence.leave("room", f"m{i}")
+    presence.flush()
+    event = next_event()
+    return event["event"], event["data"].pop("seq") > first["seq"], event["data"]
+
+
+# The first page after the leaves, in id order, with the cursor after it (a full page has one), and
+# the numbers.
+MANY_LEFT = ("presence", True, {"room": "r", "count": 3, "next": "m5", "joined": 0, "left": 4, "members": [
+    {"id": f"m{i}", "name": f"member {i}"} for i in (1, 3, 5)]})
+
+
+class LocalManyLeavesTests(SimpleTestCase):
+    def test_many_leaves_go_out_as_the_first_page_after_them(self):
+        events = []
+        presence = Presence(LocalStore(publish=lambda group, text: events.append(json.loads(text))),
+                            refresh=10, window=1, page_size=3)
+        presence._start = lambda: None
+        self.assertEqual(many_leave(presence, events.pop), MANY_LEFT)
 
 
 class RoundTripStore(LocalStore):
@@ -253,6 +314,14 @@ class RedisPresenceTests(SimpleTestCase):
         self.assertEqual((second["joins"]["m1"]["name"], list(second["leaves"]), second["count"]), ("renamed", ["m0"], 3))
         self.assertGreater(second["seq"], first["seq"])
         self.assertEqual(self.presence.page("room").seq, second["seq"])
+        listener.close()
+
+    def test_many_leaves_go_out_as_the_first_page_after_them(self):
+        listener = self.client.pubsub(ignore_subscribe_messages=True)
+        listener.subscribe("room")
+        listener.get_message(timeout=1)
+        self.assertEqual(many_leave(self.presence, lambda: json.loads(listener.get_message(timeout=2)["data"])),
+                         MANY_LEFT)
         listener.close()
 
     def test_a_diff_that_could_not_be_sent_goes_out_with_the_next(self):

@@ -210,6 +210,10 @@
 
   // A line per joiner, leaver or changed name or colour in a small diff; a summary for a crowd.
   function noticeChanges(diff) {
+    if ("left" in diff) {  // a reset after many leaves: only the numbers
+      notice(diff.joined + " joined, " + diff.left + " left");
+      return;
+    }
     var joins = Object.keys(diff.joins).map(function (id) { return diff.joins[id]; });
     var leaves = Object.keys(diff.leaves).map(function (id) { return diff.leaves[id]; });
     var joined = joins.length + (diff.joins_omitted || 0);  // a crowd's diff lists only some joiners

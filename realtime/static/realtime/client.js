@@ -361,7 +361,8 @@
   // and a first page, on every connect), `presence_diff` and `members` events; the same rules as
   // realtime/presence_diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
   // joins; a join of a known id replaces it); one that comes before `presence` waits for it.
-  // onChange(list, diff) runs after each change; diff is the applied presence_diff's data, or null.
+  // onChange(list, diff) runs after each change; diff is the applied presence_diff's data, a reset
+  // `presence`'s (with `joined` and `left` counts), or null (a page).
   // A diff that left joins out (joins_omitted) makes `next` "" (page again from the start), at once
   // or after the pass under way: those joiners may sort anywhere in id order.
   //   var people = new PresenceList(socket, function (list, diff) { list.count; list.members; });
@@ -379,14 +380,17 @@
     this.early = [];
     socket.on("welcome", function () { self.seq = null; self.early = []; self.asked = null; });
     socket.on("presence", function (data) {
+      var reset = "left" in data;  // sent to all after many leaves: the first page after them
+      if (self.seq !== null && (data.seq < self.seq || (data.seq === self.seq && reset))) return;  // older
       self.seq = data.seq;
       self.count = data.count;
       self.next = data.next;
       self.missed = false;
+      self.asked = null;  // a page still on its way belongs to the list this one replaces
       self.members = new Map(data.members.map(function (member) { return [member.id, member]; }));
       var early = self.early.sort(function (a, b) { return a.seq - b.seq; });
       self.early = [];
-      self.onChange(self, null);
+      self.onChange(self, reset ? data : null);
       early.forEach(function (diff) { self.applyDiff(diff); });
     });
     socket.on("presence_diff", function (data) {
@@ -394,6 +398,7 @@
       else self.applyDiff(data);
     });
     socket.on("members", function (data) {
+      if (self.asked === null) return;  // asked for before a reset: that pass is over
       if (data.seq < self.seq) {  // older than the diffs applied: a member it lists may be gone
         if (self.asked !== null) socket.send("members", {after: self.asked});
         return;
