@@ -4,6 +4,7 @@ Pages come from Django's live server in this process; sockets from a real worker
 This process stands for the page server: what it posts or reports goes through the same Redis.
 """
 
+import re
 import signal
 import time
 
@@ -223,6 +224,22 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.assertFalse(more.is_displayed(), "More never reached the end of the list")
         others = [name for name in self.members() if not name.endswith(" (you)")]
         self.assertEqual((others, len(self.members())), ([f"m{i:02}" for i in range(12)], 13))
+
+    def test_many_leaving_at_once_shows_the_numbers_and_the_list_after_them(self):
+        self.open_room("emptying")
+        wait_for(self.browser, lambda d: len(self.members()) == 1, message="me in the list")
+        me = self.members()[0]
+        crowd = [WebSocketClient(self.worker.url("/chat/emptying/", name=f"m{i:02}")) for i in range(6)]
+        for client in crowd:
+            client.receive_event("welcome")
+        wait_for(self.browser, lambda d: self.count() == "7", message="7 here")
+        for client in crowd:  # 6 leaves in a window: more than a diff lists (2), so a fresh page comes
+            client.close()
+        wait_for(self.browser, lambda d: self.members() == [me] and self.count() == "1", message="the 6 gone")
+        # The numbers, not a name per leaver ("0 joined, 6 left"; if the closes straddled two windows,
+        # one of them still had more than 2 leaves).
+        resets = [text for text in self.texts(".notice") if re.fullmatch(r"0 joined, [3-6] left", text)]
+        self.assertTrue(resets, self.texts(".notice"))
 
     def log_in(self):
         """The browser gets a logged-in user's session cookie, until the end of the test."""
