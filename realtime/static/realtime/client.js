@@ -400,7 +400,7 @@
     socket.on("members", function (data) {
       if (self.asked === null) return;  // asked for before a reset: that pass is over
       if (data.seq < self.seq) {  // older than the diffs applied: a member it lists may be gone
-        if (self.asked !== null) socket.send("members", {after: self.asked});
+        socket.send("members", {after: self.asked});
         return;
       }
       self.asked = null;
