@@ -72,12 +72,12 @@ def main():
 
     django.setup()
     from chat.models import Room
-    from realtime.testing import RedisServer, WebSocketWorker
+    from realtime.testing import RedisServer, WorkerProcess
 
     Room.objects.get_or_create(name="bench")  # anonymous clients join only rooms that exist
 
     redis = RedisServer().start()
-    workers = [WebSocketWorker(redis_url=redis.url, env={"WS_ACCESS_LOG": "/dev/null"}) for _ in range(2)]
+    workers = [WorkerProcess(redis_url=redis.url, env={"WS_ACCESS_LOG": "/dev/null"}) for _ in range(2)]
     try:
         for worker in workers:
             worker.start()

@@ -70,9 +70,9 @@ def main():
     import django
 
     django.setup()
-    from realtime.testing import WebSocketWorker
+    from realtime.testing import WorkerProcess
 
-    worker = WebSocketWorker(env={"WEBSOCKET_MAX_MESSAGE_SIZE": str(32 * 1024 * 1024), "WS_ACCESS_LOG": "/dev/null",
+    worker = WorkerProcess(env={"WEBSOCKET_MAX_MESSAGE_SIZE": str(32 * 1024 * 1024), "WS_ACCESS_LOG": "/dev/null",
                                   "WEBSOCKET_RATE_LIMIT": "0", "WEBSOCKET_FRAME_RATE": "0", "WEBSOCKET_MAX_QUEUE_BYTES": str(64 * 1024 * 1024)})
     worker.start()
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psutil
 
-from realtime.testing import RedisServer, ServerProcess, WebSocketWorker
+from realtime.testing import RedisServer, ServerProcess, WorkerProcess
 
 from .config import ROOM, SHARDING_ROOMS
 
@@ -56,7 +56,7 @@ class BenchRedis(Logged, RedisServer):
         return pinned(super().command(), self.cpus) + ["--maxclients", "20000"]
 
 
-class OurWorker(Logged, WebSocketWorker):
+class OurWorker(Logged, WorkerProcess):
     """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket`: the real chat and echo views."""
 
     def __init__(self, redis_url, database_url, cpus, log_dir, default_limits=False):
@@ -79,7 +79,7 @@ class OurWorker(Logged, WebSocketWorker):
         return {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
 
 
-class BareWorker(Logged, WebSocketWorker):
+class BareWorker(Logged, WorkerProcess):
     """bench/bare_server.py under gevent-websocket's own gunicorn worker."""
 
     def __init__(self, redis_url, cpus, log_dir):

@@ -15,7 +15,7 @@ import logging
 import gevent
 
 from realtime.envelope import envelope
-from realtime.hub import ChannelWatcher, get_hub
+from realtime.fanout.hub import ChannelWatcher, get_hub
 from realtime.presence import get_presence
 
 from .services import room_channel, shared_backlog

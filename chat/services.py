@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from realtime.brokers import BrokerUnavailable, publish
+from realtime.fanout.brokers import BrokerUnavailable, publish
 from realtime.db import run_read
 from realtime.envelope import envelope
-from realtime.hub import text_frame
-from realtime.shared_reads import SharedReads
+from realtime.fanout.hub import text_frame
+from realtime.db import SharedReads
 
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
@@ -124,7 +124,7 @@ def backlog(room, since=None):
     return missed, None
 
 
-# Joiners of one room share their reads: a crowd of n costs a few queries, not n (realtime/shared_reads.py).
+# Joiners of one room share their reads: a crowd of n costs a few queries, not n (realtime/db/shared_reads.py).
 _shared_reads = SharedReads()
 
 

@@ -16,11 +16,11 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden, HttpResponseNotFound
 
-from realtime.brokers import BrokerUnavailable
+from realtime.fanout.brokers import BrokerUnavailable
 from realtime.db import read_user
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
-from realtime.hub import get_hub
+from realtime.fanout.hub import get_hub
 from realtime.presence import Page, get_presence
 
 from .feed import RoomFeed, message_id
@@ -205,7 +205,7 @@ CHAT_MAX_MESSAGE_BYTES = 16 * 1024
 @websocket(max_message_size=CHAT_MAX_MESSAGE_BYTES)
 def chat_room(request, ws, room=LOBBY):
     # A logged-in user's session and account are read now, in a database reader's turn: a crowd
-    # of handshakes never opens more connections than WEBSOCKET_DB_CONCURRENCY (realtime/db.py).
+    # of handshakes never opens more connections than WEBSOCKET_DB_CONCURRENCY (realtime/db/).
     name, room = room, room_to_open(room, read_user(request))
     if room is None:
         return HttpResponseNotFound(f"No room named {name!r}: log in to open a new room.\n",

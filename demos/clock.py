@@ -12,7 +12,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from realtime.envelope import envelope, iso_utc
-from realtime.hub import get_hub
+from realtime.fanout.hub import get_hub
 from realtime.supervisor import supervisor
 
 CHANNEL = "local:clock"

@@ -2,7 +2,7 @@
 
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
-from realtime.hub import get_hub
+from realtime.fanout.hub import get_hub
 from realtime.transport.codes import NORMAL
 
 from .clock import CHANNEL as CLOCK_CHANNEL, get_ticker

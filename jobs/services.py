@@ -10,7 +10,7 @@ import logging
 from django.conf import settings
 from django.db import connection, transaction
 
-from realtime.brokers import BrokerUnavailable, publish
+from realtime.fanout.brokers import BrokerUnavailable, publish
 from realtime.envelope import envelope
 
 from .models import Job

@@ -10,10 +10,10 @@ import logging
 import gevent
 from django.db import connection
 
-from realtime.brokers import get_broker
+from realtime.fanout.brokers import get_broker
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope, receive_events
-from realtime.hub import get_hub
+from realtime.fanout.hub import get_hub
 
 from .models import Job
 from .services import CHANNEL

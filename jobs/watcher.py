@@ -9,7 +9,7 @@ import gevent
 from django.db import connection
 
 from realtime.envelope import envelope
-from realtime.hub import get_hub
+from realtime.fanout.hub import get_hub
 from realtime.supervisor import supervisor
 
 from .models import Job

@@ -13,6 +13,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 
 application = get_wsgi_application()
 
-from realtime.application import get_websocket_application  # noqa: E402  (needs settings)
+from realtime.server.application import get_websocket_application  # noqa: E402  (needs settings)
 
 websocket = get_websocket_application()

@@ -28,7 +28,7 @@ SETTINGS = (
             "on port 8001, or a full `ws(s)://host` URL. Sockets on another port or host are another origin: "
             "outside `DEBUG` list the pages' origin in `CSRF_TRUSTED_ORIGINS`."),
     Setting("REDIS_URL", "", "empty",
-            "the broker (`realtime/brokers/`): empty means in-process (one worker process only); "
+            "the broker (`realtime/fanout/brokers/`): empty means in-process (one worker process only); "
             "`redis://[:password@]host:6379/0` or `rediss://...` (TLS) one Redis server; the Sentinel and "
             "Cluster forms are below the table."),
     Setting("REALTIME_KEY_PREFIX", "", "empty",
@@ -49,7 +49,7 @@ SETTINGS = (
             "the middleware a WebSocket request passes through. A socket's only HTTP answer is its 101 (or a "
             "refusal), so middleware that shapes pages' responses (messages, X-Frame-Options, security headers, "
             "CSRF cookies) is work on every join for nothing; this project keeps sessions and authentication. "
-            "The Origin check does not depend on it (`realtime/origin.py`). Not read from the environment."),
+            "The Origin check does not depend on it (`realtime/server/origin.py`). Not read from the environment."),
     Setting("WEBSOCKET_MAX_MESSAGE_SIZE", 1024 * 1024, "1 MiB",
             "largest message a client may send; a frame header that declares more closes with 1009."),
     Setting("WEBSOCKET_MAX_QUEUE_BYTES", 4 * 1024 * 1024, "4 MiB",
@@ -73,7 +73,7 @@ SETTINGS = (
     Setting("WEBSOCKET_GC_FREEZE", 1, "1",
             "1: the worker freezes what survives a full garbage collection (`gc.freeze`), so that the next one "
             "does not walk every open connection again (~300 ms at 10,000), and reclaims frozen garbage once a "
-            "quarter of the connections closed (`realtime/collector.py`); 0: CPython's collector as is (`/metrics` still "
+            "quarter of the connections closed (`realtime/server/collector.py`); 0: CPython's collector as is (`/metrics` still "
             "counts full collections and their time)."),
     Setting("WEBSOCKET_RATE_LIMIT", 50, "50/s",
             "incoming messages per second per connection (0: no limit)."),

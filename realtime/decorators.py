@@ -22,7 +22,7 @@ def websocket(view=None, *, max_message_size=None):
             ws.max_message_size = min(max_message_size, ws.max_message_size)
         return view(request, ws, *args, **kwargs)
 
-    # The worker's routing calls `view` itself, with the same size limit (realtime/application.py).
+    # The worker's routing calls `view` itself, with the same size limit (realtime/server/application.py).
     # `wrapper` is named so that a decorator applied on top, which copies this attribute, is not skipped.
     wrapper.websocket_takes_connection = (wrapper, view, max_message_size)
     return wrapper

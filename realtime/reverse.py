@@ -4,7 +4,7 @@ from urllib.parse import urlsplit
 
 from django.urls import reverse
 
-from realtime import conf
+from . import conf
 
 
 def websocket_url(name, args=None, kwargs=None, request=None):

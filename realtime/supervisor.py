@@ -1,6 +1,6 @@
 """Background loops that must not die quietly: ONE supervisor per worker process.
 
-Each long-lived greenlet of the process (the broker listener, the registry sweeper, the presence
+Each long-lived greenlet of the process (the broker listener, the connection sweeper, the presence
 refresher, the jobs watcher, the clock ticker) is started with `supervisor.spawn(name, function)`.
 When the function raises, the exception and its traceback are logged, the loop is `restarting`,
 and the function is called again after a backoff that doubles from RESTART_MIN up to RESTART_MAX

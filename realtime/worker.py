@@ -1,74 +1,9 @@
-"""The gunicorn worker class: gevent-websocket's GeventWebSocketWorker with our handler.
+"""The gunicorn worker class by the name deployments give it: `-k realtime.worker.WebSocketWorker`.
 
-Use it as `worker_class = "realtime.worker.WebSocketWorker"` (deploy/gunicorn_ws.py does).
+It lives in `realtime/server/worker.py`. gunicorn imports this before gevent patches the worker
+process, so nothing else is imported here.
 """
 
-import gevent
-from geventwebsocket.gunicorn.workers import GeventWebSocketWorker
+from .server.worker import WebSocketWorker
 
-
-class WebSocketWorker(GeventWebSocketWorker):
-    def patch(self):
-        super().patch()
-        # Import Django-facing code only after gevent has patched the standard library, in the
-        # worker process: Django's per-thread state must become per-greenlet.
-        from .handler import WebSocketHandler, WebSocketServer
-
-        self.server_class = WebSocketServer
-        self.wsgi_handler = WebSocketHandler
-
-    def load_wsgi(self):
-        super().load_wsgi()
-        from . import metrics
-        from .brokers import get_broker
-        from .hub import get_hub
-        from .registry import registry
-
-        broker = get_broker()
-        metrics.install(lambda: len(registry), get_broker)
-        self.log.info("websocket worker %s: %s", self.pid, broker.describe())
-        # The broker connects now, not at the first subscriber: /healthz (a load balancer's
-        # readiness check) must not call a worker degraded for having no clients yet.
-        hub = get_hub()
-        broker.start(hub.dispatch, hub.resync_all)
-        skip_database_checks_at_request_start()
-        from .collector import collector
-
-        collector.install()
-
-    def run(self):
-        super().run()
-        # The clients are gone (gracefully or not): announce their leaves now, in one diff per
-        # room, rather than letting other workers find them expired PRESENCE_TTL seconds later.
-        from . import presence
-
-        presence.flush_before_exit()
-
-    def handle_exit(self, sig, frame):
-        """SIGTERM: stop taking clients, then tell every client we are going away (1001) so it
-        resumes elsewhere.
-
-        New upgrades get 503 from this moment (gunicorn closes the listening socket only at its
-        next tick, up to a second later), so a closed client cannot come straight back here.
-        gunicorn then waits up to graceful_timeout for the connections to end.
-        """
-        super().handle_exit(sig, frame)
-        from . import conf
-        from .registry import registry
-        from .transport.codes import GOING_AWAY
-
-        registry.draining = True
-        window = conf.get("CLIENT_RECONNECT_WINDOW")
-        gevent.spawn(registry.close_all, GOING_AWAY, f"server shutting down; reconnect_window={window:g}")
-
-
-def skip_database_checks_at_request_start():
-    """Every request here runs in a greenlet of its own (one request per connection), whose
-    database connections (per greenlet under gevent) do not exist yet: Django's two checks at
-    `request_started` find nothing to reset or close, but building the greenlet's connection
-    state to find that out is ~5 % of a join. `request_finished` still closes what a view opened."""
-    from django.core.signals import request_started
-    from django.db import close_old_connections, reset_queries
-
-    request_started.disconnect(reset_queries)
-    request_started.disconnect(close_old_connections)
+__all__ = ["WebSocketWorker"]

@@ -3,6 +3,6 @@
     gunicorn -k realtime.worker.WebSocketWorker --worker-connections 10000 realtime.wsgi:application
 """
 
-from .application import get_websocket_application
+from .server.application import get_websocket_application
 
 application = get_websocket_application()

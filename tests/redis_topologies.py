@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from realtime.testing import LiveWebSocketTestCase, RedisServer, WebSocketWorker, free_port, require_binary, wait_until
+from realtime.testing import LiveWebSocketTestCase, RedisServer, WorkerProcess, free_port, require_binary, wait_until
 
 SERVICE = "primary"
 
@@ -244,7 +244,7 @@ class TopologyTestCase(LiveWebSocketTestCase):
 
     @classmethod
     def start_worker(cls, **env):
-        return WebSocketWorker(redis_url=cls.topology.url, env={**cls.worker_env, **env}).start()
+        return WorkerProcess(redis_url=cls.topology.url, env={**cls.worker_env, **env}).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -4,9 +4,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase
 from redis.cluster import ClusterNode
 
-from realtime.brokers import broker_for
-from realtime.brokers.base import Names
-from realtime.brokers.urls import parse_cluster_url, parse_sentinel_url
+from realtime.fanout.brokers import broker_for
+from realtime.fanout.brokers.base import Names
+from realtime.fanout.brokers.urls import parse_cluster_url, parse_sentinel_url
 
 
 class BrokerChoiceTests(SimpleTestCase):

@@ -8,7 +8,7 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 from selenium.webdriver.common.by import By
 
-from realtime.testing import RedisServer, WebSocketWorker
+from realtime.testing import RedisServer, WorkerProcess
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from chat.models import Message
 from tests.history import create_rooms, store_history
@@ -22,7 +22,7 @@ class ChatPageTests(StaticLiveServerTestCase):
         super().setUpClass()
         cls.redis = RedisServer().start()
         cls.addClassCleanup(cls.redis.stop)
-        cls.worker = WebSocketWorker(redis_url=cls.redis.url, env={"PRESENCE_DIFF_WINDOW": str(DIFF_WINDOW)}).start()
+        cls.worker = WorkerProcess(redis_url=cls.redis.url, env={"PRESENCE_DIFF_WINDOW": str(DIFF_WINDOW)}).start()
         cls.addClassCleanup(cls.worker.stop)
         settings_override = override_settings(WEBSOCKET_SERVER=f":{cls.worker.port}")
         settings_override.enable()

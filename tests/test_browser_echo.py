@@ -3,7 +3,7 @@
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 
-from realtime.testing import WebSocketWorker
+from realtime.testing import WorkerProcess
 from tests.browser import by_testid, start_browser, text_of, wait_for
 
 
@@ -13,7 +13,7 @@ class EchoPageTests(StaticLiveServerTestCase):
         super().setUpClass()
         cls.browser = start_browser()
         cls.addClassCleanup(cls.browser.quit)
-        cls.worker = WebSocketWorker().start()
+        cls.worker = WorkerProcess().start()
         cls.addClassCleanup(cls.worker.stop)
         # Pages on the live server's port, sockets on the worker's: the development layout.
         settings_override = override_settings(WEBSOCKET_SERVER=f":{cls.worker.port}")

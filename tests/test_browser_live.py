@@ -18,9 +18,9 @@ from chat.models import Message, Room
 from chat.services import post_message, room_channel
 from jobs.models import Job
 from jobs.services import report
-from realtime.brokers import BrokerUnavailable, publish
+from realtime.fanout.brokers import BrokerUnavailable, publish
 from realtime.envelope import envelope
-from realtime.testing import RedisServer, WebSocketClient, WebSocketWorker, free_port
+from realtime.testing import RedisServer, WebSocketClient, WorkerProcess, free_port
 from tests.servers import TaskWorker
 from tests.browser import WorkerRevivalMixin, by_testid, start_browser, text_of, wait_for
 from tests.history import create_rooms
@@ -37,7 +37,7 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         super().setUpClass()
         cls.redis = RedisServer().start()
         cls.addClassCleanup(cls.redis.stop)
-        cls.worker = WebSocketWorker(redis_url=cls.redis.url, env={"CLOCK_INTERVAL": "0.2",
+        cls.worker = WorkerProcess(redis_url=cls.redis.url, env={"CLOCK_INTERVAL": "0.2",
                                                                    "PRESENCE_PAGE_SIZE": str(PRESENCE_PAGE_SIZE)}).start()
         cls.addClassCleanup(cls.worker.stop)
         settings_override = override_settings(

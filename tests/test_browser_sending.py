@@ -8,7 +8,7 @@ from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 
 from chat.models import Message, Room
-from realtime.testing import RedisServer, WebSocketWorker, wait_until
+from realtime.testing import RedisServer, WorkerProcess, wait_until
 from tests.browser import WorkerRevivalMixin, by_testid, start_browser, text_of, wait_for
 from tests.cut_proxy import CutProxy
 from tests.history import create_rooms
@@ -23,7 +23,7 @@ class SendingPageTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         super().setUpClass()
         cls.redis = RedisServer().start()
         cls.addClassCleanup(cls.redis.stop)
-        cls.worker = WebSocketWorker(redis_url=cls.redis.url).start()
+        cls.worker = WorkerProcess(redis_url=cls.redis.url).start()
         cls.addClassCleanup(cls.worker.stop)
         settings_override = override_settings(
             WEBSOCKET_SERVER=f":{cls.worker.port}", REDIS_URL=cls.redis.url,
@@ -164,7 +164,7 @@ class SendingPageTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.assertEqual(self.stored("expired"), ["too late"])
 
     def test_messages_dropped_by_the_rate_limit_are_sent_again_and_stored_once_in_order(self):
-        limited = WebSocketWorker(redis_url=self.redis.url, env={"WEBSOCKET_RATE_LIMIT": "2", "WEBSOCKET_RATE_BURST": "2"})
+        limited = WorkerProcess(redis_url=self.redis.url, env={"WEBSOCKET_RATE_LIMIT": "2", "WEBSOCKET_RATE_BURST": "2"})
         limited.start()
         self.addCleanup(limited.stop)
         # The usual 20 s heartbeat: its pings would take this worker's tokens.

@@ -1,4 +1,4 @@
-"""realtime/collector.py: full garbage collections walk only what is new since the last one, and
+"""realtime/server/collector.py: full garbage collections walk only what is new since the last one, and
 what was frozen and then died with its connection is collected once enough connections closed."""
 
 import gc
@@ -7,8 +7,8 @@ import weakref
 
 from django.test import SimpleTestCase, override_settings
 
-from realtime import collector as collector_module
-from realtime.collector import Collector
+from realtime.server import collector as collector_module
+from realtime.server.collector import Collector
 from realtime.testing import LiveWebSocketTestCase, wait_until
 
 
@@ -20,7 +20,7 @@ class Node:
 
 
 class Connections(list):
-    """What the collector reads of the registry: how many are open, how many ever closed."""
+    """What the collector reads of the open connections: how many are open, how many ever closed."""
 
     closed = 0
 

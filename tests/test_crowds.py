@@ -13,7 +13,7 @@ import time
 from django.test import override_settings
 
 from chat.services import post_message
-from realtime.brokers import BrokerUnavailable
+from realtime.fanout.brokers import BrokerUnavailable
 from realtime.testing import LiveWebSocketTestCase
 from tests.crowd import Crowd
 from tests.history import create_rooms

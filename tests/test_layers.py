@@ -16,8 +16,7 @@ LAYER = "realtime"
 APPS = ("chat", "demos", "jobs")
 PROJECT = ("project", "websocket_urls", "deploy", "tests", "bench")
 # What only the worker uses: an application never needs it (close codes are the exception's reason).
-WORKER_INSIDES = ("realtime.handler", "realtime.worker", "realtime.application", "realtime.registry",
-                  "realtime.wsgi", "realtime.transport")
+WORKER_INSIDES = ("realtime.server", "realtime.worker", "realtime.wsgi", "realtime.transport")
 ALLOWED_INSIDES = ("realtime.transport.codes",)
 
 

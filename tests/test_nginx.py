@@ -21,7 +21,7 @@ from django.test import SimpleTestCase, TransactionTestCase
 from selenium.webdriver.common.by import By
 
 from deploy.nginx_conf import TEMPLATE, render
-from realtime.testing import ClientsMixin, RedisServer, WebSocketWorker, free_port, require_binary, wait_until
+from realtime.testing import ClientsMixin, RedisServer, WorkerProcess, free_port, require_binary, wait_until
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.servers import NginxServer, PageServer
 
@@ -113,7 +113,7 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
 
         cls.redis = cls.start(RedisServer())
         cls.pages = cls.start(PageServer({**PRODUCTION_ENV, "REDIS_URL": cls.redis.url}))
-        cls.workers = [cls.start(WebSocketWorker(redis_url=cls.redis.url, env=PRODUCTION_ENV)) for _ in range(2)]
+        cls.workers = [cls.start(WorkerProcess(redis_url=cls.redis.url, env=PRODUCTION_ENV)) for _ in range(2)]
         upstreams = ["--static-root", str(cls.static_root), "--pages", f"127.0.0.1:{cls.pages.port}",
                      "--websockets", *(f"127.0.0.1:{worker.port}" for worker in cls.workers)]
         cls.nginx = cls.start(NginxServer(lambda nginx: render_site("--listen", f"127.0.0.1:{nginx.port}", *upstreams)))

@@ -13,7 +13,7 @@ import time
 import psycopg
 from django.test import SimpleTestCase
 
-from realtime.testing import ClientsMixin, RedisServer, WebSocketWorker
+from realtime.testing import ClientsMixin, RedisServer, WorkerProcess
 from tests.servers import PostgresServer, TaskWorker
 from tests.test_nginx import manage
 
@@ -32,7 +32,7 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
         manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='pg')", env=env)
         cls.workers = []
         for _ in range(2):
-            cls.workers.append(WebSocketWorker(redis_url=cls.redis.url, env=env).start())
+            cls.workers.append(WorkerProcess(redis_url=cls.redis.url, env=env).start())
             cls.addClassCleanup(cls.workers[-1].stop)
 
     def test_posts_racing_through_two_workers_are_numbered_1_to_n_and_resume_exactly(self):
@@ -126,7 +126,7 @@ class PostgresJoinStormTests(ClientsMixin, SimpleTestCase):
         env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_DB_CONCURRENCY": str(cls.TURNS)}
         manage("migrate", "--noinput", env=env)
         manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='storm')", env=env)
-        cls.worker = WebSocketWorker(env=env).start()
+        cls.worker = WorkerProcess(env=env).start()
         cls.addClassCleanup(cls.worker.stop)
 
     def test_sixty_joiners_at_once_are_all_welcomed_through_two_database_connections(self):

@@ -6,8 +6,8 @@ import gevent
 import redis
 from django.test import SimpleTestCase
 
-from realtime.presence import LocalStore, Page, Presence, RedisStore
-from realtime.presence_diff import MemberList, PendingDiff, diff_event
+from realtime.presence import InProcessStore, Page, Presence, RedisStore
+from realtime.presence.diff import MemberList, PendingDiff, diff_event
 from realtime.testing import RedisServer
 
 
@@ -189,13 +189,13 @@ MANY_LEFT = ("presence", True, {"room": "r", "count": 3, "next": "m5", "joined":
 class LocalManyLeavesTests(SimpleTestCase):
     def test_many_leaves_go_out_as_the_first_page_after_them(self):
         events = []
-        presence = Presence(LocalStore(publish=lambda group, text: events.append(json.loads(text))),
+        presence = Presence(InProcessStore(publish=lambda group, text: events.append(json.loads(text))),
                             refresh=10, window=1, page_size=3)
         presence._start = lambda: None
         self.assertEqual(many_leave(presence, events.pop), MANY_LEFT)
 
 
-class RoundTripStore(LocalStore):
+class RoundTripStore(InProcessStore):
     """The in-process store behind a round trip: each read takes a while and is counted."""
 
     def __init__(self):

@@ -41,7 +41,7 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
                                                                            "gc-reclaim": RUNNING,
                                                                            "presence-flusher": RUNNING,
                                                                            "presence-refresher": RUNNING,
-                                                                           "registry-sweeper": RUNNING}}))
+                                                                           "connection-sweeper": RUNNING}}))
 
         self.redis.stop()
         wait_until(lambda: self.health()[0] == 503, message="healthz to report the broker down")

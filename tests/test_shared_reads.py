@@ -3,8 +3,8 @@
 import gevent
 from django.test import SimpleTestCase
 
-from realtime import db
-from realtime.shared_reads import SharedReads
+from realtime.db import readers as db
+from realtime.db.shared_reads import SharedReads
 
 
 class SharedReadsTests(SimpleTestCase):

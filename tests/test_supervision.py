@@ -1,4 +1,4 @@
-"""Background loops (broker listener, registry sweeper, presence refresher, jobs watcher, clock)
+"""Background loops (broker listener, connection sweeper, presence refresher, jobs watcher, clock)
 run under realtime.supervisor: an unexpected exception is logged, the loop restarts with backoff,
 and /healthz and /metrics tell the operator meanwhile."""
 
@@ -105,7 +105,7 @@ class SupervisedWorkerTests(LiveLoopMixin, LiveWebSocketTestCase):
         status, health = self.health()
         self.assertEqual((status, health["status"]), (200, "ok"))
         # Every loop this worker has started so far, each supervised (the jobs watcher runs only without Redis).
-        self.assertEqual(set(health["loops"]), {"broker-listener", "registry-sweeper", "presence-flusher", "gc-reclaim",
+        self.assertEqual(set(health["loops"]), {"broker-listener", "connection-sweeper", "presence-flusher", "gc-reclaim",
                                                 "presence-refresher", "clock-ticker"})
         self.assertEqual(health["loops"]["broker-listener"], {"state": "running", "restarts": 0, "last_error": None})
 
@@ -132,18 +132,18 @@ class SupervisedWorkerTests(LiveLoopMixin, LiveWebSocketTestCase):
 
 
 class SupervisedSweeperTests(LiveLoopMixin, LiveWebSocketTestCase):
-    """The registry sweeper (liveness) killed by a liveness check that raises: restarted, it drops dead peers again."""
+    """The connection sweeper (liveness) killed by a liveness check that raises: restarted, it drops dead peers again."""
 
     worker_env = {"WEBSOCKET_URLCONF": "tests.websocket_urls", "WEBSOCKET_PING_INTERVAL": "0.5",
                   "WEBSOCKET_PING_TIMEOUT": "0.5"}
 
     def test_the_sweeper_dies_is_restarted_and_still_drops_a_peer_that_stops_answering(self):
-        self.assertEqual(self.connect("/test/break-registry-sweeper/").receive(), "armed")
-        status, health = self.wait_for_failure("registry-sweeper")
+        self.assertEqual(self.connect("/test/break-connection-sweeper/").receive(), "armed")
+        status, health = self.wait_for_failure("connection-sweeper")
         self.assertEqual((status, health["status"], health["broker_connected"]), (503, "degraded", True))
-        self.assertEqual(health["loops"]["registry-sweeper"]["last_error"],
+        self.assertEqual(health["loops"]["connection-sweeper"]["last_error"],
                          "RuntimeError: test hook: a liveness check that raises")
-        self.assertIn("background loop registry-sweeper failed; restart 1 in 1.0 s", self.worker.log())
+        self.assertIn("background loop connection-sweeper failed; restart 1 in 1.0 s", self.worker.log())
         wait_until(lambda: self.health()[0] == 200, message="healthy again")
 
         # A client that reads but never answers pings: the sweeper pings it, then closes it with 1011.
@@ -155,4 +155,4 @@ class SupervisedSweeperTests(LiveLoopMixin, LiveWebSocketTestCase):
         self.assertIn(0x9, opcodes)
         self.assertIsNotNone(received, "the connection ended without a close frame")
         self.assertEqual(struct.unpack("!H", received[1][:2])[0], 1011)
-        self.assertEqual(self.health()[1]["loops"]["registry-sweeper"]["restarts"], 1)
+        self.assertEqual(self.health()[1]["loops"]["connection-sweeper"]["restarts"], 1)

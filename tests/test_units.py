@@ -11,13 +11,13 @@ from websockets.server import ServerProtocol
 
 from chat.forms import MessageForm, NickForm
 from project.test_runner import error_line
-from realtime.brokers.local import LocalBroker
-from realtime.application import WebSocketApplication
+from realtime.fanout.brokers.in_process import InProcessBroker
+from realtime.server.application import WebSocketApplication
 from realtime.envelope import ClientError, envelope, parse_envelope
-from realtime.handler import handshake_request, plainly_valid
-from realtime.http_headers import read_headers
-from realtime.hub import Hub, text_frame
-from realtime.origin import origin_allowed
+from realtime.server.handler import handshake_request, plainly_valid
+from realtime.server.http_headers import read_headers
+from realtime.fanout.hub import Hub, text_frame
+from realtime.server.origin import origin_allowed
 
 
 class EnvelopeTests(SimpleTestCase):
@@ -131,7 +131,7 @@ def started_hub(broker):
 
 class HubTests(SimpleTestCase):
     def test_subscribes_once_per_channel_and_frames_once_for_all(self):
-        broker = LocalBroker()
+        broker = InProcessBroker()
         hub = started_hub(broker)
         ann, bob, eve = RecordingConnection(), RecordingConnection(), RecordingConnection()
         subscriptions = [hub.subscribe("room", ann), hub.subscribe("room", bob), hub.subscribe("other", eve)]
@@ -144,7 +144,7 @@ class HubTests(SimpleTestCase):
         self.assertEqual(hub.groups, {})  # the last one out unsubscribes the channel
 
     def test_paused_subscription_holds_live_messages_and_skips_what_the_backlog_had(self):
-        broker = LocalBroker()
+        broker = InProcessBroker()
         hub = started_hub(broker)
         ann = RecordingConnection()
         subscription = hub.subscribe("room", ann, paused=True)
@@ -157,7 +157,7 @@ class HubTests(SimpleTestCase):
 
 
     def test_a_full_hold_closes_its_member_once_however_much_more_comes(self):
-        broker = LocalBroker()
+        broker = InProcessBroker()
         hub = started_hub(broker)
         ann = RecordingConnection()
         hub.subscribe("room", ann, paused=True)
@@ -212,7 +212,7 @@ class HandshakeCheckTests(SimpleTestCase):
 
 
 class HeaderParsingTests(SimpleTestCase):
-    """realtime.http_headers reads every header block as gevent's email-based reader does."""
+    """realtime.server.http_headers reads every header block as gevent's email-based reader does."""
 
     @staticmethod
     def both(block):

@@ -87,7 +87,7 @@ class DeliveryThatRaisesOnce:
 def break_broker_listener(request, ws):
     """Subscribes a delivery that raises to the channel `test:poison`, says "armed", and keeps it
     subscribed until the client leaves. A message published there then kills the broker listener."""
-    from realtime.hub import get_hub
+    from realtime.fanout.hub import get_hub
 
     with get_hub().subscribe("test:poison", DeliveryThatRaisesOnce()):
         ws.send("armed")
@@ -95,8 +95,8 @@ def break_broker_listener(request, ws):
 
 
 class LivenessCheckThatRaisesOnce:
-    """Sits in the registry like a connection; its first liveness check raises, which kills the
-    registry sweeper (the supervisor's test hook)."""
+    """Sits among the open connections like one; its first liveness check raises, which kills the
+    connection sweeper (the supervisor's test hook)."""
 
     def __init__(self):
         self.failed = False
@@ -111,18 +111,18 @@ class LivenessCheckThatRaisesOnce:
 
 
 @websocket
-def break_registry_sweeper(request, ws):
-    """Puts a liveness check that raises in the registry, says "armed", and takes it out when the
+def break_connection_sweeper(request, ws):
+    """Puts a liveness check that raises among the open connections, says "armed", and takes it out when the
     client leaves."""
-    from realtime.registry import registry
+    from realtime.server.connections import open_connections
 
     member = LivenessCheckThatRaisesOnce()
-    registry.add(member)
+    open_connections.add(member)
     try:
         ws.send("armed")
         ws.receive()
     finally:
-        registry.discard(member)
+        open_connections.discard(member)
 
 
 @websocket
@@ -173,7 +173,7 @@ def collect_garbage(request, ws):
 urlpatterns = real_urlpatterns + [
     path("test/collect-garbage/", collect_garbage),
     path("test/guarded-echo/", guarded_echo),
-    path("test/break-registry-sweeper/", break_registry_sweeper),
+    path("test/break-connection-sweeper/", break_connection_sweeper),
     path("test/break-broker-listener/", break_broker_listener),
     path("test/slow-accept/", slow_accept),
     path("test/fail-after-hello/", fail_after_hello),

@@ -27,10 +27,10 @@ docs/testing.md has the whole story.
 
 from .client import ClientsMixin, WebSocketClient
 from .communicator import WebsocketCommunicator
-from .live import GunicornServer, LiveWebSocketTestCase, WebSocketWorker, database_url
+from .live import GunicornServer, LiveWebSocketTestCase, WorkerProcess, database_url
 from .processes import RedisServer, ServerProcess, free_port, require_binary
 from .waits import DEFAULT_TIMEOUT, wait_until
 
 __all__ = ["ClientsMixin", "DEFAULT_TIMEOUT", "GunicornServer", "LiveWebSocketTestCase", "RedisServer",
-           "ServerProcess", "WebSocketClient", "WebSocketWorker", "WebsocketCommunicator", "database_url",
+           "ServerProcess", "WebSocketClient", "WorkerProcess", "WebsocketCommunicator", "database_url",
            "free_port", "require_binary", "wait_until"]

@@ -5,7 +5,7 @@ frames with the sans-I/O `Core`: the limits and close codes of the worker), over
 This side speaks as a browser does, through the client half of websockets' sans-I/O protocol
 (masked frames; pings answered, a close echoed). The request goes through the worker's own
 application: WEBSOCKET_URLCONF, middleware, the origin check, the route's size limit. Left out:
-the HTTP handshake, and the worker's registry (no keepalive pings, no idle timeout, no 503 when full).
+the HTTP handshake, and the worker's open-connection list (no keepalive pings, no idle timeout, no 503 when full).
 
 Same thread, same database connection: the view sees what a TestCase wrote, inside its transaction.
 """
@@ -24,9 +24,9 @@ from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side
 
 from .. import conf
-from ..application import WebSocketApplication
+from ..server.application import WebSocketApplication
 from ..envelope import rate_limited_notice
-from ..handler import connection_limits
+from ..server.handler import connection_limits
 from ..transport import Connection
 from ..transport.codes import NORMAL
 from .envelopes import EnvelopeCalls

@@ -53,7 +53,7 @@ class GunicornServer(ServerProcess):
         return self.http_get("/__ready__") is not None
 
 
-class WebSocketWorker(GunicornServer):
+class WorkerProcess(GunicornServer):
     """The websocket worker of the settings (WEBSOCKET_WORKER_APP, WEBSOCKET_WORKER_CONFIG) on a free port."""
 
     name = "ws-worker"
@@ -101,7 +101,7 @@ class LiveWebSocketTestCase(ClientsMixin, TransactionTestCase):
     @classmethod
     def start_worker(cls, **env):
         redis_url = cls.redis.url if cls.redis else ""
-        return WebSocketWorker(redis_url=redis_url, env={**cls.worker_env, **env}).start()
+        return WorkerProcess(redis_url=redis_url, env={**cls.worker_env, **env}).start()
 
     @classmethod
     def stop_servers(cls):

@@ -24,7 +24,7 @@ import gevent
 from gevent.event import Event
 from geventwebsocket.exceptions import WebSocketError
 
-from ..metrics import stats
+from ..server.metrics import stats
 from .codes import GOING_AWAY, INTERNAL_ERROR, NORMAL, TRY_AGAIN_LATER
 from .core import Core
 
@@ -199,7 +199,7 @@ class Connection:
             self._shutdown()
 
     def check_liveness(self, now, ping_interval, ping_timeout, idle_timeout):
-        """Called about once a second by the registry's sweeper: ping, and drop the dead or idle."""
+        """Called about once a second by the connection sweeper (server/connections.py): ping, and drop the dead or idle."""
         if not self.accepted:
             return
         need = self.core.liveness(now, ping_interval, ping_timeout, idle_timeout)

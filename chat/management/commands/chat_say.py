@@ -2,7 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from chat.services import post_message
-from realtime.brokers import BrokerUnavailable
+from realtime.fanout.brokers import BrokerUnavailable
 
 
 class Command(BaseCommand):

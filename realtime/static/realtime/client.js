@@ -359,7 +359,7 @@
 
   // A group's member list (docs/protocol.md, Presence), kept from the socket's `presence` (the count
   // and a first page, on every connect), `presence_diff` and `members` events; the same rules as
-  // realtime/presence_diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
+  // realtime/presence/diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
   // joins; a join of a known id replaces it); one that comes before `presence` waits for it.
   // onChange(list, diff) runs after each change; diff is the applied presence_diff's data, a reset
   // `presence`'s (with `joined` and `left` counts), or null (a page).

@@ -23,11 +23,12 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.utils import accept_key
 
-from . import conf, metrics, status
-from .envelope import rate_limited_notice
+from .. import conf
+from . import metrics, status
+from ..envelope import rate_limited_notice
 from .http_headers import read_headers
-from .transport import Connection, Limits
-from .registry import registry
+from ..transport import Connection, Limits
+from .connections import open_connections
 
 SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7, 8) are not served
 
@@ -130,7 +131,7 @@ class WebSocketServer(PyWSGIServer):
             handler.handshake_timer.close()
 
 
-class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
+class RequestHandler(GeventWebSocketHandler, PyWSGIHandler):
     """gevent-websocket's handler with a deferred, validated handshake and our Connection.
 
     Served by WebSocketServer, which times the handshake (realtime.worker sets both).
@@ -176,10 +177,10 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
         self.environ["wsgi.websocket_version"] = SUPPORTED_VERSION
         if conf.get("WEBSOCKET_SEND_BUFFER"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, conf.get("WEBSOCKET_SEND_BUFFER"))
-        registry.add(self.websocket)
+        open_connections.add(self.websocket)
         # Counted until the view accepts (the 101: accept()) or ends without accepting. No flag
         # on the handler for it: one more attribute grows the handler's __dict__ by 1.5 KB.
-        registry.handshakes += 1
+        open_connections.handshakes += 1
         try:
             # Through the bound __call__: calling the application object recurses in C
             # (slot_tp_call), ~720 bytes more of C stack saved for every parked view.
@@ -190,8 +191,8 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
                 self.send_refusal()
         finally:
             if not self.websocket.accepted:
-                registry.handshakes -= 1
-            registry.discard(self.websocket)
+                open_connections.handshakes -= 1
+            open_connections.discard(self.websocket)
             close = getattr(self.result, "close", None)
             if close is not None:
                 close()
@@ -200,22 +201,22 @@ class WebSocketHandler(GeventWebSocketHandler, PyWSGIHandler):
 
     def refusal(self):
         """(reason, message) when this worker must turn an upgrade away with 503, else None."""
-        if registry.draining:  # SIGTERM: the clients it is closing must come back elsewhere
+        if open_connections.draining:  # SIGTERM: the clients it is closing must come back elsewhere
             return "shutting_down", "This worker is shutting down; reconnect (another worker will take you)."
-        if len(registry) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
+        if len(open_connections) >= conf.get("WEBSOCKET_MAX_CONNECTIONS"):
             return "max_connections", "This worker is at its connection limit; try another or retry later."
-        if registry.handshakes >= conf.get("WEBSOCKET_MAX_HANDSHAKES"):
+        if open_connections.handshakes >= conf.get("WEBSOCKET_MAX_HANDSHAKES"):
             # A storm: queueing more joins would only make every one of them slower.
             return "busy", "This worker has too many connections opening at once; retry in a moment."
         return None
 
     def accept(self):
         """The view accepted (Connection.accept, once): the handshake is over, send the 101."""
-        registry.handshakes -= 1
+        open_connections.handshakes -= 1
         self.send_switching_protocols()
 
     def send_worker_status(self, path):
-        """/healthz and /metrics (realtime/status.py)."""
+        """/healthz and /metrics (realtime/server/status.py)."""
         status_line, headers, body = status.page(path)
         WSGIHandler.start_response(self, status_line, headers)
         self.write(body)

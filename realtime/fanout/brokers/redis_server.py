@@ -17,7 +17,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..metrics import publish_seconds
+from ...server.metrics import publish_seconds
 from .base import UNREACHABLE, BrokerUnavailable, ListeningBroker
 from .subscriptions import Subscriptions, read_forever
 
@@ -92,7 +92,7 @@ class RedisBroker(ListeningBroker):
             raise BrokerUnavailable(f"{self.describe_target()} is unavailable: {self.explain(exc)}") from exc
 
     def presence_store(self, ttl):
-        from ..presence import RedisStore
+        from ...presence import RedisStore
 
         return RedisStore(self.client, ttl, self.names)
 

@@ -25,7 +25,7 @@ from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.http import HttpResponse, HttpResponseForbidden
 from django.urls import set_urlconf
 
-from . import conf
+from .. import conf
 
 # The package refuses to import without settings.WEBSOCKET_URLCONF (it reads it at import); we
 # route with conf.get (WebSocketRequest.urlconf below), so a project may leave it to our default.
@@ -34,9 +34,9 @@ if not hasattr(settings, "WEBSOCKET_URLCONF"):
 
 from django_websocket.wsgi import WebSocketHandler as PackageHandler  # noqa: E402  (after the default)
 
-from .db import release_db_connections
+from ..db.readers import release_db_connections
 from .origin import origin_allowed
-from .transport.codes import INTERNAL_ERROR
+from ..transport.codes import INTERNAL_ERROR
 
 log = logging.getLogger("realtime")
 

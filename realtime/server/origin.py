@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.utils.http import is_same_domain
 
-from .reverse import host_without_port
+from ..reverse import host_without_port
 
 
 def origin_allowed(request, origin):

@@ -15,7 +15,7 @@ log = logging.getLogger("realtime.brokers")
 SUBSCRIBE_TIMEOUT = 5.0
 
 
-class ShardMoved(Exception):
+class SubscriptionEnded(Exception):
     """Redis ended a subscription we still want (its slot moved to another shard): reconnect."""
 
 
@@ -71,7 +71,7 @@ class Subscriptions:
 def read_forever(pubsub, subscriptions, on_message, sharded=False, on_moved=None):
     """Deliver what arrives on `pubsub` until its connection fails (the exception propagates).
     A subscription Redis ended that we still want (its slot moved) goes to `on_moved(wire)`, or
-    raises ShardMoved without one."""
+    raises SubscriptionEnded without one."""
     message_type, subscribe_type, unsubscribe_type = (
         ("smessage", "ssubscribe", "sunsubscribe") if sharded else ("message", "subscribe", "unsubscribe"))
     while True:
@@ -100,5 +100,5 @@ def read_forever(pubsub, subscriptions, on_message, sharded=False, on_moved=None
                     del subscriptions.leaving[wire]
             elif wire in subscriptions.wanted:
                 if on_moved is None:
-                    raise ShardMoved(f"Redis ended the subscription to {wire} (its slot moved)")
+                    raise SubscriptionEnded(f"Redis ended the subscription to {wire} (its slot moved)")
                 on_moved(wire)

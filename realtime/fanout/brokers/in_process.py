@@ -7,7 +7,7 @@ from .base import Broker
 log = logging.getLogger("realtime.brokers")
 
 
-class LocalBroker(Broker):
+class InProcessBroker(Broker):
     """Hands messages straight to this process's hub: one worker process only."""
 
     kind = "in-process"
@@ -40,9 +40,9 @@ class LocalBroker(Broker):
         self.on_message(channel, message.encode() if isinstance(message, str) else message)
 
     def presence_store(self, ttl):
-        from ..presence import LocalStore
+        from ...presence import InProcessStore
 
-        return LocalStore(self.publish)
+        return InProcessStore(self.publish)
 
     def describe(self):
         return "in-process broker (serves a single worker process; set REDIS_URL for more)"

@@ -30,7 +30,7 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from ..metrics import publish_seconds
+from ...server.metrics import publish_seconds
 from .base import UNREACHABLE, BrokerUnavailable, ListeningBroker
 from .redis_server import RECONNECT_MAX, RECONNECT_MIN, client_name
 from .subscriptions import Subscriptions, read_forever
@@ -198,7 +198,7 @@ class ClusterBroker(ListeningBroker):
             raise BrokerUnavailable(f"Redis Cluster at {self.url} is unavailable: {exc}") from exc
 
     def presence_store(self, ttl):
-        from ..presence import RedisStore
+        from ...presence import RedisStore
 
         return RedisStore(self.client, ttl, self.names, sharded=True)
 

@@ -8,7 +8,7 @@ closed by its own queue limit and stalls nobody else.
 Channels named `local:...` never reach the broker: they serve what one process produces for
 its own sockets (the clock ticker), fed by `hub.deliver_here(channel, payload)`.
 
-The worker starts the broker with this hub's `dispatch` and `resync_all` (realtime/worker.py).
+The worker starts the broker with this hub's `dispatch` and `resync_all` (realtime/server/worker.py).
 """
 
 import logging
@@ -16,9 +16,9 @@ import logging
 from websockets.frames import Frame, Opcode
 
 from .brokers import get_broker
-from .transport.codes import TRY_AGAIN_LATER
+from ..transport.codes import TRY_AGAIN_LATER
 
-log = logging.getLogger("realtime.hub")
+log = logging.getLogger("realtime.fanout.hub")
 
 LOCAL_PREFIX = "local:"
 

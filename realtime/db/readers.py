@@ -14,7 +14,7 @@ from gevent.event import AsyncResult
 from gevent.queue import Empty, Queue
 from greenlet import getcurrent
 
-from . import conf
+from .. import conf
 
 
 def _mark_greenlet(sender, connection, **kwargs):

@@ -21,9 +21,9 @@ import time
 
 import gevent
 
-from . import conf
-from .registry import registry
-from .supervisor import supervisor
+from .. import conf
+from .connections import open_connections
+from ..supervisor import supervisor
 
 CHECK_EVERY = 5.0  # seconds between the reclaim loop's looks
 RECLAIM_SHARE = 0.25  # closed connections, as a share of those open, that justify a full walk
@@ -33,7 +33,7 @@ RECLAIM_MIN_CLOSED = 100
 
 class Collector:
     def __init__(self, connections):
-        self.connections = connections  # the registry: its length and its `closed` count
+        self.connections = connections  # the open connections: their number and its `closed` count
         self.installed = False
         self.freezing = False
         self.closed_at_reclaim = 0  # connections.closed when frozen objects were last collected
@@ -109,4 +109,4 @@ class Collector:
                 self.reclaim()
 
 
-collector = Collector(registry)
+collector = Collector(open_connections)

@@ -11,7 +11,7 @@ import os
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .supervisor import supervisor
+from ..supervisor import supervisor
 
 
 class Stats:
@@ -27,10 +27,10 @@ class Stats:
 
 
 stats = Stats()
-registry = CollectorRegistry()
+prometheus_registry = CollectorRegistry()
 publish_seconds = Histogram("realtime_publish_seconds", "Time to hand one message to the broker.",
                             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-                            registry=registry)
+                            registry=prometheus_registry)
 
 
 class StatsCollector:
@@ -87,8 +87,8 @@ class StatsCollector:
 
 def install(open_connections, broker):
     """Register the collector once, in the worker process."""
-    registry.register(StatsCollector(open_connections, broker))
+    prometheus_registry.register(StatsCollector(open_connections, broker))
 
 
 def render():
-    return generate_latest(registry)
+    return generate_latest(prometheus_registry)

@@ -5,7 +5,7 @@ A broker moves messages between processes: `publish(channel, message)` from anyw
 messages to (`on_reconnect()` after a lost connection came back: what was published meanwhile was
 lost for this process, and the hub resyncs; `on_reconnect(channels)` when only those channels were
 cut off, as when one Redis Cluster shard failed over). `health()` feeds /healthz,
-`presence_store(ttl)` is where presence (realtime/presence.py) keeps the member lists of every
+`presence_store(ttl)` is where presence (realtime/presence/) keeps the member lists of every
 process.
 
 Channels are named by applications ("chat:lobby"); a broker puts `Names.channel(...)` on the wire
@@ -17,7 +17,7 @@ import redis
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisClusterException
 
-from ..supervisor import supervisor
+from ...supervisor import supervisor
 
 # What a broker or its presence store raises when Redis is unreachable or failing over. (redis-py's
 # cluster errors are not all RedisErrors: SlotNotCoveredError during a failover is not.)
@@ -80,7 +80,7 @@ class Broker:
         raise NotImplementedError
 
     def presence_store(self, ttl):
-        """Where presence keeps the shared member lists (realtime/presence.py)."""
+        """Where presence keeps the shared member lists (realtime/presence/)."""
         raise NotImplementedError
 
     def health(self):

@@ -6,7 +6,7 @@ misses reaches it live). Callers with the same key share a read that has not sta
 arrives while a read runs shares the NEXT one. So n members joining a room at once cost a handful
 of queries, not n, and nobody gets rows from before they arrived.
 
-Reads run in the process's database readers (realtime/db.py: at most WEBSOCKET_DB_CONCURRENCY at
+Reads run in the process's database readers (realtime/db/: at most WEBSOCKET_DB_CONCURRENCY at
 once, the rest wait their turn), so a storm never opens more database connections than that;
 `SharedReads(run=...)` runs them elsewhere (presence runs its Redis reads in the caller).
 
@@ -20,7 +20,7 @@ import time
 import gevent
 from gevent.event import AsyncResult
 
-from .db import run_read
+from .readers import run_read
 
 
 class Abandoned(Exception):

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .. import conf
+from ... import conf
 from .base import Broker, BrokerUnavailable, Names
 
 __all__ = ["Broker", "BrokerUnavailable", "broker_for", "get_broker", "publish"]
@@ -25,9 +25,9 @@ def broker_for(url, prefix=""):
     """The broker that `url` (a REDIS_URL) names, its channels and keys prefixed with `prefix`."""
     scheme = url.partition("://")[0] if url else ""
     if not url:
-        from .local import LocalBroker
+        from .in_process import InProcessBroker
 
-        return LocalBroker(Names(prefix))
+        return InProcessBroker(Names(prefix))
     if scheme in ("redis", "rediss", "unix"):
         from .redis_server import RedisBroker
 

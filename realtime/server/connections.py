@@ -1,4 +1,4 @@
-"""This worker process's open WebSocket connections.
+"""This worker process's open WebSocket connections (`open_connections`).
 
 Counted for the connection and handshake limits and /healthz, swept by ONE greenlet per process for
 liveness (server pings, dead peers, idle connections), and closed together on shutdown.
@@ -8,18 +8,18 @@ import time
 
 import gevent
 
-from . import conf
-from .supervisor import supervisor
+from .. import conf
+from ..supervisor import supervisor
 
 SWEEP_INTERVAL = 1.0
 
 
-class Registry:
+class OpenConnections:
     def __init__(self):
         self.connections = set()
         self.handshakes = 0  # upgrades between the request and the 101 (or the view's refusal)
         self.draining = False  # shutting down: new upgrades get 503
-        self.closed = 0  # connections that have left, ever (realtime/collector.py reclaims by it)
+        self.closed = 0  # connections that have left, ever (realtime/server/collector.py reclaims by it)
         self._sweeper = None
 
     def __len__(self):
@@ -28,7 +28,7 @@ class Registry:
     def add(self, connection):
         self.connections.add(connection)
         if self._sweeper is None:
-            self._sweeper = supervisor.spawn("registry-sweeper", self._sweep_forever)
+            self._sweeper = supervisor.spawn("connection-sweeper", self._sweep_forever)
 
     def discard(self, connection):
         if connection in self.connections:
@@ -50,4 +50,4 @@ class Registry:
                 connection.check_liveness(now, ping_interval, ping_timeout, idle_timeout)
 
 
-registry = Registry()
+open_connections = OpenConnections()

@@ -5,9 +5,9 @@
 import json
 
 from . import metrics
-from .brokers import get_broker
-from .registry import registry
-from .supervisor import supervisor
+from ..fanout.brokers import get_broker
+from .connections import open_connections
+from ..supervisor import supervisor
 
 PATHS = ("/healthz", "/metrics")
 
@@ -17,7 +17,7 @@ def health():
     broker = get_broker()
     healthy = broker.connected and supervisor.healthy
     return healthy, {"status": "ok" if healthy else "degraded", **broker.health(),
-                     "connections": len(registry), "loops": supervisor.report()}
+                     "connections": len(open_connections), "loops": supervisor.report()}
 
 
 def page(path):
