@@ -7,6 +7,10 @@ joiner's history), so when the connection comes back it reads what came after fr
 (once for the room, not once per member) and delivers it like live messages; clients drop the ids
 they already have. Then a fresh member-list page, since diffs may have been missed too. Only when
 more was missed than a resume may replay do the members get `resync` and reconnect.
+
+Each message goes out once: the feed tells the hub a message's id (its offset), and which ones this
+process delivered before (a publish repeated after a failover, or a catch-up that read a message whose
+publish was still on its way), which then go to nobody.
 """
 
 import json
@@ -15,7 +19,8 @@ import logging
 import gevent
 
 from realtime.envelope import envelope
-from realtime.fanout.hub import ChannelWatcher, get_hub
+from realtime.fanout.hub import REPEAT, ChannelWatcher, get_hub
+from realtime.fanout.offsets import DeliveredOffsets
 from realtime.presence import get_presence
 
 from .services import room_channel, shared_backlog
@@ -33,20 +38,24 @@ class RoomFeed(ChannelWatcher):
     def __init__(self, room):
         self.room, self.channel = room, room_channel(room.name)
         self.last_id = 0  # every member here was sent the messages up to this id (or has them coming)
-
-    @classmethod
-    def of(cls, room):
-        """This process's feed of the room (its members must be subscribed)."""
-        return get_hub().watcher(room_channel(room.name), lambda: cls(room))
+        # The ids delivered live here, from the first joiner's history on (None before it was sent).
+        self.delivered = None
 
     def saw(self, payload):
         seq = message_id(payload)
-        if seq is not None and seq > self.last_id:
-            self.last_id = seq
+        if seq is None:
+            return None
+        if self.delivered is not None and not self.delivered.first(seq):
+            return REPEAT
+        self.last_id = max(self.last_id, seq)
+        return seq
 
     def sent_history(self, last_id):
-        """A joiner was sent the history up to `last_id`."""
+        """A joiner was sent the history up to `last_id`. Only the first joiner's marks ids as
+        delivered: members who joined earlier may not have a later joiner's history."""
         self.last_id = max(self.last_id, last_id)
+        if self.delivered is None:
+            self.delivered = DeliveredOffsets(last_id)
 
     def reconnected(self):
         gevent.spawn(self.catch_up)

@@ -9,6 +9,7 @@ page of who is here, in every worker), `presence_diff` (joins and leaves, coales
 connection stays open.
 """
 
+import functools
 import json
 import random
 import secrets
@@ -23,7 +24,7 @@ from realtime.envelope import ClientError, envelope, receive_events
 from realtime.fanout.hub import get_hub
 from realtime.presence import Page, get_presence
 
-from .feed import RoomFeed, message_id
+from .feed import RoomFeed
 from .forms import NickForm, errors_detail
 from .nonces import CLIENT_ID_PATTERN
 from .services import LOBBY, post_message, room_channel, room_to_open, shared_backlog
@@ -69,10 +70,12 @@ class ChatSession:
     def run(self):
         room = self.room
         presence = get_presence()
-        with get_hub().subscribe(self.channel, self.ws, paused=True) as subscription:
-            # From here on a broker reconnect may drop messages for this client: the room's feed
-            # in this process catches its members up (chat/feed.py).
-            feed = RoomFeed.of(room)
+        # The room's feed in this process (chat/feed.py) sees every message before its members: it
+        # numbers them for the subscription (which drops what the history had) and catches members
+        # up after a broker reconnect, which from here on may drop messages for this client.
+        feed_of_room = functools.partial(RoomFeed, room)
+        with get_hub().subscribe(self.channel, self.ws, paused=True, watcher=feed_of_room) as subscription:
+            feed = get_hub().watcher(self.channel, feed_of_room)
             self.send_backlog(room)
             feed.sent_history(self.last_id)
             if "name" in self.query or "color" in self.query:
@@ -80,10 +83,12 @@ class ChatSession:
                 self.reply_to_errors(self.change_nick, nick, quietly=True)
             subscription.push(envelope("welcome", {"room": self.room_name, "last_id": self.last_id, **self.member()}))
             # Live messages only now: the client takes its resume point from the history and
-            # `welcome`, so no live message may overtake them. And not after the presence query:
+            # `welcome`, so no live message may overtake them. Ids are consecutive in a room and
+            # committed in id order: the client has every id up to last_id, and a live copy of one
+            # (published after the history was read) is not sent again. And not after the presence query:
             # a busy room's messages and diffs pile up in the hold meanwhile, and a full hold
             # closes the client.
-            subscription.resume(skip=self.already_sent)
+            subscription.resume(floor=self.last_id)
             # Listed and given the first page in one round trip; announced in this worker's next
             # diff. The page says which diff it reflects (`seq`): the client skips older diffs.
             page = presence.join(self.channel, self.member_id, self.member(), labels={"room": self.room_name})
@@ -129,12 +134,6 @@ class ChatSession:
         if history.messages:
             self.ws.send_frame(history.frames, messages=len(history.messages))
             self.last_id = history.messages[-1][0]
-
-    def already_sent(self, payload):
-        """True for a held live message the client already has: ids are consecutive in a room and
-        committed in id order, so that is every id up to the backlog's last (or `since`)."""
-        held_id = message_id(payload)
-        return held_id is not None and held_id <= self.last_id
 
     def reply_to_errors(self, action, *args, **kwargs):
         try:

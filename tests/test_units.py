@@ -16,7 +16,8 @@ from realtime.server.application import WebSocketApplication
 from realtime.envelope import ClientError, envelope, parse_envelope
 from realtime.server.handler import handshake_request, plainly_valid
 from realtime.server.http_headers import read_headers
-from realtime.fanout.hub import Hub, text_frame
+from realtime.fanout.hub import REPEAT, ChannelWatcher, Hub, text_frame
+from realtime.fanout.offsets import DeliveredOffsets
 from realtime.server.origin import origin_allowed
 
 
@@ -122,6 +123,17 @@ class RecordingConnection:
         self.closed = True
 
 
+class NumberedMessages(ChannelWatcher):
+    """A channel whose messages are their own offsets ("1", "2", ...), delivered once each."""
+
+    def __init__(self):
+        self.delivered = DeliveredOffsets()
+
+    def saw(self, payload):
+        offset = int(payload)
+        return offset if self.delivered.first(offset) else REPEAT
+
+
 def started_hub(broker):
     """A hub fed by `broker`, started as the worker starts it."""
     hub = Hub(broker)
@@ -146,15 +158,27 @@ class HubTests(SimpleTestCase):
     def test_paused_subscription_holds_live_messages_and_skips_what_the_backlog_had(self):
         broker = InProcessBroker()
         hub = started_hub(broker)
+        hub.watcher("room", NumberedMessages)  # each message's text is its offset
         ann = RecordingConnection()
         subscription = hub.subscribe("room", ann, paused=True)
         broker.publish("room", "1")
         broker.publish("room", "2")
         self.assertEqual(ann.frames, [])
-        subscription.resume(skip=lambda payload: payload == b"1")
+        subscription.resume(floor=1)  # the backlog ended at 1
         broker.publish("room", "3")
+        # 1 published again (its first publish was late): the backlog had it, and it never comes.
+        broker.publish("room", "1")
         self.assertEqual(ann.frames, [text_frame(b"2"), text_frame(b"3")])
 
+    def test_a_repeat_the_watcher_recognises_goes_to_no_member(self):
+        broker = InProcessBroker()
+        hub = started_hub(broker)
+        hub.watcher("room", NumberedMessages)
+        ann = RecordingConnection()
+        hub.subscribe("room", ann)
+        for text in ("1", "2", "2", "4", "3", "4", "1"):
+            broker.publish("room", text)
+        self.assertEqual(ann.frames, [text_frame(text.encode()) for text in ("1", "2", "4", "3")])
 
     def test_a_full_hold_closes_its_member_once_however_much_more_comes(self):
         broker = InProcessBroker()
@@ -165,6 +189,21 @@ class HubTests(SimpleTestCase):
             broker.publish("room", str(i))
         self.assertEqual(ann.aborts, [1013])
         self.assertEqual(ann.frames, [])
+
+
+class DeliveredOffsetsTests(SimpleTestCase):
+    def test_each_offset_counts_once_in_any_order_and_the_watermark_follows_the_filled_holes(self):
+        offsets = DeliveredOffsets(watermark=3)
+        self.assertEqual([offsets.first(o) for o in (2, 5, 4, 5, 6, 4, 8)], [False, True, True, False, True, False, True])
+        self.assertEqual((offsets.watermark, offsets.ahead), (6, {8}))
+
+    def test_a_hole_that_never_fills_keeps_a_bounded_number_above_it(self):
+        offsets = DeliveredOffsets()
+        for offset in range(2, 2 + 10 * DeliveredOffsets.AHEAD_LIMIT):
+            self.assertTrue(offsets.first(offset))
+        self.assertEqual((offsets.watermark, len(offsets.ahead)), (0, DeliveredOffsets.AHEAD_LIMIT))
+        self.assertTrue(offsets.first(1))  # the late one still goes out: nothing is lost for a bound
+        self.assertFalse(offsets.first(2 + 10 * DeliveredOffsets.AHEAD_LIMIT - 1))
 
 
 class FailureLineTests(SimpleTestCase):

@@ -33,32 +33,42 @@ def text_frame(payload):
     return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
 
 
+# What a channel watcher's `saw` returns for a message this process already delivered.
+REPEAT = object()
+
+
 class Subscription:
     """One connection's membership of one channel.
 
     Created paused when the application must send a backlog first (history): live messages
-    are held meanwhile, and `resume(skip)` sends the held ones the backlog did not contain.
+    are held meanwhile. `resume(floor)` then sends the held ones the backlog did not contain and
+    from then on never delivers a message whose offset (see ChannelWatcher.saw) is at or below
+    `floor`: the member has it from the backlog, even when its publish arrives later than the read.
     """
 
     def __init__(self, hub, channel, connection, paused):
         self.hub, self.channel, self.connection = hub, channel, connection
         self.held = [] if paused else None
+        self.floor = 0  # offsets up to this one came in the backlog (offsets start at 1)
         self.on_resync = None  # called after the broker reconnected: messages may have been missed
 
-    def deliver(self, frame, payload):
+    def deliver(self, frame, offset=None):
+        if offset is not None and offset <= self.floor:
+            return
         if self.held is None:
             self.connection.send_frame(frame)
         elif len(self.held) < self.connection.max_queue_messages:
-            self.held.append((frame, payload))
+            self.held.append((frame, offset))
         elif not self.connection.closed:  # once: later messages find it closed
             self.connection.abort(TRY_AGAIN_LATER, "slow consumer: too many messages held while syncing",
                                   "slow_consumer")
 
-    def resume(self, skip=None):
+    def resume(self, floor=0):
+        """Deliver what was held, except offsets up to `floor`, and live messages from now on."""
         held, self.held = self.held or [], None
-        for frame, payload in held:
-            if skip is None or not skip(payload):
-                self.connection.send_frame(frame)
+        self.floor = floor
+        for frame, offset in held:
+            self.deliver(frame, offset)
 
     def push(self, text):
         """Send one text message to this member only, without waiting (safe from the listener)."""
@@ -77,10 +87,14 @@ class Subscription:
 class ChannelWatcher:
     """What an application keeps per channel and process: `saw(payload)` runs once per message
     this process delivers on the channel (not once per member), `reconnected()` after the broker
-    came back (it must not block: spawn the work)."""
+    came back (it must not block: spawn the work).
+
+    `saw` returns the message's offset when the channel's messages have one (an int that orders
+    them: subscriptions drop offsets their backlog had), REPEAT for a message this process already
+    delivered (dropped for every member: realtime/fanout/offsets.py), or None."""
 
     def saw(self, payload):
-        pass
+        return None
 
     def reconnected(self):
         pass
@@ -100,12 +114,16 @@ class Hub:
             watcher = self.watchers[channel] = create()
         return watcher
 
-    def subscribe(self, channel, connection, paused=False):
+    def subscribe(self, channel, connection, paused=False, watcher=None):
+        """`connection`'s membership of `channel`. `watcher`: a function that makes the channel's
+        watcher if it has none yet (see ChannelWatcher); made here, before any message can arrive."""
         # A member gets frames from now on: its handshake must be complete (the 101 sent) first,
         # once here rather than on every delivery.
         connection.accept()
         subscription = Subscription(self, channel, connection, paused)
         self.groups.setdefault(channel, set()).add(subscription)
+        if watcher is not None:
+            self.watcher(channel, watcher)
         if not is_local(channel):
             # Idempotent; returns once the broker delivers this channel to this process.
             self.broker.subscribe(channel)
@@ -137,11 +155,12 @@ class Hub:
         if not members:
             return
         watcher = self.watchers.get(channel)
-        if watcher is not None:
-            watcher.saw(payload)
+        offset = None if watcher is None else watcher.saw(payload)
+        if offset is REPEAT:
+            return
         frame = text_frame(payload)
         for subscription in list(members):
-            subscription.deliver(frame, payload)
+            subscription.deliver(frame, offset)
 
     def resync_all(self, channels=None):
         """The broker reconnected: what was published meanwhile never reached this process. Each
