@@ -10,7 +10,6 @@ import logging
 from django.db import connection, transaction
 
 from realtime.fanout.brokers import BrokerUnavailable, publish
-from realtime.envelope import envelope
 
 from . import conf
 from .models import Job
@@ -41,7 +40,7 @@ def report(job, **changes):
         setattr(job, field, value)
     job.version += 1
     job.save()
-    event = envelope("job", job.as_event_data())
+    event = job.as_event()
     transaction.on_commit(lambda: publish_event(job.id, event))
 
 
