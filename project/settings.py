@@ -5,6 +5,7 @@ with DEBUG off the project refuses to start without SECRET_KEY and ALLOWED_HOSTS
 """
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -56,7 +57,8 @@ INSTALLED_APPS = [
     "chat",
     # Before django_tasks_db: its `db_worker` command is jobs' subclass (jobs/management/commands/).
     "jobs",
-    "django_tasks",
+    # The Tasks framework: Django's own (django.tasks) from 6.0, the django-tasks backport before.
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
     "django_tasks_db",
 ]
 
