@@ -14,7 +14,7 @@ from realtime import conf
 from realtime.transport import Limits
 
 ROOT = Path(settings.BASE_DIR)
-DOCS = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
 def app_conf_modules():
@@ -31,7 +31,7 @@ class DocsFollowTheRegistry(SimpleTestCase):
                 text = path.read_text()
                 self.assertEqual(conf.document(text), text,
                                  f"{path.name} shows other defaults than the code: run `python -m realtime.conf "
-                                 f"--write docs/*.md README.md` (and check the diff)")
+                                 f"--write docs/*.md` (and check the diff)")
 
     def test_every_setting_of_the_layer_and_the_apps_has_its_row_in_docs_settings(self):
         modules = app_conf_modules()
