@@ -1,7 +1,17 @@
 # make run: the whole system on this machine.  make test: the test suite, real servers included.
 # make bench [QUICK=1]: the benchmark beside Django Channels (docs/performance.md); not part of test.
+# DJANGO=6.1: any of them on Django 6.1 instead of 5.2 LTS, in .venv-django6.1 (CI tests both).
+DJANGO ?= 5.2
+ifeq ($(DJANGO),5.2)
 PYTHON ?= python3
 VENV := .venv
+REQUIREMENTS := requirements.txt
+else
+# Django 6 needs Python 3.12 or later: the newest on this machine (scripts/python312.sh).
+PYTHON ?= $(shell scripts/python312.sh)
+VENV := .venv-django$(DJANGO)
+REQUIREMENTS := requirements-django$(DJANGO).txt
+endif
 CHANNELS_VENV := bench/.venv-channels
 export DEBUG ?= 1
 export HTTP_PORT ?= 8000
@@ -9,9 +19,9 @@ export WS_PORT ?= 8001
 
 .PHONY: run test bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: $(REQUIREMENTS) requirements-common.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(REQUIREMENTS) -r requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
@@ -34,4 +44,4 @@ bench: $(VENV)/.bench-installed $(CHANNELS_VENV)/.installed
 	$(VENV)/bin/python -m bench.run $(if $(QUICK),--quick)
 
 clean:
-	rm -rf $(VENV) $(CHANNELS_VENV) db.sqlite3 test-db.sqlite3 staticfiles
+	rm -rf .venv .venv-django* $(CHANNELS_VENV) db.sqlite3 test-db.sqlite3 staticfiles

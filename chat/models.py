@@ -1,7 +1,7 @@
 from django.db import models
 from django.utils import timezone
 
-from realtime.envelope import iso_utc
+from realtime.envelope import envelope, iso_utc
 
 ROOM_NAME_PATTERN = r"[a-z0-9_-]{1,64}"
 
@@ -50,9 +50,10 @@ class Message(models.Model):
     def __str__(self):
         return f"{self.room.name} #{self.seq} {self.name}: {self.text[:40]}"
 
-    def as_event_data(self):
+    def as_event(self):
+        """The `message` event of this message (docs/protocol.md): published, and read back on a resume."""
         data = {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
                 "text": self.text, "ts": iso_utc(self.created)}
         if self.nonce is not None:  # the sender's page replaces its pending copy with this one
             data["nonce"] = self.nonce
-        return data
+        return envelope("message", data)

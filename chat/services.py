@@ -9,7 +9,6 @@ from django.db import transaction
 
 from realtime.fanout.brokers import BrokerUnavailable, publish
 from realtime.db import run_read
-from realtime.envelope import envelope
 from realtime.fanout.hub import text_frame
 from realtime.db import SharedReads
 
@@ -96,7 +95,7 @@ def post_message(room_name, text, name, color, nonce=None, sender="server"):
 
 def publish_message(message):
     try:
-        publish(room_channel(message.room.name), envelope("message", message.as_event_data()))
+        publish(room_channel(message.room.name), message.as_event())
     except BrokerUnavailable as error:
         error.message = message  # stored all the same: the poster may still say which id it got
         raise
@@ -147,7 +146,7 @@ def shared_backlog(room, since=None):
 
     def load():
         messages, resync = backlog(room, since)
-        events = [(message.seq, envelope("message", message.as_event_data())) for message in messages]
+        events = [(message.seq, message.as_event()) for message in messages]
         return Backlog(events, b"".join(text_frame(text.encode()) for _, text in events), resync)
 
     return _shared_reads.get(("backlog", room.pk, since), load)

@@ -8,12 +8,13 @@ the hub on a process-local channel; a socket costs nothing but its place in the 
 import time
 
 import gevent
-from django.conf import settings
 from django.utils import timezone
 
 from realtime.envelope import envelope, iso_utc
 from realtime.fanout.hub import get_hub
 from realtime.supervisor import supervisor
+
+from . import conf
 
 CHANNEL = "local:clock"
 
@@ -48,6 +49,6 @@ def get_ticker():
     """This worker process's ticker, started on first use."""
     global _ticker
     if _ticker is None:
-        _ticker = Ticker(settings.CLOCK_INTERVAL)
+        _ticker = Ticker(conf.get("CLOCK_INTERVAL"))
         _ticker.start()
     return _ticker

@@ -1,5 +1,6 @@
-from django.conf import settings
 from django.shortcuts import render
+
+from . import conf
 
 
 def index(request):
@@ -15,4 +16,4 @@ def ping(request):
 
 
 def clock(request):
-    return render(request, "demos/time.html", {"interval": settings.CLOCK_INTERVAL})
+    return render(request, "demos/time.html", {"interval": conf.get("CLOCK_INTERVAL")})

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from realtime.envelope import iso_utc
+from realtime.envelope import envelope, iso_utc
 
 RECENT = 10
 
@@ -45,6 +45,7 @@ class Job(models.Model):
     def finished(self):
         return self.state in (self.DONE, self.FAILED)
 
-    def as_event_data(self):
-        return {"id": self.id, "state": self.state, "progress": self.progress, "detail": self.detail,
-                "version": self.version, "updated": iso_utc(self.updated)}
+    def as_event(self):
+        """The `job` event of this state (docs/protocol.md, Jobs): published, sent and replayed alike."""
+        return envelope("job", {"id": self.id, "state": self.state, "progress": self.progress, "detail": self.detail,
+                                "version": self.version, "updated": iso_utc(self.updated)})

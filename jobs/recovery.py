@@ -14,11 +14,11 @@ kills its worker every time (out of memory, say) from doing it forever.
 
 import logging
 
-from django.conf import settings
 from django.db import transaction
 from django_tasks_db.compat import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from . import conf
 from .models import Job
 from .services import report
 
@@ -39,7 +39,7 @@ def recover_tasks_left_running(worker_id, backend_name):
 
 
 def settle(result):
-    attempts, limit = len(result.worker_ids), settings.JOB_MAX_ATTEMPTS
+    attempts, limit = len(result.worker_ids), conf.get("JOB_MAX_ATTEMPTS")
     with transaction.atomic():
         job = Job.objects.filter(task_id=str(result.id)).first()
         if attempts < limit:

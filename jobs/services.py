@@ -7,12 +7,11 @@ once, and a deploy of the page server does not stop a job.
 
 import logging
 
-from django.conf import settings
 from django.db import connection, transaction
 
 from realtime.fanout.brokers import BrokerUnavailable, publish
-from realtime.envelope import envelope
 
+from . import conf
 from .models import Job
 
 log = logging.getLogger("jobs")
@@ -41,7 +40,7 @@ def report(job, **changes):
         setattr(job, field, value)
     job.version += 1
     job.save()
-    event = envelope("job", job.as_event_data())
+    event = job.as_event()
     transaction.on_commit(lambda: publish_event(job.id, event))
 
 
@@ -63,11 +62,11 @@ def start_job(owner, steps, fail=False):
     with transaction.atomic():
         lock_starts()
         unfinished = Job.objects.unfinished().filter(owner=owner).count()
-        if unfinished >= settings.JOB_USER_LIMIT:
+        if unfinished >= conf.get("JOB_USER_LIMIT"):
             raise JobRefused(429, f"You have {unfinished} jobs queued or running, the most one person may have: "
                                   "start another when one of them has finished.")
         waiting = Job.objects.filter(state=Job.QUEUED).count()
-        if waiting >= settings.JOB_QUEUE_LIMIT:
+        if waiting >= conf.get("JOB_QUEUE_LIMIT"):
             raise JobRefused(503, f"The job queue is full ({waiting} jobs are waiting): "
                                   "try again when some of them have started.")
         job = Job.objects.create(owner=owner)

@@ -12,7 +12,7 @@ from django.db import connection
 
 from realtime.fanout.brokers import get_broker
 from realtime.decorators import websocket
-from realtime.envelope import ClientError, envelope, receive_events
+from realtime.envelope import ClientError, receive_events
 from realtime.fanout.hub import get_hub
 
 from .models import Job
@@ -30,7 +30,7 @@ def job_feed(request, ws):
         # What was published while the broker was away is lost: send the stored states again.
         subscription.on_resync = replay.request
         for job in Job.objects.recent():
-            ws.send(envelope("job", job.as_event_data()))
+            ws.send(job.as_event())
         for event, _data in receive_events(ws):
             ws.send(ClientError("unknown_event", f"Unknown event {event!r}; this route only accepts 'ping'.").as_event())
 
@@ -59,7 +59,7 @@ class Replay:
             try:
                 hub = get_hub()
                 for job in Job.objects.recent():
-                    hub.deliver_here(CHANNEL, envelope("job", job.as_event_data()).encode())
+                    hub.deliver_here(CHANNEL, job.as_event().encode())
             except Exception:
                 log.exception("jobs feed: could not replay the recent jobs after a broker reconnect")
             finally:

@@ -7,8 +7,7 @@ A task may run again from its start: a worker that dies in the middle of it is r
 import logging
 import time
 
-from django.conf import settings
-
+from . import conf
 from .models import Job
 from .services import report
 
@@ -27,7 +26,7 @@ def run_job(job_id, steps, fail_at=None):
     report(job, state=Job.RUNNING, progress=0, detail=f"Step 0 of {steps}")
     try:
         for step in range(1, steps + 1):
-            time.sleep(settings.JOB_STEP_SECONDS)  # the work
+            time.sleep(conf.get("JOB_STEP_SECONDS"))  # the work
             if step == fail_at:
                 raise RuntimeError(f"Step {step} of {steps} failed (as asked).")
             report(job, progress=100 * step // steps, detail=f"Step {step} of {steps}")

@@ -8,7 +8,6 @@ With Redis this module is not used.
 import gevent
 from django.db import connection
 
-from realtime.envelope import envelope
 from realtime.fanout.hub import get_hub
 from realtime.supervisor import supervisor
 
@@ -38,6 +37,6 @@ def poll_forever():
             for job in Job.objects.recent():
                 if versions.get(job.id) != job.version:
                     versions[job.id] = job.version
-                    hub.deliver_here(CHANNEL, envelope("job", job.as_event_data()).encode())
+                    hub.deliver_here(CHANNEL, job.as_event().encode())
         finally:
             connection.close()  # not kept between polls, nor after a failed one

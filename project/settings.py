@@ -5,11 +5,17 @@ with DEBUG off the project refuses to start without SECRET_KEY and ALLOWED_HOSTS
 """
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
-import realtime.conf
 from django.core.exceptions import ImproperlyConfigured
+
+# Each registers its settings with realtime.conf, whose from_environ() below reads them all.
+import chat.conf  # noqa: F401
+import demos.conf  # noqa: F401
+import jobs.conf  # noqa: F401
+import realtime.conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -51,7 +57,8 @@ INSTALLED_APPS = [
     "chat",
     # Before django_tasks_db: its `db_worker` command is jobs' subclass (jobs/management/commands/).
     "jobs",
-    "django_tasks",
+    # The Tasks framework: Django's own (django.tasks) from 6.0, the django-tasks backport before.
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
     "django_tasks_db",
 ]
 
@@ -133,26 +140,17 @@ if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
 
-# --- The WebSocket layer (realtime app): every setting has its default in realtime/conf.py
-# (docs/settings.md lists them); any of them may be set from the environment variable of its name.
+# --- Settings of the WebSocket layer and of the applications: each has its default in its module's
+# registry (realtime/conf.py, chat/conf.py, demos/conf.py, jobs/conf.py; docs/settings.md lists
+# them), and any of them may be set from the environment variable of its name.
 # The websocket worker realtime.testing starts is the one production runs (deploy/gunicorn_ws.py).
 WEBSOCKET_WORKER_APP = "project.wsgi:websocket"
 WEBSOCKET_WORKER_CONFIG = str(BASE_DIR / "deploy" / "gunicorn_ws.py")
 globals().update(realtime.conf.from_environ())
 
-# --- The demo applications.
-# Seconds between two pushes of the clock (/time/).
-CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
-# Seconds one step of the demo job (/jobs/) takes.
-JOB_STEP_SECONDS = float(os.environ.get("JOB_STEP_SECONDS", "0.5"))
-# Jobs are tasks of Django's Tasks framework (the django-tasks backport on Django 5.2), stored in
-# the database and run by `manage.py db_worker` (docs/architecture.md, Background jobs).
+# Jobs are tasks of Django's Tasks framework, stored in the database and run by `manage.py db_worker`
+# (docs/architecture.md, Background jobs).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-# Jobs waiting for the task worker, at most (the queue); unfinished jobs of one user, at most;
-# runs of one job that a task worker may die in before the job is failed (docs/limits.md).
-JOB_QUEUE_LIMIT = int(os.environ.get("JOB_QUEUE_LIMIT", "20"))
-JOB_USER_LIMIT = int(os.environ.get("JOB_USER_LIMIT", "3"))
-JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 
 TEST_RUNNER = "project.test_runner.SummaryRunner"
 

@@ -1,11 +1,19 @@
-"""Every setting this layer reads: its default, how docs show it, and what it means.
+"""Every setting this layer and the applications read: its default, how docs show it, what it means.
 
-The one source: `conf.get(name)` reads a setting (the project's value, else the default here),
-`from_environ()` reads the same names from environment variables, and the settings table of
-docs/settings.md is `python -m realtime.conf` (tests/test_conf.py checks that it is up to date).
+The one registry: each `Setting` is registered once, by the module it belongs to (this one for the
+layer; an application's own `conf.py` for its settings, e.g. chat/conf.py). Then `get(name)` reads
+any of them (the project's value, else the default), `from_environ()` reads them all from
+environment variables, and `python -m realtime.conf [MODULE ...]` prints a module's settings as the
+table of docs/settings.md. `python -m realtime.conf --write FILE ...` writes the defaults into docs:
+each generated table, and each default in parentheses after a setting's name (tests/test_conf.py
+checks that the docs are what it writes).
 """
 
+import importlib
 import os
+import re
+import sys
+from pathlib import Path
 from typing import NamedTuple
 
 from django.conf import settings
@@ -16,11 +24,25 @@ from django.core.signals import setting_changed
 class Setting(NamedTuple):
     name: str
     default: object
-    shown: str  # the default as docs write it (docs/limits.md too: "`NAME` (shown ...)")
+    shown: str  # the default as docs write it, as the table's cell and in "`NAME` (shown)"
     meaning: str
 
 
-SETTINGS = (
+REGISTRY = {}  # name -> Setting, of every module that registered its settings
+DEFAULTS = {}  # name -> default
+
+
+def register(*entries):
+    """Add a module's settings to the registry; returns them (the module's SETTINGS)."""
+    for setting in entries:
+        if setting.name in REGISTRY and REGISTRY[setting.name] != setting:
+            raise ImproperlyConfigured(f"setting {setting.name} is registered twice, with two defaults or meanings")
+        REGISTRY[setting.name] = setting
+        DEFAULTS[setting.name] = setting.default
+    return entries
+
+
+SETTINGS = register(
     Setting("WEBSOCKET_URLCONF", "websocket_urls", "`websocket_urls`",
             "the module of routes the websocket worker serves, as `ROOT_URLCONF` is for pages."),
     Setting("WEBSOCKET_SERVER", "", "empty",
@@ -114,7 +136,6 @@ SETTINGS = (
             "reconnect_window=<s>` overrides it), so that a crowd comes back spread out; later attempts back "
             "off to 15 s. Also the upper bound of the `Retry-After` of a 503 at the handshake."),
 )
-DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
 
 
 _values = {}
@@ -148,17 +169,61 @@ def parse(name, text):
 
 
 def from_environ(environ=os.environ):
-    """{name: value} for every setting of this layer given in `environ` (empty counts as unset),
-    for a settings module to take: `globals().update(realtime.conf.from_environ())`."""
+    """{name: value} for every registered setting given in `environ` (empty counts as unset), for a
+    settings module to take once it imported the applications' conf modules:
+    `globals().update(realtime.conf.from_environ())`. Settings without a default (None) are not read."""
     return {name: parse(name, environ[name]) for name in DEFAULTS
             if environ.get(name) and DEFAULTS[name] is not None}
 
 
-def markdown_table():
+def markdown_table(entries=SETTINGS):
     rows = ["| setting | default | meaning |", "|---|---|---|"]
-    rows += [f"| `{s.name}` | {s.shown} | {s.meaning} |" for s in SETTINGS]
+    rows += [f"| `{s.name}` | {s.shown} | {s.meaning} |" for s in entries]
     return "\n".join(rows) + "\n"
 
 
+def settings_of(*modules):
+    """The settings the named modules register (importing them registers them)."""
+    return [setting for module in modules for setting in importlib.import_module(module).SETTINGS]
+
+
+# A table the command writes, between these lines: "<!-- generated: python -m realtime.conf chat.conf -->".
+GENERATED = re.compile(r"(<!-- generated: python -m realtime\.conf((?: [\w.]+)*) -->\n)(.*?)(<!-- end generated -->)", re.S)
+# A default shown after a setting's name: "`WEBSOCKET_RATE_LIMIT` (50/s)".
+SHOWN_DEFAULT = re.compile(r"`([A-Z][A-Z0-9_]*)` \(([^()\n]*)\)")
+
+
+def table_modules(generated):
+    return generated[2].split() or ["realtime.conf"]
+
+
+def document(text):
+    """Markdown `text` with the defaults the registry holds: each generated table written anew, and
+    the parentheses after a registered setting's name holding its default as `shown`."""
+    def table(match):
+        return match[1] + markdown_table(settings_of(*table_modules(match))) + match[4]
+
+    def default(match):
+        setting = REGISTRY.get(match[1])
+        return match[0] if setting is None else f"`{setting.name}` ({setting.shown})"
+
+    return SHOWN_DEFAULT.sub(default, GENERATED.sub(table, text))
+
+
+def main(args):
+    if args[:1] != ["--write"]:
+        print(markdown_table(settings_of(*(args or ["realtime.conf"]))), end="")
+        return
+    texts = {path: Path(path).read_text() for path in args[1:]}
+    for text in texts.values():  # register the tables' modules first: their defaults show in prose too
+        for match in GENERATED.finditer(text):
+            settings_of(*table_modules(match))
+    for path, text in texts.items():
+        if document(text) != text:
+            Path(path).write_text(document(text))
+            print(f"wrote {path}")
+
+
 if __name__ == "__main__":
-    print(markdown_table(), end="")
+    # Through the imported module: applications register with realtime.conf, not with __main__.
+    importlib.import_module("realtime.conf").main(sys.argv[1:])

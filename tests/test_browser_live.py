@@ -19,7 +19,6 @@ from chat.services import post_message, room_channel
 from jobs.models import Job
 from jobs.services import report
 from realtime.fanout.brokers import BrokerUnavailable, publish
-from realtime.envelope import envelope
 from realtime.testing import RedisServer, WebSocketClient, WorkerProcess, free_port
 from tests.servers import TaskWorker
 from tests.browser import WorkerRevivalMixin, by_testid, start_browser, text_of, wait_for
@@ -138,7 +137,7 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.record_status_changes()
         second, third = (self.store_without_publishing("race", text) for text in ("second", "third"))
         for message in (third, second):  # id 3 reaches Redis before id 2
-            publish(room_channel("race"), envelope("message", message.as_event_data()))
+            publish(room_channel("race"), message.as_event())
         self.wait_for_messages(["first", "second", "third"])
         time.sleep(2 * HOLE_TIMEOUT)  # a hole timer left running by mistake would reconnect meanwhile
         self.assertEqual(self.status_changes(), [])

@@ -168,7 +168,12 @@ class BadInputTests(LiveWebSocketTestCase):
     def test_deeply_nested_json(self):
         # Far deeper than Python's recursion limit, and still within the chat route's 16 KiB.
         self.client.send('{"event": "message", "data": {"text": ' + "[" * 5000 + "]" * 5000 + "}}")
-        self.assert_error_then_still_works("invalid_json", "not valid JSON")
+        if sys.version_info >= (3, 13):
+            # Its JSON decoder nests in C, ~10,000 deep (more than 16 KiB can hold): it parses, and
+            # the form refuses the text, that list as a string of 10,000 characters.
+            self.assert_error_then_still_works("invalid_message", "text: Ensure this value has at most 2000")
+        else:
+            self.assert_error_then_still_works("invalid_json", "not valid JSON")
 
     def test_a_message_bigger_than_a_chat_event_is_closed_1009_before_it_is_parsed(self):
         self.client.send_json("message", {"text": "x" * 17_000})

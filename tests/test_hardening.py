@@ -246,6 +246,8 @@ class LimitTests(LiveWebSocketTestCase):
         with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
             self.connect("/echo/")
         self.assertEqual(refused.exception.status_code, 503)
+        # Told when to come back: whole seconds within CLIENT_RECONNECT_WINDOW (the default here, 5 s).
+        self.assertIn(int(refused.exception.resp_headers["retry-after"]), range(1, 6))
         open_ones[0].close()
         wait_until(lambda: self.can_connect(), message="a free slot after one client left")
 

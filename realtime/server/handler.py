@@ -35,15 +35,12 @@ SUPPORTED_VERSION = "13"  # RFC 6455; the drafts gevent-websocket also takes (7,
 
 def connection_limits():
     """The limits from the settings: one shared (immutable) Limits for every connection."""
-    return _limits(conf.get("WEBSOCKET_MAX_MESSAGE_SIZE"), conf.get("WEBSOCKET_RATE_LIMIT"),
-                   conf.get("WEBSOCKET_RATE_BURST"), conf.get("WEBSOCKET_FRAME_RATE"),
-                   conf.get("WEBSOCKET_FRAME_BURST"), conf.get("WEBSOCKET_MAX_QUEUE_BYTES"),
-                   conf.get("WEBSOCKET_MAX_QUEUE_MESSAGES"))
+    return _shared(Limits.from_settings())
 
 
 @functools.lru_cache(maxsize=4)
-def _limits(*values):
-    return Limits(*values)
+def _shared(limits):
+    return limits  # the first of equal Limits: thousands of connections hold one instance
 
 
 class HandshakeTimeout(socket.timeout):

@@ -15,11 +15,12 @@ notice (the `on_rate_limited` hook) and closes with 1008 if the flood goes on.
 import collections
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from websockets.frames import Opcode
 from websockets.protocol import Protocol, Side, State
 
+from .. import conf
 from .codes import INTERNAL_ERROR, INVALID_DATA, MESSAGE_TOO_BIG, POLICY_VIOLATION, PROTOCOL_ERROR
 
 # websockets' core logs every normal close at INFO; its warnings still show.
@@ -35,15 +36,25 @@ FAILURE_CAUSES = {PROTOCOL_ERROR: "protocol_error", INVALID_DATA: "invalid_data"
                   INTERNAL_ERROR: "internal_error"}
 
 
+def _setting(name):
+    """A limit read from setting `name`, whose default is the setting's (realtime/conf.py)."""
+    return field(default=conf.DEFAULTS[name], metadata={"setting": name})
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_message_size: int = 1024 * 1024
-    rate: float = 50  # messages per second; 0: no limit
-    burst: float = 100
-    frame_rate: float = 200  # frames per second, of every kind; 0: no limit
-    frame_burst: float = 400
-    max_queue_bytes: int = 4 * 1024 * 1024
-    max_queue_messages: int = 1000
+    max_message_size: int = _setting("WEBSOCKET_MAX_MESSAGE_SIZE")
+    rate: float = _setting("WEBSOCKET_RATE_LIMIT")  # messages per second; 0: no limit
+    burst: float = _setting("WEBSOCKET_RATE_BURST")
+    frame_rate: float = _setting("WEBSOCKET_FRAME_RATE")  # frames per second, of every kind; 0: no limit
+    frame_burst: float = _setting("WEBSOCKET_FRAME_BURST")
+    max_queue_bytes: int = _setting("WEBSOCKET_MAX_QUEUE_BYTES")
+    max_queue_messages: int = _setting("WEBSOCKET_MAX_QUEUE_MESSAGES")
+
+    @classmethod
+    def from_settings(cls):
+        """The limits the project's settings give (conf.get)."""
+        return cls(**{limit.name: conf.get(limit.metadata["setting"]) for limit in fields(cls)})
 
 
 class TokenBucket:
