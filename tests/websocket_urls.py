@@ -69,8 +69,6 @@ class DeliveryThatRaisesOnce:
     """Stands in for a connection whose delivery fails with an unexpected error, once: the broker
     listener that hands it a message dies of it (the supervisor's test hook)."""
 
-    max_queue_messages = 1
-
     def __init__(self):
         self.failed = False
 
