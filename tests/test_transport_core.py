@@ -9,6 +9,7 @@ from django.test import SimpleTestCase
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from websockets.frames import Close
 
+from realtime.fanout.hub import text_frame
 from realtime.transport import Connection, Core, Limits
 from realtime.transport.core import IDLE, LINGER, NOW, SEND, WAIT_FOR_ROOM, Closing
 from tests.raw import frame
@@ -225,6 +226,32 @@ class CoreTests(SimpleTestCase):
         self.assertEqual((core.held, core.pending_bytes), (0, 0))
         core = self.core(max_queue_bytes=100)
         self.assertEqual(core.hold(101), Closing("slow_consumer", LINGER))  # bytes count, not only frames
+
+    def test_closing_at_once_keeps_the_rest_of_a_frame_the_socket_took_part_of(self):
+        core = self.core(max_queue_messages=2)
+        first, second = text_frame(b"a" * 300), text_frame(b"b" * 300)
+        taken = first[:100]  # the socket took this much of the first frame
+        core.queue(first[100:], partly_sent=True)
+        core.queue(second)
+        core.queue(second)
+        action = core.overflow()
+        self.assertEqual(action, Closing("slow_consumer", LINGER))
+        self.assertEqual(list(core.pending), [first[100:]])  # the rest goes out first, whole
+        close = b"".join(core.data_to_send())
+        # What the client reads: the whole first frame, then our close frame; nothing garbled.
+        self.assertEqual(parse_frames(taken + core.take_pending() + close),
+                         [(TEXT, b"a" * 300), (CLOSE, struct.pack("!H", 1013) + b"slow consumer: send queue full")])
+
+    def test_a_chunk_the_writer_took_is_the_writer_s_and_a_cut_drops_everything(self):
+        core = self.core()
+        core.queue(b"rest", partly_sent=True)
+        self.assertEqual(core.take_pending(), b"rest")  # in the writer's hands: it finishes it
+        core.queue(b"more")
+        core.abort(1013, "slow", "slow_consumer")
+        self.assertEqual(list(core.pending), [])  # nothing of its own was begun
+        core.queue(b"rest", partly_sent=True)
+        core.drop_pending()  # the TCP connection is cut
+        self.assertEqual((list(core.pending), core.pending_bytes, core.partly_sent), ([], 0, False))
 
     def test_a_failed_peer_is_read_at_a_trickle(self):
         core = self.core()

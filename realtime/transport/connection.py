@@ -144,6 +144,7 @@ class Connection(WebSocket):
         if self._dead or self._write_closed:
             return
         core = self.core
+        sent = 0
         if not core.pending and not self._writing and self._raw is not None:
             if not data:
                 self._shutdown_write()
@@ -152,14 +153,15 @@ class Connection(WebSocket):
                 sent = self._raw.send(data)
                 stats.bytes_out += sent
             except BlockingIOError:
-                sent = 0
+                pass
             except OSError:
                 self._dead = True
                 return
             if sent == len(data):
                 return
             data = data[sent:]
-        core.queue(data)
+        # The rest of a chunk the socket took part of goes out before anything else (core.queue).
+        core.queue(data, partly_sent=sent > 0)
         if self._writer is None:
             self._wakeup, self._drained = Event(), Event()
             self._writer = gevent.spawn(self._write_loop)

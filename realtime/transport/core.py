@@ -18,6 +18,11 @@ Slow consumer: what waits to be sent to one socket (its send queue, and the fram
 while it syncs: `hold`) is bounded in messages and bytes. Past the bound, fan-out and what we owe
 the peer (pongs, notices) close it with 1013 at once — nobody waits on one socket — while a
 view's own send waits for room (the shell bounds the wait) and closes it only if none comes.
+
+A socket that took part of a chunk must get the rest before anything else: a close frame in the
+middle of a frame is garbage to the client (it sees 1006, not our code). So closing at once keeps
+that rest at the head of the queue, and the shell either finishes it (within the close timeout)
+or cuts the TCP connection; it never writes anything in between.
 """
 
 import collections
@@ -109,7 +114,7 @@ SEND = Action("SEND")  # write what data_to_send() returns
 WAIT_FOR_ROOM = Action("WAIT_FOR_ROOM")
 
 # When the shell cuts the TCP connection after a Closing.
-LINGER = "after the close timeout"  # our close frame may still go out
+LINGER = "after the close timeout"  # what the socket began (and our close frame) may still go out
 NOW = "now"
 
 
@@ -139,7 +144,7 @@ class Core:
     # One per connection, thousands per worker: no per-instance dict.
     __slots__ = ("limits", "protocol", "messages", "last_seen", "last_message", "ping_sent_at", "ping_share",
                  "_message_budget", "_frame_budget", "_dropped", "_warned_at", "on_rate_limited", "_fragments",
-                 "_fragment_opcode", "pending", "pending_bytes", "held", "cause")
+                 "_fragment_opcode", "pending", "pending_bytes", "held", "partly_sent", "cause")
 
     def __init__(self, limits, now, on_rate_limited=None):
         self.limits = limits
@@ -165,6 +170,7 @@ class Core:
         self.pending = NOTHING
         self.pending_bytes = 0  # of the queue and the held frames
         self.held = 0  # frames held for this socket (a paused subscription's)
+        self.partly_sent = False  # the queue's first chunk is the rest of one the socket took part of
         self.cause = None  # why we failed the connection, once we did: "rate_limited", ...
 
     # --- state ------------------------------------------------------------------------------
@@ -307,11 +313,12 @@ class Core:
 
     def abort(self, code, reason, cause, cut=LINGER):
         """Close at once for `cause` (a slow, flooding or dead peer, or the application's own
-        reason): what waits in the send queue is dropped. Returns the Closing, or None if we
-        failed the connection already (one count and one cut per connection)."""
+        reason): what waits in the send queue is dropped, but the rest of a chunk the socket took
+        part of. Returns the Closing, or None if we failed the connection already (one count and
+        one cut per connection)."""
         if self.closed and self.cause is not None:
             return None
-        self.drop_pending()
+        self._drop_pending(keep_partly_sent=True)
         self._fail(code, reason, cause)
         return Closing(cause, cut)
 
@@ -331,24 +338,37 @@ class Core:
 
     # --- the send queue and the slow consumer -----------------------------------------------
 
-    def queue(self, data):
-        """Keep bytes the socket did not take (b"": half-close after them)."""
+    def queue(self, data, partly_sent=False):
+        """Keep bytes the socket did not take (b"": half-close after them). `partly_sent`: the
+        socket took the first part of this chunk, so the rest must go out before anything else."""
         if self.pending is NOTHING:
             self.pending = collections.deque()
         self.pending.append(data)
         self.pending_bytes += len(data)
+        if partly_sent:
+            self.partly_sent = True
 
     def take_pending(self):
         """The next chunk to write (b"": half-close now): the writer's to finish from now on."""
         data = self.pending.popleft()
         self.pending_bytes -= len(data)
+        self.partly_sent = False
         return data
 
     def drop_pending(self):
-        """Nothing of what waits goes out (closed at once, or the TCP connection is cut)."""
-        if self.pending:
-            self.pending_bytes -= sum(map(len, self.pending))
-            self.pending.clear()
+        """The TCP connection is cut: nothing more goes out."""
+        self._drop_pending(keep_partly_sent=False)
+
+    def _drop_pending(self, keep_partly_sent):
+        pending = self.pending
+        if not pending:
+            return
+        kept = pending[0] if keep_partly_sent and self.partly_sent else None
+        self.pending_bytes -= sum(map(len, pending))
+        pending.clear()
+        self.partly_sent = False
+        if kept is not None:
+            self.queue(kept, partly_sent=True)
 
     def overflow(self, may_wait=False):
         """The slow-consumer rule, asked when something waits in the send queue. None within its
