@@ -25,8 +25,13 @@ def frame(opcode, payload=b"", fin=True, rsv=0, mask=True, declared_length=None)
 
 
 class RawClient:
-    def __init__(self, port, path="/echo/", timeout=5.0, headers=""):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, path="/echo/", timeout=5.0, headers="", receive_buffer=None):
+        """`receive_buffer`: the socket's SO_RCVBUF, set before connecting (a client that holds little)."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(timeout)
+        self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"

@@ -31,6 +31,20 @@ class CommunicatorTests(SimpleTestCase):
             ws.send("x" * 17)
             self.assertEqual(ws.receive_close(), 1009)
 
+    @override_settings(WEBSOCKET_RATE_LIMIT=0.001, WEBSOCKET_RATE_BURST=5)  # 5 messages, then none for 1000 s
+    def test_the_view_s_socket_keeps_the_worker_s_rules(self):
+        """In process, the view's `ws` is the worker's own core behind in-memory pipes: its limits and
+        close codes are the worker's, not a copy. A flood gets the rate notice, then 1008."""
+        with WebsocketCommunicator("/echo/") as ws:
+            for i in range(6):
+                ws.send_json("n", {"i": i})
+            echoed, notice = ws.receive_until("error")
+            self.assertEqual([message["data"]["i"] for message in echoed], list(range(5)))  # the 6th dropped
+            self.assertEqual(notice["code"], "rate_limited")
+            for i in range(5):  # more than a burst dropped in a row
+                ws.send_json("n", {"i": i})
+            self.assertEqual(ws.receive_close(), 1008)
+
     @override_settings(WEBSOCKET_URLCONF="tests.websocket_urls")
     def test_a_view_that_fails_after_accepting_closes_with_1011(self):
         with self.assertLogs("realtime", "ERROR") as logs, WebsocketCommunicator("/test/fail-after-hello/") as ws:

@@ -4,6 +4,7 @@ through WebsocketCommunicator, what needs no worker: route decorators, limits an
 Each test says what the client sees: a close code from RFC 6455, an `error` event, or an HTTP status.
 """
 
+import re
 import socket
 import struct
 import time
@@ -331,6 +332,35 @@ class SlowConsumerTests(LiveWebSocketTestCase):
         self.assertRegex(metrics, r'realtime_closes_total\{pid="\d+",reason="slow_consumer"\} 1\.0')
         self.assertRegex(metrics, r'realtime_connections\{pid="\d+"\} 100\.0')  # the slow one is gone
         self.assertLess(self.worker.rss() - rss_before, 50 * 1024 * 1024)
+
+
+class PartlyWrittenFrameTests(LiveWebSocketTestCase):
+    worker_env = {"WEBSOCKET_URLCONF": "tests.websocket_urls", "WEBSOCKET_MAX_QUEUE_MESSAGES": "8",
+                  "WEBSOCKET_SEND_BUFFER": "16384"}
+
+    def slow_consumer_closes(self):
+        metrics = self.worker.http_get("/metrics")[2]
+        found = re.search(r'realtime_closes_total\{pid="\d+",reason="slow_consumer"\} (\d+)', metrics)
+        return int(found[1]) if found else 0
+
+    def test_a_client_closed_in_the_middle_of_a_frame_gets_the_whole_frame_then_1013(self):
+        """The worker sends 64 KiB frames without waiting to a client with a tiny receive buffer
+        that does not read: the socket takes part of the first frame, the rest of it and the
+        frames after it queue, and the queue overflows. The client, reading again, must find the
+        whole frame, then the close frame with 1013: a close frame written into the middle of the
+        frame would be garbage to it, and it would see 1006."""
+        client = RawClient(self.worker.port, path="/test/frames-without-waiting/", receive_buffer=4096)
+        self.addCleanup(client.close)
+        wait_until(lambda: self.slow_consumer_closes() == 1, message="the worker to give up on the client")
+        frames = []
+        while (received := client.read_frame()) is not None:
+            frames.append(received)
+            if received[0] == CLOSE:
+                break
+        self.assertEqual([opcode for opcode, _ in frames][-1:], [CLOSE], "no close frame: the stream was garbled")
+        self.assertEqual(frames[-1][1], close_payload(1013, b"slow consumer: send queue full"))
+        self.assertGreaterEqual(len(frames), 2)  # the frame begun before the close, at least
+        self.assertEqual(frames[:-1], [(TEXT, b"x" * 65536)] * (len(frames) - 1))
 
 
 class OriginChecks:

@@ -9,7 +9,9 @@ from django.test import SimpleTestCase
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from websockets.frames import Close
 
+from realtime.fanout.hub import text_frame
 from realtime.transport import Connection, Core, Limits
+from realtime.transport.core import IDLE, LINGER, NOW, SEND, WAIT_FOR_ROOM, Closing
 from tests.raw import frame
 
 TEXT, BINARY, CLOSE, PING, PONG, CONT = 0x1, 0x2, 0x8, 0x9, 0xA, 0x0
@@ -114,29 +116,151 @@ class CoreTests(SimpleTestCase):
         core.receive_data(frame(TEXT, b"a", fin=False) + frame(CONT, b"\xff"), now=0.0)
         self.assertEqual(close_code_sent(sent_frames(core)), 1007)
 
+    def test_a_failure_is_one_close_action_counted_once(self):
+        core = self.core()
+        action = core.receive_data(frame(TEXT, b"\xff"), now=0.0)
+        self.assertEqual(action, Closing("invalid_data"))  # counted and logged by the shell, once
+        self.assertIsNone(action.cut)  # the view's end and the closing handshake finish it
+        self.assertEqual(close_code_sent(sent_frames(core)), 1007)
+        self.assertIsNone(core.receive_data(frame(TEXT, b"\xff"), now=0.0))  # not looked at again
+        self.assertIsNone(core.abort(1013, "slow consumer: send queue full", "slow_consumer"))
+        self.assertEqual(core.cause, "invalid_data")
+
+    def test_what_the_protocol_owes_the_peer_is_a_send_action(self):
+        core = self.core()
+        self.assertIs(core.receive_data(frame(PING, b"hi"), now=0.0), SEND)
+        self.assertEqual(sent_frames(core), [(PONG, b"hi")])
+        self.assertIsNone(core.receive_data(frame(TEXT, b"hello"), now=0.0))  # a message: nothing to write
+        self.assertEqual(list(core.messages), ["hello"])
+
+    def test_a_view_s_message_is_framed_by_its_type_and_text_must_be_utf8(self):
+        core = self.core()
+        self.assertIs(core.send("é"), SEND)
+        self.assertIs(core.send(b"\xff"), SEND)
+        self.assertIs(core.send(b"ok", binary=False), SEND)
+        self.assertEqual(sent_frames(core), [(TEXT, "é".encode()), (BINARY, b"\xff"), (TEXT, b"ok")])
+        with self.assertRaises(UnicodeDecodeError):
+            core.send(b"\xff", binary=False)  # refused here, not by the browser (which would close 1007)
+        with self.assertRaisesMessage(TypeError, "send() takes str or bytes, not int"):
+            core.send(42)
+        self.assertEqual(sent_frames(core), [])  # nothing framed for either
+        self.assertFalse(core.closed)
+
     def test_liveness_decisions(self):
         core = Core(Limits(), now=0.0)
         core.ping_share = 1.0
-        self.assertIsNone(core.liveness(5.0, ping_interval=10, ping_timeout=5, idle_timeout=100))
-        self.assertEqual(core.liveness(10.0, 10, 5, 100), "ping")
-        core.ping(10.0)
-        self.assertIsNone(core.liveness(14.0, 10, 5, 100))  # waiting for the answer
-        self.assertEqual(core.liveness(15.5, 10, 5, 100), "dead")
-        core.receive_data(frame(PONG, b""), now=15.6)  # any bytes prove life
-        self.assertIsNone(core.liveness(16.0, 10, 5, 100))
-        self.assertEqual(core.liveness(101.0, 10, 5, 100), "idle")  # pongs are not messages
 
-    def test_outbox_accounting(self):
+        def quiet():
+            raise AssertionError("the socket's unread bytes are asked only of a peer that seems dead")
+
+        self.assertIsNone(core.liveness(5.0, ping_interval=10, ping_timeout=5, idle_timeout=100, unread_bytes=quiet))
+        self.assertIs(core.liveness(10.0, 10, 5, 100, quiet), SEND)
+        self.assertEqual(sent_frames(core), [(PING, b"")])
+        self.assertIsNone(core.liveness(14.0, 10, 5, 100, quiet))  # waiting for the answer
+        core.receive_data(frame(PONG, b""), now=14.5)  # any bytes prove life
+        self.assertIsNone(core.liveness(16.0, 10, 5, 100, quiet))
+        self.assertEqual(core.liveness(101.0, 10, 5, 100, quiet), IDLE)  # pongs are not messages
+        self.assertEqual(close_code_sent(sent_frames(core)), 1001)
+        self.assertFalse(IDLE.warn)  # a normal end: counted, not logged as the peer's fault
+        self.assertIsNone(core.liveness(500.0, 10, 5, 100, quiet))  # closing already
+
+    def test_a_peer_that_does_not_answer_a_ping_is_dropped_at_once_unless_its_answer_waits_unread(self):
+        core = Core(Limits(), now=0.0)
+        core.ping_share = 1.0
+        core.liveness(10.0, 10, 5, 0, lambda: 0)
+        sent_frames(core)
+        # Bytes wait in our socket buffer: the worker was too busy to read its answer.
+        self.assertIsNone(core.liveness(15.5, 10, 5, 0, lambda: 6))
+        self.assertFalse(core.closed)
+        self.assertIs(core.liveness(20.0, 10, 5, 0, lambda: 6), SEND)  # so it is pinged again later
+        sent_frames(core)
+        action = core.liveness(25.5, 10, 5, 0, lambda: 0)
+        self.assertEqual(action, Closing("keepalive_timeout", NOW))  # cut at once: no linger for the dead
+        self.assertEqual(close_code_sent(sent_frames(core)), 1011)
+
+    def test_send_queue_accounting(self):
         core = self.core(max_queue_bytes=10, max_queue_messages=3)
         core.queue(b"12345")
         core.queue(b"")  # the half-close marker costs no bytes
-        self.assertFalse(core.over_limit())
-        core.queue(b"123456")
-        self.assertTrue(core.over_limit())
-        self.assertEqual(core.unqueue(), b"12345")
-        self.assertEqual(core.queued_bytes, 6)
-        core.clear_queue()
-        self.assertEqual((len(core.outbox), core.queued_bytes), (0, 0))
+        self.assertIsNone(core.overflow())
+        self.assertEqual(core.take_pending(), b"12345")
+        self.assertEqual(core.take_pending(), b"")
+        self.assertEqual((len(core.pending), core.pending_bytes), (0, 0))
+
+    def test_a_full_send_queue_closes_fan_out_s_slow_consumer_with_1013(self):
+        for limits, chunks in (({"max_queue_messages": 3}, [b"x"] * 4), ({"max_queue_bytes": 10}, [b"x" * 6] * 2)):
+            core = self.core(**limits)
+            for chunk in chunks[:-1]:
+                core.queue(chunk)
+                self.assertIsNone(core.overflow())
+            core.queue(chunks[-1])
+            self.assertEqual(core.overflow(), Closing("slow_consumer", LINGER))  # the close frame may still go out
+            self.assertEqual((len(core.pending), core.pending_bytes), (0, 0))  # what waited is dropped
+            self.assertEqual(close_code_sent(sent_frames(core)), 1013)
+            self.assertIsNone(core.overflow())  # once
+
+    def test_a_view_s_send_waits_for_room_and_closes_only_if_none_comes(self):
+        core = self.core(max_queue_messages=1)
+        core.queue(b"a")
+        core.queue(b"b")
+        self.assertIs(core.overflow(may_wait=True), WAIT_FOR_ROOM)
+        self.assertFalse(core.closed)
+        # The queue drained while this sender waited, and another sender filled it again: the
+        # client reads, so this send goes on (two senders on one socket must not close it).
+        self.assertIsNone(core.waited_for_room(drained=True))
+        self.assertFalse(core.closed)
+        # Not drained within the wait: the client stopped reading.
+        self.assertEqual(core.waited_for_room(drained=False), Closing("slow_consumer", LINGER))
+        self.assertEqual(close_code_sent(sent_frames(core)), 1013)
+
+    def test_held_frames_count_against_the_send_queue(self):
+        core = self.core(max_queue_messages=3, max_queue_bytes=100)
+        core.queue(b"x" * 10)
+        self.assertIsNone(core.hold(10))
+        self.assertIsNone(core.hold(10))
+        self.assertEqual((core.held, core.pending_bytes), (2, 30))
+        self.assertEqual(core.hold(10), Closing("slow_consumer", LINGER))  # not held: one too many
+        self.assertEqual(close_code_sent(sent_frames(core)), 1013)
+        for _ in range(2):
+            core.release(10)  # the paused subscription resumes or leaves
+        self.assertEqual((core.held, core.pending_bytes), (0, 0))
+        core = self.core(max_queue_bytes=100)
+        self.assertEqual(core.hold(101), Closing("slow_consumer", LINGER))  # bytes count, not only frames
+
+    def test_closing_at_once_keeps_the_rest_of_a_frame_the_socket_took_part_of(self):
+        core = self.core(max_queue_messages=2)
+        first, second = text_frame(b"a" * 300), text_frame(b"b" * 300)
+        taken = first[:100]  # the socket took this much of the first frame
+        core.queue(first[100:], partly_sent=True)
+        core.queue(second)
+        core.queue(second)
+        action = core.overflow()
+        self.assertEqual(action, Closing("slow_consumer", LINGER))
+        self.assertEqual(list(core.pending), [first[100:]])  # the rest goes out first, whole
+        close = b"".join(core.data_to_send())
+        # What the client reads: the whole first frame, then our close frame; nothing garbled.
+        self.assertEqual(parse_frames(taken + core.take_pending() + close),
+                         [(TEXT, b"a" * 300), (CLOSE, struct.pack("!H", 1013) + b"slow consumer: send queue full")])
+
+    def test_a_chunk_the_writer_took_is_the_writer_s_and_a_cut_drops_everything(self):
+        core = self.core()
+        core.queue(b"rest", partly_sent=True)
+        self.assertEqual(core.take_pending(), b"rest")  # in the writer's hands: it finishes it
+        core.queue(b"more")
+        core.abort(1013, "slow", "slow_consumer")
+        self.assertEqual(list(core.pending), [])  # nothing of its own was begun
+        core.queue(b"rest", partly_sent=True)
+        core.drop_pending()  # the TCP connection is cut
+        self.assertEqual((list(core.pending), core.pending_bytes, core.partly_sent), ([], 0, False))
+
+    def test_a_failed_peer_is_read_at_a_trickle(self):
+        core = self.core()
+        self.assertEqual(core.read_pause(), 0)
+        core.close(1000)
+        self.assertEqual(core.read_pause(), 0)  # our own close: its echo is read at once
+        core = self.core()
+        core.receive_data(frame(TEXT, b"x", mask=False), now=0.0)  # unmasked: 1002
+        self.assertGreater(core.read_pause(), 0)
 
     @hypothesis_settings(max_examples=300, deadline=None, database=None)
     @given(chunks=st.lists(st.one_of(

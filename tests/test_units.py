@@ -18,6 +18,8 @@ from realtime.server.handler import handshake_request, plainly_valid
 from realtime.server.http_headers import read_headers
 from realtime.fanout.hub import REPEAT, ChannelWatcher, Hub, text_frame
 from realtime.fanout.offsets import DeliveredOffsets
+from realtime.testing import InProcessWebSocket
+from realtime.transport import Limits
 from realtime.server.origin import origin_allowed
 
 
@@ -106,21 +108,17 @@ class OriginTests(SimpleTestCase):
         self.assertFalse(self.allowed("http://127.0.0.1:8000", host="127.0.0.1:8001"))
 
 
-class RecordingConnection:
-    max_queue_messages = 10
+def member(**limits):
+    """A hub member: the socket interface in this process, with the transport's own core."""
+    return InProcessWebSocket({"PATH_INFO": "/test/"}, accept=lambda: None, limits=Limits(**limits), close_timeout=1)
 
-    def __init__(self):
-        self.frames, self.aborts, self.closed = [], [], False
 
-    def accept(self):
-        pass
-
-    def send_frame(self, frame):
-        self.frames.append(frame)
-
-    def abort(self, code, reason, cause):
-        self.aborts.append(code)
-        self.closed = True
+def received(ws):
+    """All the bytes the member's client got so far."""
+    chunks = []
+    while (data := ws.peer_receive(timeout=0)) is not None:
+        chunks.append(data)
+    return b"".join(chunks)
 
 
 class NumberedMessages(ChannelWatcher):
@@ -145,12 +143,12 @@ class HubTests(SimpleTestCase):
     def test_subscribes_once_per_channel_and_frames_once_for_all(self):
         broker = InProcessBroker()
         hub = started_hub(broker)
-        ann, bob, eve = RecordingConnection(), RecordingConnection(), RecordingConnection()
+        ann, bob, eve = member(), member(), member()
         subscriptions = [hub.subscribe("room", ann), hub.subscribe("room", bob), hub.subscribe("other", eve)]
         broker.publish("room", "hello")
-        self.assertEqual(ann.frames, [text_frame(b"hello")])
-        self.assertEqual(bob.frames, ann.frames)
-        self.assertEqual(eve.frames, [])
+        self.assertEqual(received(ann), text_frame(b"hello"))
+        self.assertEqual(received(bob), text_frame(b"hello"))
+        self.assertEqual(received(eve), b"")
         for subscription in subscriptions:
             subscription.close()
         self.assertEqual(hub.groups, {})  # the last one out unsubscribes the channel
@@ -159,36 +157,49 @@ class HubTests(SimpleTestCase):
         broker = InProcessBroker()
         hub = started_hub(broker)
         hub.watcher("room", NumberedMessages)  # each message's text is its offset
-        ann = RecordingConnection()
+        ann = member()
         subscription = hub.subscribe("room", ann, paused=True)
         broker.publish("room", "1")
         broker.publish("room", "2")
-        self.assertEqual(ann.frames, [])
+        self.assertEqual(received(ann), b"")
+        self.assertEqual(ann.core.held, 2)  # counted against its send queue meanwhile
         subscription.resume(floor=1)  # the backlog ended at 1
         broker.publish("room", "3")
         # 1 published again (its first publish was late): the backlog had it, and it never comes.
         broker.publish("room", "1")
-        self.assertEqual(ann.frames, [text_frame(b"2"), text_frame(b"3")])
+        self.assertEqual(received(ann), text_frame(b"2") + text_frame(b"3"))
+        self.assertEqual((ann.core.held, ann.core.pending_bytes), (0, 0))
 
     def test_a_repeat_the_watcher_recognises_goes_to_no_member(self):
         broker = InProcessBroker()
         hub = started_hub(broker)
         hub.watcher("room", NumberedMessages)
-        ann = RecordingConnection()
+        ann = member()
         hub.subscribe("room", ann)
         for text in ("1", "2", "2", "4", "3", "4", "1"):
             broker.publish("room", text)
-        self.assertEqual(ann.frames, [text_frame(text.encode()) for text in ("1", "2", "4", "3")])
+        self.assertEqual(received(ann), b"".join(text_frame(text.encode()) for text in ("1", "2", "4", "3")))
 
-    def test_a_full_hold_closes_its_member_once_however_much_more_comes(self):
+    def test_a_subscription_that_leaves_paused_gives_back_what_it_held(self):
         broker = InProcessBroker()
         hub = started_hub(broker)
-        ann = RecordingConnection()
-        hub.subscribe("room", ann, paused=True)
-        for i in range(100):
-            broker.publish("room", str(i))
-        self.assertEqual(ann.aborts, [1013])
-        self.assertEqual(ann.frames, [])
+        ann = member()
+        with hub.subscribe("room", ann, paused=True):
+            broker.publish("room", "1")
+        self.assertEqual((ann.core.held, ann.core.pending_bytes), (0, 0))
+
+    def test_a_full_hold_closes_its_member_once_with_1013_however_much_more_comes(self):
+        for limits, text in (({"max_queue_messages": 10}, "x"), ({"max_queue_bytes": 1000}, "x" * 400)):
+            broker = InProcessBroker()
+            hub = started_hub(broker)
+            ann = member(**limits)
+            hub.subscribe("room", ann, paused=True)
+            with self.assertLogs("realtime.connection", "WARNING") as logs:
+                for _ in range(100):
+                    broker.publish("room", text)
+            self.assertEqual(logs.output, ["WARNING:realtime.connection:closing /test/ with 1013: slow_consumer"])
+            # Its client sees the close frame (held messages were never sent), then the end.
+            self.assertEqual(received(ann), b"\x88\x20\x03\xf5slow consumer: send queue full")
 
 
 class DeliveredOffsetsTests(SimpleTestCase):

@@ -7,6 +7,7 @@ from django.http import HttpResponseForbidden
 from django.urls import path
 
 from realtime.decorators import websocket
+from realtime.fanout.hub import text_frame
 from websocket_urls import urlpatterns as real_urlpatterns
 
 
@@ -21,6 +22,17 @@ def two_senders(request, ws):
 
     gevent.joinall([gevent.spawn(send_all, "a"), gevent.spawn(send_all, "b")], raise_error=True)
     ws.receive()  # until the client closes
+
+
+@websocket
+def frames_without_waiting(request, ws):
+    """Sends 64 KiB text frames as fan-out does (send_frame: never waits, never yields) until the
+    worker closes the connection for it (its send queue overflows), then waits for the client."""
+    frame = text_frame(b"x" * 65536)
+    ws.accept()
+    while ws.send_frame(frame):
+        pass
+    ws.receive()
 
 
 @websocket
@@ -68,8 +80,6 @@ def slow_query(request, ws):
 class DeliveryThatRaisesOnce:
     """Stands in for a connection whose delivery fails with an unexpected error, once: the broker
     listener that hands it a message dies of it (the supervisor's test hook)."""
-
-    max_queue_messages = 1
 
     def __init__(self):
         self.failed = False
@@ -181,5 +191,6 @@ urlpatterns = real_urlpatterns + [
     path("test/busy-then-reply/", busy_then_reply),
     path("test/db-then-wait/", db_then_wait),
     path("test/two-senders/", two_senders),
+    path("test/frames-without-waiting/", frames_without_waiting),
     path("test/bytes-as-text/", bytes_as_text),
 ]

@@ -2,8 +2,8 @@
 
 A worker subscribes to a channel at the broker when its first local member joins and
 unsubscribes when the last leaves. Each broker message is framed once and handed to every
-local member's outbound queue (`Connection.send_frame`), which never waits: a slow client is
-closed by its own queue limit and stalls nobody else.
+local member's send queue (`send_frame` of the socket interface, realtime/transport/websocket.py),
+which never waits: a slow client is closed by its own queue limit and stalls nobody else.
 
 Channels named `local:...` never reach the broker: they serve what one process produces for
 its own sockets (the clock ticker), fed by `hub.deliver_here(channel, payload)`.
@@ -16,7 +16,6 @@ import logging
 from websockets.frames import Frame, Opcode
 
 from .brokers import get_broker
-from ..transport.codes import TRY_AGAIN_LATER
 
 log = logging.getLogger("realtime.fanout.hub")
 
@@ -44,6 +43,8 @@ class Subscription:
     are held meanwhile. `resume(floor)` then sends the held ones the backlog did not contain and
     from then on never delivers a message whose offset (see ChannelWatcher.saw) is at or below
     `floor`: the member has it from the backlog, even when its publish arrives later than the read.
+    Held frames count against the connection's send queue (`hold`): a member whose hold does
+    not fit is closed as a slow consumer, by the transport's one rule for it.
     """
 
     def __init__(self, hub, channel, connection, paused):
@@ -57,17 +58,15 @@ class Subscription:
             return
         if self.held is None:
             self.connection.send_frame(frame)
-        elif len(self.held) < self.connection.max_queue_messages:
+        elif self.connection.hold(frame):
             self.held.append((frame, offset))
-        elif not self.connection.closed:  # once: later messages find it closed
-            self.connection.abort(TRY_AGAIN_LATER, "slow consumer: too many messages held while syncing",
-                                  "slow_consumer")
 
     def resume(self, floor=0):
         """Deliver what was held, except offsets up to `floor`, and live messages from now on."""
         held, self.held = self.held or [], None
         self.floor = floor
         for frame, offset in held:
+            self.connection.release(frame)
             self.deliver(frame, offset)
 
     def push(self, text):
@@ -75,6 +74,9 @@ class Subscription:
         self.connection.send_frame(text_frame(text.encode()))
 
     def close(self):
+        held, self.held = self.held or [], None
+        for frame, _ in held:
+            self.connection.release(frame)
         self.hub.unsubscribe(self)
 
     def __enter__(self):

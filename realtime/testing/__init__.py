@@ -27,10 +27,11 @@ docs/testing.md has the whole story.
 
 from .client import ClientsMixin, WebSocketClient
 from .communicator import WebsocketCommunicator
+from .in_process import InProcessWebSocket
 from .live import GunicornServer, LiveWebSocketTestCase, WorkerProcess, database_url
 from .processes import RedisServer, ServerProcess, free_port, require_binary
 from .waits import DEFAULT_TIMEOUT, wait_until
 
-__all__ = ["ClientsMixin", "DEFAULT_TIMEOUT", "GunicornServer", "LiveWebSocketTestCase", "RedisServer",
-           "ServerProcess", "WebSocketClient", "WorkerProcess", "WebsocketCommunicator", "database_url",
-           "free_port", "require_binary", "wait_until"]
+__all__ = ["ClientsMixin", "DEFAULT_TIMEOUT", "GunicornServer", "InProcessWebSocket", "LiveWebSocketTestCase",
+           "RedisServer", "ServerProcess", "WebSocketClient", "WorkerProcess", "WebsocketCommunicator",
+           "database_url", "free_port", "require_binary", "wait_until"]

@@ -1,11 +1,13 @@
 """Drive a WebSocket route in this process, with no server: a WebsocketCommunicator for `@websocket` views.
 
-The view runs in a greenlet of the test's own thread behind the real transport (`Connection`, which
-frames with the sans-I/O `Core`: the limits and close codes of the worker), over a socket pair.
-This side speaks as a browser does, through the client half of websockets' sans-I/O protocol
-(masked frames; pings answered, a close echoed). The request goes through the worker's own
-application: WEBSOCKET_URLCONF, middleware, the origin check, the route's size limit. Left out:
-the HTTP handshake, and the worker's open-connection list (no keepalive pings, no idle timeout, no 503 when full).
+The view runs in a greenlet of the test's own thread, and its `ws` is an `InProcessWebSocket`
+(in_process.py): the socket interface over the transport's own `Core` (the worker's framing,
+limits and close codes), with in-memory pipes where the worker has a socket. This side speaks as a
+browser does, through the client half of websockets' sans-I/O protocol (masked frames; pings
+answered, a close echoed). The request goes through the worker's own application:
+WEBSOCKET_URLCONF, middleware, the origin check, the route's size limit. Left out: the HTTP
+handshake, the kernel's buffers (a slow reader), and the worker's open-connection list (no
+keepalive pings, no idle timeout, no 503 when full).
 
 Same thread, same database connection: the view sees what a TestCase wrote, inside its transaction.
 """
@@ -15,7 +17,6 @@ import time
 
 import gevent
 import gevent.event
-import gevent.socket
 from django.conf import settings
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
@@ -27,12 +28,11 @@ from .. import conf
 from ..server.application import WebSocketApplication
 from ..envelope import rate_limited_notice
 from ..server.handler import connection_limits
-from ..transport import Connection
 from ..transport.codes import NORMAL
 from .envelopes import EnvelopeCalls
+from .in_process import InProcessWebSocket
 from .waits import DEFAULT_TIMEOUT
 
-READ_SIZE = 65536
 UPGRADE_HEADERS = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
 
@@ -59,7 +59,7 @@ class WebsocketCommunicator(EnvelopeCalls):
         self._client = Protocol(Side.CLIENT, max_size=None)
         self._messages = collections.deque()
         self._fragments, self._opcode = [], None
-        self._sock = self._server_sock = self._server = None
+        self._server = None
         self._eof = False
 
     # --- the connection ----------------------------------------------------------------------
@@ -67,10 +67,9 @@ class WebsocketCommunicator(EnvelopeCalls):
     def connect(self, timeout=None):
         """Run the route until its view accepts the connection (True), or Django answers the
         upgrade with a plain response, as a worker would over HTTP (False; see `status`, `content`)."""
-        self._server_sock, self._sock = gevent.socket.socketpair()
         accepted = gevent.event.Event()
-        self.connection = Connection(
-            self._server_sock, None, self.environ, accept=accepted.set, limits=connection_limits(),
+        self.connection = InProcessWebSocket(
+            self.environ, accept=accepted.set, limits=connection_limits(),
             close_timeout=conf.get("WEBSOCKET_CLOSE_TIMEOUT"), on_rate_limited=rate_limited_notice)
         self.environ["wsgi.websocket"] = self.connection
         self._server = gevent.spawn(self._serve)
@@ -86,8 +85,6 @@ class WebsocketCommunicator(EnvelopeCalls):
             self.close(timeout=timeout)
         self._server.join(timeout or self.timeout)
         self._server.kill()  # a view that ignores the close: the test is over
-        self._sock.close()
-        self._server_sock.close()
 
     def __enter__(self):
         if not self.connect():
@@ -161,13 +158,9 @@ class WebsocketCommunicator(EnvelopeCalls):
             remaining = deadline - time.monotonic()
             if self._eof or remaining <= 0:
                 return False
-            self._sock.settimeout(remaining)  # the view's greenlet runs while this waits
-            try:
-                data = self._sock.recv(READ_SIZE)
-            except TimeoutError:
+            data = self.connection.peer_receive(remaining)  # the view's greenlet runs while this waits
+            if data is None:
                 return False
-            except OSError:
-                data = b""
             if data:
                 self._client.receive_data(data)
             else:
@@ -196,20 +189,11 @@ class WebsocketCommunicator(EnvelopeCalls):
             self._flush_eof()
 
     def _flush_eof(self):
-        try:
-            self._sock.shutdown(gevent.socket.SHUT_WR)
-        except OSError:
-            pass
+        self.connection.peer_send(b"")
 
     def _flush(self):
         for data in self._client.data_to_send():
-            if not data:
-                self._flush_eof()
-                continue
-            try:
-                self._sock.sendall(data)
-            except OSError:
-                self._eof = True
+            self.connection.peer_send(data)  # b"": the end of our half
 
 
 _serving = 0
