@@ -133,6 +133,7 @@ class Connection:
                     data = b""
             self._take_input(data)
         message = core.messages.popleft()
+        stats.messages_in += 1
         self._spend(1)
         return message
 
