@@ -64,7 +64,7 @@ class StatsCollector:
         broker = self.broker()
         yield gauge("realtime_broker_connected", "1 when the broker (Redis) is reachable.", int(broker.connected))
         yield counter("realtime_broker_reconnects", "Times the broker connection was re-established.",
-                      getattr(broker, "reconnects", 0))
+                      broker.reconnects)
         restarts = CounterMetricFamily("realtime_loop_restarts", "Times a background loop was restarted after "
                                        "an unexpected exception.", labels=["pid", "loop"])
         up = GaugeMetricFamily("realtime_loop_up", "1 while a background loop runs (or ended on purpose), 0 while "
