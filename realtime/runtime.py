@@ -17,7 +17,7 @@ from django.core.signals import setting_changed
 from . import conf
 
 # The settings that name the broker and what it reaches.
-BROKER_SETTINGS = ("REDIS_URL", "REALTIME_KEY_PREFIX")
+BROKER_SETTINGS = ("REDIS_URL", "REALTIME_KEY_PREFIX", "REDIS_HEALTH_CHECK_INTERVAL")
 
 _lock = threading.RLock()  # the page server publishes from several threads
 _parts = {}  # maker -> what it made: this process's broker, hub and tracker

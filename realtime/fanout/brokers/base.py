@@ -29,6 +29,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
+from ... import conf
 from ...server.metrics import publish_seconds
 from ...supervisor import supervisor
 from .subscriptions import Subscriptions
@@ -133,21 +134,25 @@ class ListeningBroker(Broker):
         self.url = url
         self.subscriptions = Subscriptions()
         self.down = False  # known to be unreachable: a subscriber does not wait for a confirmation
+        self.health_interval = conf.get("REDIS_HEALTH_CHECK_INTERVAL")
         self._ever_connected = False  # kept across restarts: a restart is a reconnect (resync)
         self._loop = None
 
     def publisher_options(self):
         """redis-py options of the connections for publishing and presence (a few per process, in a
-        pool the subclass makes: a burst of callers waits its turn for one). One immediate retry
-        covers a pooled connection that went stale while Redis restarted; no more, so a sender
-        learns at once that Redis is down."""
-        return {"socket_timeout": 5, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 1),
+        pool the subclass makes: a burst of callers waits its turn for one). One immediate retry of
+        a connection that failed covers a pooled connection gone stale while Redis restarted; none
+        of one that timed out, and no reply is waited for longer than the health check interval:
+        a sender learns soon that Redis is down, or hung."""
+        return {"socket_timeout": self.health_interval, "socket_connect_timeout": 2,
+                "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
                 "client_name": f"{client_name()}-pub"}
 
     def listener_options(self):
-        """redis-py options of a PubSub connection: no silent retries, so that every lost connection
-        is seen and resynced."""
-        return {"socket_timeout": None, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 0),
+        """redis-py options of a PubSub connection: no silent retries (every lost connection is seen
+        and resynced), and a read that waits longer than the health check interval fails (a Redis
+        that accepts a connection but never answers: stopped, or behind a partition)."""
+        return {"socket_timeout": self.health_interval, "socket_connect_timeout": 2, "retry": Retry(NoBackoff(), 0),
                 "client_name": f"{client_name()}-sub"}
 
     # --- publishing ---------------------------------------------------------------------------

@@ -142,7 +142,7 @@ class ClusterBroker(ListeningBroker):
 
     def _read(self, shard):
         try:
-            read_forever(shard.pubsub, self.subscriptions, self.on_message, sharded=True,
+            read_forever(shard.pubsub, self.subscriptions, self.on_message, self.health_interval, sharded=True,
                          on_moved=lambda wire: self._moved(shard, wire))
         except UNREACHABLE as exc:
             self._shard_lost(shard, exc)

@@ -76,7 +76,7 @@ class RedisBroker(ListeningBroker):
 
     def _serve(self):
         try:
-            read_forever(self._pubsub, self.subscriptions, self.on_message)
+            read_forever(self._pubsub, self.subscriptions, self.on_message, self.health_interval)
         finally:
             pubsub, self._pubsub = self._pubsub, None  # nothing more is sent on it
             close(pubsub)
