@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ...runtime import get_broker
 from .base import Broker, BrokerUnavailable, Names
+from .urls import mask_password
 
 __all__ = ["Broker", "BrokerUnavailable", "broker_for", "get_broker", "publish"]
 
@@ -37,7 +38,7 @@ def broker_for(url, prefix=""):
         from .redis_cluster import ClusterBroker
 
         return ClusterBroker(url, Names(prefix, hash_tag=True))
-    raise ImproperlyConfigured(f"REDIS_URL {url!r}: unknown scheme {scheme!r} (redis://, rediss://, "
+    raise ImproperlyConfigured(f"REDIS_URL {mask_password(url)!r}: unknown scheme {scheme!r} (redis://, rediss://, "
                                "redis+sentinel://, redis+cluster://; see docs/settings.md)")
 
 

@@ -33,6 +33,7 @@ from ... import conf
 from ...server.metrics import publish_seconds
 from ...supervisor import supervisor
 from .subscriptions import Subscriptions
+from .urls import mask_password
 
 log = logging.getLogger("realtime.brokers")
 
@@ -236,4 +237,4 @@ class ListeningBroker(Broker):
         return str(exc)
 
     def describe_target(self):
-        return f"{self.service} at {self.url}"
+        return f"{self.service} at {mask_password(self.url)}"

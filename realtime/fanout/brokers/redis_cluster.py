@@ -28,7 +28,7 @@ from redis.commands.core import Script
 
 from .base import UNREACHABLE, ListeningBroker, log
 from .subscriptions import read_forever
-from .urls import parse_cluster_url
+from .urls import mask_password, parse_cluster_url
 
 
 class LazyCluster:
@@ -217,5 +217,5 @@ class ClusterBroker(ListeningBroker):
         self.subscriptions.release()
 
     def describe(self):
-        return (f"Redis Cluster at {self.url}: sharded PubSub, one subscription connection per shard "
+        return (f"Redis Cluster at {mask_password(self.url)}: sharded PubSub, one subscription connection per shard "
                 "and worker process")

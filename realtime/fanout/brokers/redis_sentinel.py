@@ -11,7 +11,7 @@ from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
 from .redis_server import RedisBroker
-from .urls import parse_sentinel_url
+from .urls import mask_password, parse_sentinel_url
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -49,4 +49,4 @@ class SentinelBroker(RedisBroker):
         return f"the Redis primary of {self.service_name!r} (Sentinel)"
 
     def describe(self):
-        return f"Redis PubSub on the primary of {self.service_name!r}, found through Sentinel at {self.url}"
+        return f"Redis PubSub on the primary of {self.service_name!r}, found through Sentinel at {mask_password(self.url)}"

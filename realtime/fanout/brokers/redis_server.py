@@ -11,6 +11,7 @@ import redis
 
 from .base import UNREACHABLE, ListeningBroker
 from .subscriptions import read_forever
+from .urls import mask_password
 
 
 class RedisBroker(ListeningBroker):
@@ -86,7 +87,7 @@ class RedisBroker(ListeningBroker):
         self.subscriptions.release()
 
     def describe(self):
-        return f"Redis PubSub at {self.url} (one subscription connection per worker process)"
+        return f"Redis PubSub at {mask_password(self.url)} (one subscription connection per worker process)"
 
 
 def close(pubsub):
