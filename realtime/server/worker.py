@@ -41,8 +41,10 @@ class WebSocketWorker(GeventWebSocketWorker):
         # The clients are gone (gracefully or not): announce their leaves now, in one diff per
         # room, rather than letting other workers find them expired PRESENCE_TTL seconds later.
         from .. import runtime
+        from . import metrics
 
         runtime.flush_presence_before_exit()
+        metrics.forget_this_process()
 
     def handle_exit(self, sig, frame):
         """SIGTERM: stop taking clients, then tell every client we are going away (1001) so it
