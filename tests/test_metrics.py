@@ -10,8 +10,10 @@ from pathlib import Path
 import redis
 from django.conf import settings
 from django.test import SimpleTestCase
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from realtime.server.metrics import SharedNumbers
 from realtime.testing import LiveWebSocketTestCase, WorkerProcess, wait_until
 from tests.history import RoomClientsMixin
 
@@ -67,6 +69,30 @@ class DocumentedMetricsTests(SimpleTestCase):
         for test in MOVES.values():
             module, cls, method = (test if test.startswith("tests.") else f"tests.test_metrics.{test}").rsplit(".", 2)
             self.assertTrue(hasattr(getattr(importlib.import_module(module), cls), method), test)
+
+
+class SharedNumbersTests(SimpleTestCase):
+    """What a process copies for the others' scrapes (here into plain values: the files are the
+    worker's, with PROMETHEUS_MULTIPROC_DIR set before prometheus_client is imported)."""
+
+    def test_counts_go_in_as_increments_a_count_that_started_over_whole_and_gauges_as_they_are(self):
+        counts, gauges = iter([3, 5, 2]), iter([4, 1, 6])
+
+        class Collector:
+            def collect(self):
+                restarts = CounterMetricFamily("realtime_test_restarts", "Restarts.", labels=["pid", "loop"])
+                restarts.add_metric(["42", "x"], next(counts))
+                up = GaugeMetricFamily("realtime_test_up", "Up.", labels=["pid"])
+                up.add_metric(["42"], next(gauges))
+                return [restarts, up]
+
+        shared = SharedNumbers(Collector())
+        for _ in range(3):
+            shared.write()
+        samples = {sample.name: (sample.labels, sample.value) for name in ("realtime_test_restarts", "realtime_test_up")
+                   for sample in shared.metrics[name].collect()[0].samples if not sample.name.endswith("_created")}
+        # 3, then 2 more, then 2 of a count that started over (a loop spawned again): 7. The pid is the file's.
+        self.assertEqual(samples, {"realtime_test_restarts_total": ({"loop": "x"}, 7.0), "realtime_test_up": ({}, 6.0)})
 
 
 class MetricsMoveTests(RoomClientsMixin, LiveWebSocketTestCase):

@@ -107,7 +107,7 @@ class SharedNumbers:
     def __init__(self, collector):
         self.collector = collector
         self.metrics = {}  # name -> the Counter or Gauge writing this process's file
-        self.written = {}  # (name, labels) -> the count in the file
+        self.seen = {}  # (name, labels) -> the count last copied
 
     def write(self):
         for family in self.collector.collect():
@@ -117,9 +117,10 @@ class SharedNumbers:
                 child = metric.labels(**labels) if labels else metric
                 if family.type == "counter":
                     key = (family.name, tuple(sorted(labels.items())))
-                    # A count that started over (a loop spawned again under its name) keeps its total.
-                    child.inc(max(0.0, sample.value - self.written.get(key, 0.0)))
-                    self.written[key] = max(sample.value, self.written.get(key, 0.0))
+                    last = self.seen.get(key, 0.0)
+                    # Below the last: it started over (a loop spawned again under its name), all of it is new.
+                    child.inc(sample.value - last if sample.value >= last else sample.value)
+                    self.seen[key] = sample.value
                 else:
                     child.set(sample.value)
 
