@@ -24,3 +24,29 @@ proc_name = "realtime-ws"
 # gunicorn 27's control socket lives at one fixed path per user: several websocket masters on
 # one host (tests, or more than one worker pool) would take it from each other. We do not use it.
 control_socket_disable = True
+
+
+# /metrics with several processes on one port: a scrape reaches one of them, which answers for all
+# through prometheus_client's multiprocess files (realtime/server/metrics.py), in a folder of this
+# instance's own (another instance on the host must not share it), made fresh at each start.
+def on_starting(server):
+    if server.cfg.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = server.metrics_folder = tempfile.mkdtemp(prefix="realtime-metrics-")
+
+
+def child_exit(server, worker):
+    """A worker process ended (a killed one too): its gauges leave the answer."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    folder = getattr(server, "metrics_folder", None)
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)

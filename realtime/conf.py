@@ -135,6 +135,13 @@ SETTINGS = register(
             "reconnects after a random delay between 0 and this (full jitter; a close reason `... "
             "reconnect_window=<s>` overrides it), so that a crowd comes back spread out; later attempts back "
             "off to 15 s. Also the upper bound of the `Retry-After` of a 503 at the handshake."),
+    Setting("REDIS_HEALTH_CHECK_INTERVAL", 5.0, "5 s",
+            "how soon a worker notices a Redis that stops answering without closing its connections (stopped, "
+            "hung, cut off by a partition: no TCP reset comes): a PubSub connection silent for half of this is "
+            "sent a PING, and one still silent after all of it is taken for lost: `/healthz` is degraded and "
+            "the worker reconnects and catches its clients up, as after any outage. No reply of Redis is waited "
+            "for longer than this (a publish then fails: its sender is told delivery is degraded). Redis busy "
+            "with one command for longer than half of it is taken for lost too."),
 )
 
 

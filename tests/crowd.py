@@ -1,7 +1,7 @@
 """A crowd of chat clients in one test process, pumped by one select() loop.
 
 Each member behaves like a conforming client (docs/protocol.md): it follows the member list
-(realtime.presence.diff.MemberList), keeps the id of the last message it has, and when the server
+(tests/member_list.py), keeps the id of the last message it has, and when the server
 closes with a code that means "come back" it reconnects after a random delay within the window the
 close reason gives, with `since`, to whichever worker `reconnect_to` names.
 """
@@ -14,7 +14,7 @@ import time
 
 import websocket as websocket_client
 
-from realtime.presence.diff import MemberList
+from tests.member_list import MemberList
 
 WINDOW = re.compile(r"reconnect_window=(\d+(?:\.\d+)?)")
 

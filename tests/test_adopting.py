@@ -103,3 +103,11 @@ class InstalledLayerTests(SimpleTestCase):
         rendered = self.manage("shell", "--no-imports", "-c", "from django.template import engines; print(engines['django']"
                                ".from_string(\"{% load websockets %}{% websocket_url 'shout' %}\").render())")
         self.assertEqual(rendered.strip(), "/shout/")
+
+    def test_the_wheel_brings_presence_s_redis_scripts(self):
+        # realtime.presence.stores reads its *.lua files when imported: without them it raises.
+        loaded = self.manage("shell", "--no-imports", "-c", "from realtime.presence import stores; "
+                             "print(stores.__file__, b'redis.call' in stores.FLUSH)")
+        path, found = loaded.split()
+        self.assertTrue(path.startswith(str(self.venv)), path)
+        self.assertEqual(found, "True")

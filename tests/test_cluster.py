@@ -4,10 +4,14 @@ Three primaries with a replica each (tests/redis_topologies.py), started once fo
 """
 
 import json
+import signal
+import time
 
 from realtime.testing import wait_until
 from tests.history import RoomClientsMixin, create_rooms
 from tests.redis_topologies import ClusterTopology, TopologyTestCase, ask
+
+HEALTH_INTERVAL = 2.0  # REDIS_HEALTH_CHECK_INTERVAL of the workers (5 s by default)
 
 
 def client_list(port):
@@ -19,6 +23,7 @@ def client_list(port):
 class ClusterTests(RoomClientsMixin, TopologyTestCase):
     topology_class = ClusterTopology
     worker_count = 2
+    worker_env = {"REDIS_HEALTH_CHECK_INTERVAL": str(HEALTH_INTERVAL)}
 
     def rooms_on_each_shard(self, prefix):
         """{primary port: a room name whose channel that primary owns}, one per shard."""
@@ -59,11 +64,16 @@ class ClusterTests(RoomClientsMixin, TopologyTestCase):
             self.assertTrue(all(c["name"].startswith("realtime-") and c["name"].endswith("-sub") for c in listeners))
             self.assertEqual({c["ssub"] for c in listeners}, {"1"})  # the one room this shard owns
 
-    def test_2_a_primary_killed_its_replica_takes_over_and_its_rooms_chat_again_without_loss(self):
-        rooms = self.rooms_on_each_shard("failover")
+    def lose_a_primary_and_chat_on(self, prefix, lose):
+        """Two workers chat in a room whose shard's primary `lose(port)` takes away, and in a room
+        on another shard: both workers say degraded, the other room chats on live, the replica takes
+        over, and the room chats again with nothing lost. (room, elsewhere, seconds until both
+        workers said degraded)."""
+        rooms = self.rooms_on_each_shard(prefix)
         create_rooms(*rooms.values())
-        (doomed_port, room), (_, elsewhere), _ = rooms.items()
-        replica_port = self.topology.replica_of(doomed_port)
+        lost_port, room = next((port, room) for port, room in rooms.items() if self.topology.replica_of(port))
+        elsewhere = next(other for port, other in rooms.items() if port != lost_port)
+        replica_port = self.topology.replica_of(lost_port)
         ann = self.join(room, self.workers[0], name="ann")
         bob = self.join(room, self.workers[1], name="bob")
         dan = self.join(elsewhere, self.workers[0], name="dan")
@@ -71,9 +81,11 @@ class ClusterTests(RoomClientsMixin, TopologyTestCase):
         ann.send_json("message", {"text": "before"})
         last_before = bob.receive_event("message")
 
-        self.topology.node(doomed_port).kill()
+        started = time.monotonic()
+        lose(lost_port)
         for worker in self.workers:
-            wait_until(lambda: self.health(worker)[0] == 503, timeout=5, message="healthz to say degraded")
+            wait_until(lambda: self.health(worker)[0] == 503, timeout=HEALTH_INTERVAL + 2, message="healthz to say degraded")
+        degraded_after = time.monotonic() - started
         ann.send_json("message", {"text": "during"})  # stored; live delivery may fail (its sender is told)
         # Meanwhile a room on another shard chats on, live.
         dan.send_json("message", {"text": "elsewhere, during"})
@@ -85,17 +97,21 @@ class ClusterTests(RoomClientsMixin, TopologyTestCase):
         self.assertEqual(self.texts_until(bob, "after, from ann"), ["during", "after, from ann"])
         bob.send_json("message", {"text": "after, from bob"})
         self.assertEqual(self.texts_until(ann, "after, from bob")[-2:], ["after, from ann", "after, from bob"])
-        # A client that resumes from before the failover has every stored message.
+        # A client that resumes from before the loss has every stored message.
         cara = self.connect(f"/chat/{room}/", worker=self.workers[1], since=last_before["id"])
         missed, _welcome = cara.receive_until("welcome")
         self.assertEqual([m["data"]["text"] for m in missed], ["during", "after, from ann", "after, from bob"])
+        dan.send_json("message", {"text": "elsewhere, after"})
+        self.assertEqual(eve.receive_event("message")["text"], "elsewhere, after")
+        return room, elsewhere, degraded_after
+
+    def test_2_a_primary_killed_its_replica_takes_over_and_its_rooms_chat_again_without_loss(self):
+        room, elsewhere, _ = self.lose_a_primary_and_chat_on("failover", lambda port: self.topology.node(port).kill())
         # Only the failed shard's rooms were caught up: the others lost nothing to catch up on.
         for worker in self.workers:
             self.assertIn("reconnected to Redis Cluster; resubscribed 1 channels", worker.log())
             self.assertIn(f"caught up {room} after a broker reconnect", worker.log())
             self.assertNotIn(f"caught up {elsewhere} ", worker.log())
-        dan.send_json("message", {"text": "elsewhere, after"})
-        self.assertEqual(eve.receive_event("message")["text"], "elsewhere, after")
 
     def test_3_a_room_whose_slot_moves_to_another_shard_chats_on_where_it_went(self):
         create_rooms("moving")
@@ -128,3 +144,13 @@ class ClusterTests(RoomClientsMixin, TopologyTestCase):
         missed, _welcome = cara.receive_until("welcome")
         self.assertEqual([m["data"]["text"] for m in missed], ["after, from ann", "after, from bob"])
         self.assertEqual(cara.receive_event("presence")["count"], 3)
+
+    def test_4_a_stopped_primary_is_noticed_its_replica_takes_over_and_its_rooms_chat_again_without_loss(self):
+        """SIGSTOP: the shard's primary keeps its connections but answers nothing (a hung host, a
+        partition). No TCP reset comes; the workers' health check notices within the interval."""
+        def stop(port):
+            self.topology.node(port).signal(signal.SIGSTOP)
+            self.addCleanup(self.topology.node(port).signal, signal.SIGCONT)
+
+        _, _, degraded_after = self.lose_a_primary_and_chat_on("hang", stop)
+        self.assertLess(degraded_after, HEALTH_INTERVAL + 1)

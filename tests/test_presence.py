@@ -3,7 +3,7 @@
 import signal
 import time
 
-from realtime.presence.diff import MemberList
+from tests.member_list import MemberList
 from realtime.testing import DEFAULT_TIMEOUT, LiveWebSocketTestCase
 from tests.history import create_rooms
 

@@ -6,9 +6,13 @@ import gevent
 import redis
 from django.test import SimpleTestCase
 
-from realtime.presence import InProcessStore, Page, Presence, RedisStore
-from realtime.presence.diff import MemberList, PendingDiff, diff_event
+from realtime.fanout.brokers import broker_for
+from realtime.fanout.brokers.base import Names
+from realtime.presence import InProcessStore, Page, Presence, RedisStore, store_for
+from realtime.presence.diff import PendingDiff
+from realtime.presence.events import announcement, assemble
 from realtime.testing import RedisServer
+from tests.member_list import MemberList
 
 
 def info(member_id, name):
@@ -49,9 +53,9 @@ class PendingDiffTests(SimpleTestCase):
         diff = PendingDiff()
         diff.join("a", info("a", "änn"))
         diff.leave("c", info("c", "carol"))
-        head, tail, page_limit = diff.event_parts({"room": "lobby"})
+        head, tail, page_limit = announcement(diff, {"room": "lobby"}, limit=100)
         self.assertEqual(page_limit, 0)  # a diff: no page in it
-        event = json.loads(diff_event(head, 7, 3, tail))
+        event = json.loads(assemble(head, 7, 3, tail))
         self.assertEqual(event, {"event": "presence_diff", "data": {
             "room": "lobby", "seq": 7, "count": 3, "joins": {"a": {"id": "a", "name": "änn"}},
             "leaves": {"c": {"id": "c", "name": "carol"}}}})
@@ -64,8 +68,8 @@ class PendingDiffTests(SimpleTestCase):
         diff.update("known", info("known", "new name"))
         for i in range(7):
             diff.leave(f"l{i}", info(f"l{i}", f"leaver {i}"))
-        head, tail, _ = diff.event_parts({}, limit=8)
-        data = json.loads(diff_event(head, 1, 50, tail))["data"]
+        head, tail, _ = announcement(diff, {}, limit=8)
+        data = json.loads(assemble(head, 1, 50, tail))["data"]
         self.assertEqual(len(data["joins"]), 8)
         self.assertIn("known", data["joins"])  # a new name of someone listed is never left out
         self.assertEqual(data["joins_omitted"], 3)
@@ -78,13 +82,51 @@ class PendingDiffTests(SimpleTestCase):
         diff.join("j", info("j", "joiner"))
         for i in range(7):
             diff.leave(f"l{i}", info(f"l{i}", f"leaver {i}"))
-        head, tail, page_limit = diff.event_parts({"room": "lobby"}, limit=3)
+        head, tail, page_limit = announcement(diff, {"room": "lobby"}, limit=3)
         self.assertEqual(page_limit, 3)
         page = Page(0, 0, "c", [info("a", "ann"), info("b", "bob"), info("c", "carol")])
-        event = json.loads(diff_event(head, 9, 40, tail, page))
+        event = json.loads(assemble(head, 9, 40, tail, page))
         self.assertEqual(event, {"event": "presence", "data": {
             "room": "lobby", "seq": 9, "count": 40, "next": "c", "joined": 1, "left": 7,
             "members": [{"id": i, "name": n} for i, n in (("a", "ann"), ("b", "bob"), ("c", "carol"))]}})
+
+
+class StoreChoiceTests(SimpleTestCase):
+    """Presence picks its store from what a broker declares, never from its kind."""
+
+    def test_without_redis_the_lists_are_this_process_s_and_diffs_go_out_through_the_broker(self):
+        broker = broker_for("")
+        published = []
+        broker.start(lambda channel, payload: published.append((channel, payload)))
+        store = store_for(broker, ttl=30)
+        self.assertIsInstance(store, InProcessStore)
+        diff = PendingDiff()
+        diff.join("a", info("a", "ann"))
+        store.flush("room", diff, *announcement(diff, {}, limit=10))
+        self.assertEqual([(channel, json.loads(payload)["event"]) for channel, payload in published],
+                         [("room", "presence_diff")])
+
+    def test_with_redis_the_lists_are_in_the_broker_s_redis_under_its_names(self):
+        for url, publish in (("redis://127.0.0.1:6379/0", "PUBLISH"), ("redis+sentinel://127.0.0.1:26379/primary/0",
+                                                                      "PUBLISH"),
+                             ("redis+cluster://127.0.0.1:7000/", "SPUBLISH")):  # made without connecting
+            with self.subTest(url=url):
+                broker = broker_for(url, prefix="site:")
+                store = store_for(broker, ttl=30)
+                self.assertIsInstance(store, RedisStore)
+                self.assertEqual((store.client, store.names, store.publish), (broker.client, broker.names, publish))
+                self.assertEqual(store.keys("chat:x")[0], broker.names.key("presence", "chat:x"))
+
+
+class PageEventTests(SimpleTestCase):
+    def test_a_page_is_a_presence_or_members_event_with_the_infos_as_they_are(self):
+        page = Page(12, 40, "b", [info("a", "änn"), info("b", "bob")])
+        for kind in ("presence", "members"):
+            self.assertEqual(json.loads(page.event(kind, {"room": "lobby"})), {"event": kind, "data": {
+                "room": "lobby", "seq": 12, "count": 40, "next": "b",
+                "members": [{"id": "a", "name": "änn"}, {"id": "b", "name": "bob"}]}})
+        self.assertEqual(json.loads(Page(0, 0, None).event("members", {}))["data"],
+                         {"seq": 0, "count": 0, "next": None, "members": []})
 
 
 class MemberListTests(SimpleTestCase):
@@ -276,7 +318,7 @@ class RedisPresenceTests(SimpleTestCase):
     def setUp(self):
         self.client = redis.Redis.from_url(self.redis.url)
         self.client.flushall()
-        self.presence = Presence(RedisStore(self.client, ttl=30), refresh=10, window=1, page_size=3)
+        self.presence = Presence(RedisStore(self.client, ttl=30, names=Names()), refresh=10, window=1, page_size=3)
         self.presence._start = lambda: None  # flushes are called by the test, not on a timer
 
     def test_the_list_on_join_is_bounded_and_the_cursor_pages_through_everyone(self):

@@ -14,10 +14,13 @@ from tests.history import RoomClientsMixin, create_rooms
 
 
 RUNNING = {"state": "running", "restarts": 0, "last_error": None}  # a background loop, in /healthz
+# REDIS_HEALTH_CHECK_INTERVAL of these workers (5 s by default): a hung Redis is noticed within it.
+HEALTH_INTERVAL = 2.0
 
 
 class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
     use_redis = True
+    worker_env = {"REDIS_HEALTH_CHECK_INTERVAL": str(HEALTH_INTERVAL)}
 
     def health(self, worker=None):
         status, _, body = (worker or self.worker).http_get("/healthz")
@@ -65,6 +68,37 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         ann.send_json("message", {"text": "after"})
         self.assertEqual(bob.receive_event("message")["text"], "after")
 
+
+    def test_a_redis_that_stops_answering_is_noticed_within_the_interval_and_nothing_is_lost(self):
+        """SIGSTOP: Redis keeps its connections but answers nothing, as a hung host or a partition
+        does. No TCP reset comes; the worker's health check notices."""
+        ann, bob = self.join("hang", name="ann"), self.join("hang", name="bob")
+        ann.send_json("message", {"text": "before"})
+        last_before = bob.receive_event("message")
+        self.assertEqual(self.health()[0], 200)
+
+        self.redis.signal(signal.SIGSTOP)
+        self.addCleanup(self.redis.signal, signal.SIGCONT)  # whatever happens, the next test finds it running
+        stopped = time.monotonic()
+        wait_until(lambda: self.health()[0] == 503, timeout=HEALTH_INTERVAL + 2, message="healthz to say degraded")
+        self.assertLess(time.monotonic() - stopped, HEALTH_INTERVAL + 1)
+        self.assertIn("Redis unavailable (no answer from Redis for", self.worker.log())
+        # Stored; its sender is told within the interval that live delivery is degraded.
+        ann.send_json("message", {"text": "during"})
+        self.assertEqual(ann.receive_event("error", timeout=HEALTH_INTERVAL + 3)["code"], "delivery_degraded")
+
+        self.redis.signal(signal.SIGCONT)
+        wait_until(lambda: self.health()[0] == 200, timeout=15, message="the worker to reconnect")
+        # The open sockets are caught up from the database, and live chat goes on.
+        for client in (bob, ann):
+            _, missed = client.receive_until("message")
+            self.assertEqual(missed["text"], "during")
+        ann.send_json("message", {"text": "after"})
+        self.assertEqual(bob.receive_event("message")["text"], "after")
+        # A client that resumes from before the stop has every stored message.
+        cara = self.connect("/chat/hang/", since=last_before["id"])
+        missed, _welcome = cara.receive_until("welcome")
+        self.assertEqual([m["data"]["text"] for m in missed], ["during", "after"])
 
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}

@@ -9,13 +9,14 @@ Channels named `local:...` never reach the broker: they serve what one process p
 its own sockets (the clock ticker), fed by `hub.deliver_here(channel, payload)`.
 
 The worker starts the broker with this hub's `dispatch` and `resync_all` (realtime/server/worker.py).
+This process's hub is `get_hub()` (realtime/runtime.py: made and reset with the broker).
 """
 
 import logging
 
 from websockets.frames import Frame, Opcode
 
-from .brokers import get_broker
+from ..runtime import get_hub  # this process's hub: applications import it from here
 
 log = logging.getLogger("realtime.fanout.hub")
 
@@ -177,13 +178,3 @@ class Hub:
                     if subscription.on_resync is not None:
                         subscription.on_resync()
 
-
-_hub = None
-
-
-def get_hub():
-    """This worker process's hub (the worker creates it at boot and starts the broker with it)."""
-    global _hub
-    if _hub is None:
-        _hub = Hub(get_broker())
-    return _hub

@@ -3,118 +3,31 @@
 With Redis each group is four keys: a hash of member id -> JSON info, a sorted set of member id ->
 expiry time, measured on Redis's clock (so the workers' clocks need not agree), a sorted set of
 the ids in id order (for paging through a big group), and the number of the last diff sent. They
-are changed only by the small Lua scripts below: atomic, so a member that expired is removed and
-reported by exactly one worker.
+are changed only by the small Lua scripts of this folder (*.lua): atomic, so a member that expired
+is removed and reported by exactly one worker.
+
+Which store a process uses follows from its broker (`store_for`): what the broker reaches, its
+Redis client, its names and whether it is sharded. No broker builds a store, and no store knows
+a broker's kind.
 """
 
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..envelope import envelope
-from ..fanout.brokers.base import Names
-from .diff import diff_event
-
-# KEYS of every script: info hash, expiry set, id set, diff counter.
-# Add or refresh members. ARGV: ttl, then id, info, id, info...
-# The group's keys expire too, so a group whose every worker died leaves nothing behind.
-TOUCH_FUNCTION = """
-local function touch(ttl, args, first, last)
-  local t = redis.call('TIME')
-  local expires = tonumber(t[1]) + tonumber(t[2]) / 1e6 + ttl
-  for i = first, last, 2 do
-    redis.call('HSET', KEYS[1], args[i], args[i + 1])
-    redis.call('ZADD', KEYS[2], expires, args[i])
-    redis.call('ZADD', KEYS[3], 0, args[i])
-  end
-  local ms = math.ceil(ttl * 1000)
-  for k = 1, 4 do redis.call('PEXPIRE', KEYS[k], ms) end
-end
-local function now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) + tonumber(t[2]) / 1e6
-end
--- The live members' infos after `from` ('-': from the start), at most `limit`, in id order, and the
--- next page's cursor ('' at the end). Two calls for the whole page, not two per member (ZMSCORE: 6.2).
-local function page(from, limit, time)
-  local ids = redis.call('ZRANGEBYLEX', KEYS[3], from, '+', 'LIMIT', 0, limit)
-  local infos = {}
-  if #ids == 0 then return infos, '' end
-  local expiries = redis.call('ZMSCORE', KEYS[2], unpack(ids))
-  local values = redis.call('HMGET', KEYS[1], unpack(ids))
-  for i = 1, #ids do
-    if expiries[i] and tonumber(expiries[i]) > time and values[i] then infos[#infos + 1] = values[i] end
-  end
-  return infos, #ids == limit and ids[#ids] or ''
-end
-"""
-
-TOUCH = TOUCH_FUNCTION + """
-touch(tonumber(ARGV[1]), ARGV, 2, #ARGV)
-return 1
-"""
-
-# Remove the members whose time is up and return their infos: atomic, so each expired member
-# is returned to exactly one caller however many workers sweep at once.
-SWEEP = TOUCH_FUNCTION + """
-local expired = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now())) do
-  local info = redis.call('HGET', KEYS[1], id)
-  if info then expired[#expired + 1] = info end
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-end
-return expired
-"""
-
-# Touch the members given (none, or a joiner), then read one page of the live members in id order.
-# ARGV: ttl, after (an id; '' from the start), limit, then id, info, ...
-# Returns {last diff's seq, live count, next cursor ('' at the end), info, info, ...}.
-PAGE = TOUCH_FUNCTION + """
-touch(tonumber(ARGV[1]), ARGV, 4, #ARGV)
-local time = now()
-local infos, cursor = page(ARGV[2] == '' and '-' or '(' .. ARGV[2], tonumber(ARGV[3]), time)
-return {redis.call('GET', KEYS[4]) or '0', redis.call('ZCOUNT', KEYS[2], '(' .. time, '+inf'), cursor,
-        unpack(infos)}
-"""
-
-# Apply one worker's coalesced changes and announce them: touch the joins, remove the leavers,
-# then (when there is something to announce) number the event and publish it with the live count, and
-# with a page limit above 0 the first page of the list (a `presence` event: PendingDiff.event_parts).
-# ARGV: ttl, channel (its name on the wire), head, tail, page limit, number of touched ids n, then n
-# id/info pairs, then removed ids. PUBLISH becomes SPUBLISH with Redis Cluster (RedisStore).
-FLUSH = TOUCH_FUNCTION + """
-local PUBLISH = '{publish}'
-local n = tonumber(ARGV[6])
-touch(tonumber(ARGV[1]), ARGV, 7, 6 + 2 * n)
-for i = 7 + 2 * n, #ARGV do
-  redis.call('HDEL', KEYS[1], ARGV[i])
-  redis.call('ZREM', KEYS[2], ARGV[i])
-  redis.call('ZREM', KEYS[3], ARGV[i])
-end
-if ARGV[3] == '' then return 0 end
--- Microseconds of Redis's clock, kept strictly increasing: after a Redis restart (the counter
--- lost) the numbers still go up, so no client takes a new diff for one it already has.
-local t = redis.call('TIME')
-local seq = string.format('%d', math.max(tonumber(t[1]) * 1e6 + tonumber(t[2]),
-                                         tonumber(redis.call('GET', KEYS[4]) or '0') + 1))
-redis.call('SET', KEYS[4], seq, 'PX', math.ceil(tonumber(ARGV[1]) * 1000))
-local time = now()
-local count = redis.call('ZCOUNT', KEYS[2], '(' .. time, '+inf')
-local listed = ''
-if tonumber(ARGV[5]) > 0 then
-  local infos, cursor = page('-', tonumber(ARGV[5]), time)
-  listed = ',"next":' .. (cursor == '' and 'null' or cjson.encode(cursor)) .. ',"members":['
-           .. table.concat(infos, ',') .. ']'
-end
-redis.call(PUBLISH, ARGV[2], ARGV[3] .. seq .. ',"count":' .. count .. listed .. ARGV[4])
-return seq
-"""
+from .events import assemble, page_event
 
 
-# Seconds a joiner's first page waits, while joiners of its group keep coming, for more to share
-# its read: a fraction of a join's own latency, and a crowd costs a read per few joiners.
+def script(name):
+    """The text of the script `name`.lua after the functions every script shares (common.lua)."""
+    folder = Path(__file__).parent
+    return ((folder / "common.lua").read_text() + (folder / f"{name}.lua").read_text()).encode()
+
+
+# Read once, when the module is imported (pyproject.toml ships them with the package).
+TOUCH, SWEEP, PAGE, FLUSH = (script(name) for name in ("touch", "sweep", "page", "flush"))
+
 
 @dataclass
 class Page:
@@ -132,27 +45,62 @@ class Page:
         return [json.loads(info) for info in self.infos]
 
     def event(self, name, labels):
-        """The envelope text of this page as event `name`: the infos go in as they are, as JSON text."""
+        """The text of this page as event `name` ("presence" or "members"; events.page_event)."""
         key = (name, *labels.items())
         text = self.texts.get(key)
         if text is None:
-            head = envelope(name, {**labels, "seq": self.seq, "count": self.count, "next": self.next})
-            text = self.texts[key] = head[:-2] + ',"members":[' + ",".join(self.infos) + "]}}"
+            text = self.texts[key] = page_event(name, labels, self)
         return text
 
 
-class RedisStore:
+class Store:
+    """What presence asks of a store. Infos are JSON text; `members` maps id -> info."""
+
+    # Whether members expire (they must be refreshed): a store shared by processes that may die.
+    expires = False
+
+    def touch(self, group, members):
+        """Add or refresh `members`."""
+        raise NotImplementedError
+
+    def remove(self, group, member_id):
+        raise NotImplementedError
+
+    def sweep(self, group):
+        """Remove the expired members and return their infos (each to one caller only)."""
+        raise NotImplementedError
+
+    def page(self, group, after, limit, joining):
+        """Add `joining` (id -> info), then the Page of at most `limit` members after the id `after`."""
+        raise NotImplementedError
+
+    def flush(self, group, diff, head, tail, page_limit):
+        """Apply a PendingDiff and, with a `head`, publish its event on the group's channel
+        (events.announcement: head and tail, and the page limit)."""
+        raise NotImplementedError
+
+
+def store_for(broker, ttl):
+    """The store of the processes `broker` connects: in Redis through its client when it reaches
+    other processes (with SPUBLISH when its channels are sharded), else this process's own."""
+    if not broker.reaches_other_processes:
+        return InProcessStore(broker.publish)
+    return RedisStore(broker.client, ttl, broker.names, publish="SPUBLISH" if broker.sharded else "PUBLISH")
+
+
+class RedisStore(Store):
     """The shared member lists, in Redis (see the module docstring). Keys and the diff's channel are
-    named by the broker's `names` (prefix; with Redis Cluster a hash tag, so a group's keys and
-    channel share a shard, and the diff goes out with SPUBLISH: `sharded`)."""
+    named by `names` (the broker's: prefix; with Redis Cluster a hash tag, so a group's keys and
+    channel share a shard, where the diff goes out with SPUBLISH: `publish`)."""
 
     expires = True
 
-    def __init__(self, client, ttl, names=None, sharded=False):
-        self.client, self.ttl, self.names = client, ttl, names or Names()
-        flush = FLUSH.replace("{publish}", "SPUBLISH" if sharded else "PUBLISH")
+    def __init__(self, client, ttl, names, publish="PUBLISH"):
+        if publish not in ("PUBLISH", "SPUBLISH"):
+            raise ValueError(f"publish must be PUBLISH or SPUBLISH, not {publish!r}")
+        self.client, self.ttl, self.names, self.publish = client, ttl, names, publish
         self._touch, self._sweep, self._page, self._flush = (
-            client.register_script(s.encode()) for s in (TOUCH, SWEEP, PAGE, flush))
+            client.register_script(text) for text in (TOUCH, SWEEP, PAGE, FLUSH))
 
     def keys(self, group):
         return [self.names.key("presence", group, suffix) for suffix in ("", ":expiry", ":ids", ":seq")]
@@ -161,7 +109,8 @@ class RedisStore:
         self._touch(keys=self.keys(group), args=[self.ttl, *pairs(members)])
 
     def remove(self, group, member_id):
-        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), "", "", 0, 0, member_id])
+        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), self.publish, "", "", 0, 0,
+                                                 member_id])
 
     def sweep(self, group):
         return self._sweep(keys=self.keys(group))
@@ -172,14 +121,13 @@ class RedisStore:
         return Page(int(seq), int(count), cursor.decode() or None, [info.decode() for info in infos])
 
     def flush(self, group, diff, head, tail, page_limit):
-        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), head, tail, page_limit,
-                                                 len(diff.joins), *pairs(diff.joins), *diff.removed])
+        self._flush(keys=self.keys(group), args=[self.ttl, self.names.channel(group), self.publish, head, tail,
+                                                 page_limit, len(diff.joins), *pairs(diff.joins), *diff.removed])
 
 
-class InProcessStore:
-    """The member lists of the one worker process there is (no Redis); diffs go to the local broker."""
-
-    expires = False
+class InProcessStore(Store):
+    """The member lists of the one worker process there is (no Redis); diffs go out through `publish`
+    (the in-process broker's)."""
 
     def __init__(self, publish):
         self.publish = publish
@@ -212,7 +160,7 @@ class InProcessStore:
         if head:
             seq = self.seqs[group] = max(time.time_ns() // 1000, self.seqs.get(group, 0) + 1)
             page = self.page(group, "", page_limit, {}) if page_limit else None
-            self.publish(group, diff_event(head, seq, len(self.groups.get(group, {})), tail, page))
+            self.publish(group, assemble(head, seq, len(self.groups.get(group, {})), tail, page))
         if group not in self.groups:
             self.seqs.pop(group, None)
 

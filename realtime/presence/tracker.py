@@ -23,7 +23,8 @@ A worker whose event loop stalls for longer than PRESENCE_TTL - PRESENCE_REFRESH
 dead in the same way; its members come back at its next refresh (without a diff).
 
 Without Redis (the in-process broker: one worker process) members live in a dict: no other
-process can leave members behind.
+process can leave members behind. Which store a process uses follows from its broker
+(stores.store_for); this process's tracker is `get_presence()` (realtime/runtime.py).
 """
 
 import json
@@ -34,10 +35,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .. import conf
 from ..db.shared_reads import SharedReads
-from ..fanout.brokers import get_broker
 from ..fanout.brokers.base import UNREACHABLE
 from ..supervisor import supervisor
 from .diff import PendingDiff
+from .events import announcement
+from .stores import store_for
 
 log = logging.getLogger("realtime.presence")
 
@@ -117,7 +119,7 @@ class Presence:
             labels = self.labels.get(group, {})
             if group not in self.local:
                 self.labels.pop(group, None)
-            head, tail, page_limit = diff.event_parts(labels, self.page_size) if diff.announces() else ("", "", 0)
+            head, tail, page_limit = announcement(diff, labels, self.page_size) if diff.announces() else ("", "", 0)
             if self._safely(self.store.flush, group, diff, head, tail, page_limit) is False:
                 # Not sent: the next flush sends these changes together with the later ones.
                 self.pending[group] = diff.then(self.pending.get(group, PendingDiff()))
@@ -136,6 +138,19 @@ class Presence:
                     expired = json.loads(info)
                     self.pending.setdefault(group, PendingDiff()).expire(expired["id"], info.decode())
 
+    def leave_everyone(self):
+        """This process is exiting: its members leave with it, announced now (one diff per group)
+        rather than found expired by other workers PRESENCE_TTL seconds later."""
+        for group in list(self.local):
+            for member_id in list(self.local.get(group, {})):
+                self.leave(group, member_id)
+        self.flush()
+
+    def stop(self):
+        """The way out: end the flusher and refresher (a test that changed the broker)."""
+        for loop in self._loops or []:
+            loop.stop()
+
     @staticmethod
     def _safely(operation, *args):
         """Presence is best effort: with Redis down, sockets keep working without it (False)."""
@@ -146,27 +161,12 @@ class Presence:
             return False
 
 
-_presence = None
-
-
-def get_presence():
-    """This worker process's presence tracker, on the broker's store (Redis when the broker is)."""
-    global _presence
-    if _presence is None:
-        ttl, refresh = conf.get("PRESENCE_TTL"), conf.get("PRESENCE_REFRESH")
-        if not 0 < refresh < ttl:
-            raise ImproperlyConfigured("PRESENCE_REFRESH must be positive and shorter than PRESENCE_TTL.")
-        window, page_size = conf.get("PRESENCE_DIFF_WINDOW"), int(conf.get("PRESENCE_PAGE_SIZE"))
-        if window <= 0 or not 1 <= page_size <= 1000:  # a page is one reply (the scripts unpack its ids)
-            raise ImproperlyConfigured("PRESENCE_DIFF_WINDOW must be positive and PRESENCE_PAGE_SIZE from 1 to 1000.")
-        _presence = Presence(get_broker().presence_store(ttl), refresh, window, page_size)
-    return _presence
-
-
-def flush_before_exit():
-    """Send this process's pending presence changes (its members' leaves) before it exits."""
-    if _presence is not None:
-        for group in list(_presence.local):  # anyone still listed here is leaving with the process
-            for member_id in list(_presence.local.get(group, {})):
-                _presence.leave(group, member_id)
-        _presence.flush()
+def tracker_for(broker):
+    """A tracker for `broker`'s processes, with the PRESENCE_* settings."""
+    ttl, refresh = conf.get("PRESENCE_TTL"), conf.get("PRESENCE_REFRESH")
+    if not 0 < refresh < ttl:
+        raise ImproperlyConfigured("PRESENCE_REFRESH must be positive and shorter than PRESENCE_TTL.")
+    window, page_size = conf.get("PRESENCE_DIFF_WINDOW"), int(conf.get("PRESENCE_PAGE_SIZE"))
+    if window <= 0 or not 1 <= page_size <= 1000:  # a page is one reply (the scripts unpack its ids)
+        raise ImproperlyConfigured("PRESENCE_DIFF_WINDOW must be positive and PRESENCE_PAGE_SIZE from 1 to 1000.")
+    return Presence(store_for(broker, ttl), refresh, window, page_size)

@@ -1,17 +1,31 @@
 """Counters for /metrics and /healthz.
 
 The per-message path only bumps plain integers on `stats`; they become Prometheus metrics when
-scraped (a custom collector), so no lock is taken per message. Counts are per worker process
-(each gunicorn worker answers for itself; the `pid` label tells them apart).
+scraped (a custom collector), so no lock is taken per message. Each metric carries the worker
+process's `pid`.
+
+Several worker processes on one port (gunicorn's `workers`, WS_WORKERS > 1) share it: a scrape
+reaches one of them at random. Then prometheus_client's multiprocess mode is on
+(PROMETHEUS_MULTIPROC_DIR, which deploy/gunicorn_ws.py makes): each process copies its numbers
+into its files in that folder once a second (the `metrics-writer` loop) and when it answers a
+scrape, and the answer is read from every process's files: counters are the totals of all the
+instance's processes (dead ones included, so they never go back), gauges one per live process
+(`pid`). A process's gauges leave with it (prometheus_client's `mark_process_dead`: the worker on
+its way out, gunicorn's `child_exit` hook for one that was killed).
 """
 
 import gc
 import os
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+import gevent
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from ..supervisor import supervisor
+
+# How often a process copies its numbers for the others' scrapes (multiprocess mode).
+SHARE_INTERVAL = 1.0
 
 
 class Stats:
@@ -64,7 +78,7 @@ class StatsCollector:
         broker = self.broker()
         yield gauge("realtime_broker_connected", "1 when the broker (Redis) is reachable.", int(broker.connected))
         yield counter("realtime_broker_reconnects", "Times the broker connection was re-established.",
-                      getattr(broker, "reconnects", 0))
+                      broker.reconnects)
         restarts = CounterMetricFamily("realtime_loop_restarts", "Times a background loop was restarted after "
                                        "an unexpected exception.", labels=["pid", "loop"])
         up = GaugeMetricFamily("realtime_loop_up", "1 while a background loop runs (or ended on purpose), 0 while "
@@ -85,10 +99,76 @@ class StatsCollector:
         yield counter("realtime_gc_reclaims", "Times frozen objects were unfrozen and collected.", collector.reclaims)
 
 
+class SharedNumbers:
+    """This process's numbers in prometheus_client's multiprocess files (see the module docstring),
+    copied from the collector's samples: one definition of every metric, and plain integers on
+    the per-message path."""
+
+    def __init__(self, collector):
+        self.collector = collector
+        self.metrics = {}  # name -> the Counter or Gauge writing this process's file
+        self.seen = {}  # (name, labels) -> the count last copied
+
+    def write(self):
+        for family in self.collector.collect():
+            for sample in family.samples:
+                labels = {name: value for name, value in sample.labels.items() if name != "pid"}  # the file's
+                metric = self._metric(family, sorted(labels))
+                child = metric.labels(**labels) if labels else metric
+                if family.type == "counter":
+                    key = (family.name, tuple(sorted(labels.items())))
+                    last = self.seen.get(key, 0.0)
+                    # Below the last: it started over (a loop spawned again under its name), all of it is new.
+                    child.inc(sample.value - last if sample.value >= last else sample.value)
+                    self.seen[key] = sample.value
+                else:
+                    child.set(sample.value)
+
+    def _metric(self, family, labelnames):
+        metric = self.metrics.get(family.name)
+        if metric is None:
+            if family.type == "counter":
+                metric = Counter(family.name, family.documentation, labelnames, registry=None)
+            else:
+                metric = Gauge(family.name, family.documentation, labelnames, registry=None,
+                               multiprocess_mode="liveall")
+            self.metrics[family.name] = metric
+        return metric
+
+    def share_forever(self):
+        while True:
+            gevent.sleep(SHARE_INTERVAL)
+            self.write()
+
+
+shared = None  # SharedNumbers, in multiprocess mode
+
+
+def multiprocess_folder():
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
 def install(open_connections, broker):
-    """Register the collector once, in the worker process."""
-    prometheus_registry.register(StatsCollector(open_connections, broker))
+    """Register the collector once, in the worker process (and start sharing in multiprocess mode)."""
+    global shared
+    collector = StatsCollector(open_connections, broker)
+    prometheus_registry.register(collector)
+    if multiprocess_folder():
+        shared = SharedNumbers(collector)
+        shared.write()
+        supervisor.spawn("metrics-writer", shared.share_forever)
+
+
+def forget_this_process():
+    """The worker is exiting: its gauges leave with it (its counts stay in the instance's totals)."""
+    if multiprocess_folder():
+        mark_process_dead(os.getpid())
 
 
 def render():
-    return generate_latest(prometheus_registry)
+    if shared is None:
+        return generate_latest(prometheus_registry)
+    shared.write()  # this process's numbers as of now; the others' at most SHARE_INTERVAL old
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    return generate_latest(registry)

@@ -40,9 +40,11 @@ class WebSocketWorker(GeventWebSocketWorker):
         super().run()
         # The clients are gone (gracefully or not): announce their leaves now, in one diff per
         # room, rather than letting other workers find them expired PRESENCE_TTL seconds later.
-        from .. import presence
+        from .. import runtime
+        from . import metrics
 
-        presence.flush_before_exit()
+        runtime.flush_presence_before_exit()
+        metrics.forget_this_process()
 
     def handle_exit(self, sig, frame):
         """SIGTERM: stop taking clients, then tell every client we are going away (1001) so it

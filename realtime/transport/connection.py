@@ -81,6 +81,7 @@ class Connection(WebSocket):
                     data = b""
             self._take_input(data)
         message = core.messages.popleft()
+        stats.messages_in += 1
         self._spend(1)
         return message
 

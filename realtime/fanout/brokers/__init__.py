@@ -1,22 +1,20 @@
 """Moving messages between processes. `REDIS_URL` chooses the broker (docs/settings.md):
 
-- empty: in-process (local.py), enough for one worker process, and says so at start-up;
+- empty: in-process (in_process.py), enough for one worker process, and says so at start-up;
 - `redis://host:port/db`, `rediss://...`: one Redis server (redis_server.py);
 - `redis+sentinel://host1:26379,host2:26379/<service>/<db>`: the primary found through Sentinel,
   found again after a failover (redis_sentinel.py);
 - `redis+cluster://host1:7000,host2:7001/`: Redis Cluster, fan-out on sharded PubSub (redis_cluster.py).
 
 The interface every broker offers is in base.py. REALTIME_KEY_PREFIX is on every channel and key.
+This process's broker is `get_broker()` (realtime/runtime.py: made and reset with the hub and presence).
 """
 
-import threading
-
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
-from ... import conf
+from ...runtime import get_broker
 from .base import Broker, BrokerUnavailable, Names
+from .urls import mask_password
 
 __all__ = ["Broker", "BrokerUnavailable", "broker_for", "get_broker", "publish"]
 
@@ -40,30 +38,8 @@ def broker_for(url, prefix=""):
         from .redis_cluster import ClusterBroker
 
         return ClusterBroker(url, Names(prefix, hash_tag=True))
-    raise ImproperlyConfigured(f"REDIS_URL {url!r}: unknown scheme {scheme!r} (redis://, rediss://, "
+    raise ImproperlyConfigured(f"REDIS_URL {mask_password(url)!r}: unknown scheme {scheme!r} (redis://, rediss://, "
                                "redis+sentinel://, redis+cluster://; see docs/settings.md)")
-
-
-_broker = None
-_lock = threading.Lock()
-
-
-def get_broker():
-    """This process's broker, chosen by the REDIS_URL setting (not started: the worker starts it)."""
-    global _broker
-    with _lock:
-        if _broker is None:
-            _broker = broker_for(conf.get("REDIS_URL"), conf.get("REALTIME_KEY_PREFIX"))
-        return _broker
-
-
-@receiver(setting_changed)
-def forget_broker(setting, **kwargs):
-    """A test that overrides REDIS_URL or the prefix publishes through a broker for the new value."""
-    global _broker
-    if setting in ("REDIS_URL", "REALTIME_KEY_PREFIX"):
-        with _lock:
-            _broker = None
 
 
 def publish(channel, message):

@@ -39,10 +39,5 @@ class InProcessBroker(Broker):
             return
         self.on_message(channel, message.encode() if isinstance(message, str) else message)
 
-    def presence_store(self, ttl):
-        from ...presence import InProcessStore
-
-        return InProcessStore(self.publish)
-
     def describe(self):
         return "in-process broker (serves a single worker process; set REDIS_URL for more)"

@@ -16,8 +16,6 @@ hub resyncs those channels only (their clients are caught up from stored history
 reconnect), while the other shards go on delivering.
 """
 
-import logging
-import random
 import threading
 
 import gevent
@@ -25,18 +23,12 @@ import gevent.event
 import gevent.lock
 import gevent.pool
 import redis
-from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.retry import Retry
 
-from ...server.metrics import publish_seconds
-from .base import UNREACHABLE, BrokerUnavailable, ListeningBroker
-from .redis_server import RECONNECT_MAX, RECONNECT_MIN, client_name
-from .subscriptions import Subscriptions, read_forever
-from .urls import parse_cluster_url
-
-log = logging.getLogger("realtime.brokers")
+from .base import UNREACHABLE, ListeningBroker, log
+from .subscriptions import read_forever
+from .urls import mask_password, parse_cluster_url
 
 
 class LazyCluster:
@@ -61,8 +53,7 @@ class Shard:
 
     def __init__(self, node, options):
         self.name = node.name
-        self.client = redis.Redis(host=node.host, port=node.port, retry=Retry(NoBackoff(), 0),
-                                  socket_connect_timeout=2, client_name=f"{client_name()}-sub", **options)
+        self.client = redis.Redis(host=node.host, port=node.port, **options)
         self.pubsub = self.client.pubsub()
         self.wires = set()
         # redis-py's PubSub opens its connection at the first command, unguarded: two greenlets
@@ -79,18 +70,16 @@ class Shard:
 
 class ClusterBroker(ListeningBroker):
     kind = "redis-cluster"
+    service = "Redis Cluster"
+    sharded = True
 
     def __init__(self, url, names=None):
-        super().__init__(names)
-        self.url = url
+        super().__init__(url, names)
         self.nodes, self.options = parse_cluster_url(url)
         self.client = LazyCluster(self._make_client)
-        self.subscriptions = Subscriptions()
         self.shards = {}  # node name -> Shard: the live connections
         self.placed = {}  # wire -> the Shard it is subscribed on; a wanted wire missing here needs placing
-        self.down = False  # the cluster is known to be unreachable: do not wait for confirmations
         self._ready = False  # the slot map is known: subscribe() may send at once
-        self._ever_connected = False
         self._trouble = gevent.event.Event()  # something needs the listener: a lost shard, a moved slot
         self._unexpected = None  # an exception a delivery raised: the listener fails with it
         self._readers = gevent.pool.Group()  # one per shard, children of the listener
@@ -105,8 +94,7 @@ class ClusterBroker(ListeningBroker):
         return RedisCluster(
             url=f"{scheme}://{first.host}:{first.port}", startup_nodes=others,
             connection_pool_class=redis.BlockingConnectionPool, max_connections=4, timeout=None,
-            socket_timeout=5, socket_connect_timeout=1, retry=Retry(NoBackoff(), 1),
-            client_name=f"{client_name()}-pub", **options)
+            **{**self.publisher_options(), "socket_connect_timeout": 1}, **options)
 
     def subscribe(self, channel):
         wire = self.names.channel(channel)
@@ -134,7 +122,7 @@ class ClusterBroker(ListeningBroker):
         node = self.client.get_node_from_key(wire)
         shard = self.shards.get(node.name)
         if shard is None:
-            shard = self.shards[node.name] = Shard(node, self.options)
+            shard = self.shards[node.name] = Shard(node, {**self.listener_options(), **self.options})
         try:
             with shard.lock:
                 shard.pubsub.ssubscribe(wire)
@@ -154,7 +142,7 @@ class ClusterBroker(ListeningBroker):
 
     def _read(self, shard):
         try:
-            read_forever(shard.pubsub, self.subscriptions, self.on_message, sharded=True,
+            read_forever(shard.pubsub, self.subscriptions, self.on_message, self.health_interval, sharded=True,
                          on_moved=lambda wire: self._moved(shard, wire))
         except UNREACHABLE as exc:
             self._shard_lost(shard, exc)
@@ -190,75 +178,44 @@ class ClusterBroker(ListeningBroker):
             self._unexpected = unexpected
         self._trouble.set()
 
-    def publish(self, channel, message):
-        try:
-            with publish_seconds.time():
-                self.client.spublish(self.names.channel(channel), message)
-        except UNREACHABLE as exc:
-            raise BrokerUnavailable(f"Redis Cluster at {self.url} is unavailable: {exc}") from exc
-
-    def presence_store(self, ttl):
-        from ...presence import RedisStore
-
-        return RedisStore(self.client, ttl, self.names, sharded=True)
+    def _publish(self, wire, message):
+        self.client.spublish(wire, message)
 
     def health(self):
         return {**super().health(), "broker_shards": sorted(self.shards)}
 
-    def _listen(self):
-        try:
-            self._listen_forever()
-        finally:
-            # Ended (stop) or crashed (the supervisor restarts it): no shard is read any more.
-            self._readers.kill()
-            for shard in self.shards.values():
-                shard.close()
-            self.shards, self.placed = {}, {}
-            self.connected, self.down = False, True
-            self.subscriptions.release()
-
-    def _listen_forever(self):
-        """Place every wanted channel on its shard's connection, then wait for trouble and repair
-        just what it touched: a lost shard's channels, a moved channel."""
-        delay = RECONNECT_MIN
+    def _connect(self):
+        """Place every wanted channel that has no connection (all, at first) on its shard's."""
         self._unexpected = None
-        while True:
-            self._trouble.clear()
-            try:
-                if self._ever_connected:
-                    self.client.nodes_manager.initialize()  # who owns which slot now
-                else:
-                    self.client.ping()
-                homeless = [wire for wire in self.subscriptions.wanted if wire not in self.placed]
-                self.subscriptions.unconfirm(homeless)
-                self._ready = True  # from here a subscribe() meanwhile goes to its shard at once
-                for wire in homeless:
-                    if wire in self.subscriptions.wanted and wire not in self.placed:
-                        self._subscribe_on_owner(wire)
-                self.connected, self.down, delay = True, False, RECONNECT_MIN
-                self._reconnected(homeless)
-            except UNREACHABLE as exc:
-                if self.connected or not self._ever_connected:
-                    log.warning("Redis Cluster unavailable (%s); retrying with backoff", exc)
-                self.connected, self.down = False, not self.shards
-                gevent.sleep(delay * random.uniform(0.5, 1.0))
-                delay = min(delay * 2, RECONNECT_MAX)
-                continue
-            self._trouble.wait()
-            if self._unexpected is not None:
-                raise self._unexpected
-            gevent.sleep(RECONNECT_MIN)  # a burst of moved slots is repaired in one pass
+        self._trouble.clear()
+        if self._ever_connected:
+            self.client.nodes_manager.initialize()  # who owns which slot now
+        else:
+            self.client.ping()
+        homeless = [wire for wire in self.subscriptions.wanted if wire not in self.placed]
+        self.subscriptions.unconfirm(homeless)
+        self._ready = True  # from here a subscribe() meanwhile goes to its shard at once
+        for wire in homeless:
+            if wire in self.subscriptions.wanted and wire not in self.placed:
+                self._subscribe_on_owner(wire)
+        return {self.subscriptions.wanted[wire] for wire in homeless if wire in self.subscriptions.wanted}
 
-    def _reconnected(self, homeless):
-        if self._ever_connected and homeless:
-            self.reconnects += 1
-            channels = {self.subscriptions.wanted[wire] for wire in homeless if wire in self.subscriptions.wanted}
-            log.warning("reconnected to Redis Cluster; resubscribed %d channels (%d shards)",
-                        len(homeless), len(self.shards))
-            if self.on_reconnect:
-                self.on_reconnect(channels)
-        self._ever_connected = True
+    def _serve(self):
+        """Wait for trouble (a lost shard, a moved slot): the next pass repairs just what it touched."""
+        self._trouble.wait()
+        if self._unexpected is not None:
+            raise self._unexpected
+
+    def _lost(self):
+        self.down = not self.shards  # the other shards' channels still deliver
+
+    def _close(self):
+        self._readers.kill()
+        for shard in self.shards.values():
+            shard.close()
+        self.shards, self.placed = {}, {}
+        self.subscriptions.release()
 
     def describe(self):
-        return (f"Redis Cluster at {self.url}: sharded PubSub, one subscription connection per shard "
+        return (f"Redis Cluster at {mask_password(self.url)}: sharded PubSub, one subscription connection per shard "
                 "and worker process")

@@ -10,8 +10,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 
-from .redis_server import RedisBroker, client_name
-from .urls import parse_sentinel_url
+from .redis_server import RedisBroker
+from .urls import mask_password, parse_sentinel_url
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
@@ -23,18 +23,15 @@ class SentinelBroker(RedisBroker):
     kind = "redis-sentinel"
 
     def make_clients(self):
-        sentinels, self.service, options = parse_sentinel_url(self.url)
+        sentinels, self.service_name, options = parse_sentinel_url(self.url)
         self.sentinel_addresses = sentinels
-        # Asking a sentinel: quick timeouts, so a dead sentinel costs little before the next is asked.
-        self.sentinel = Sentinel(sentinels, socket_timeout=1, socket_connect_timeout=1,
-                                 sentinel_kwargs={"socket_timeout": 1, "socket_connect_timeout": 1})
-        publisher = self.sentinel.master_for(
-            self.service, connection_pool_class=BlockingSentinelPool, max_connections=4, timeout=None,
-            socket_timeout=5, socket_connect_timeout=2, client_name=f"{client_name()}-pub",
-            retry=Retry(NoBackoff(), 1), **options)
-        listener = self.sentinel.master_for(
-            self.service, socket_timeout=None, socket_connect_timeout=2, client_name=f"{client_name()}-sub",
-            retry=Retry(NoBackoff(), 0), **options)
+        # Asking a sentinel: quick timeouts and no retries (redis-py's default retries a refused
+        # connection with backoff, 4 s a sentinel), so a dead sentinel costs little before the next is asked.
+        self.sentinel = Sentinel(sentinels, socket_timeout=1, socket_connect_timeout=1, sentinel_kwargs={
+            "socket_timeout": 1, "socket_connect_timeout": 1, "retry": Retry(NoBackoff(), 0)})
+        publisher = self.sentinel.master_for(self.service_name, connection_pool_class=BlockingSentinelPool,
+                                             max_connections=4, timeout=None, **self.publisher_options(), **options)
+        listener = self.sentinel.master_for(self.service_name, **self.listener_options(), **options)
         return publisher, listener
 
     def health(self):
@@ -45,11 +42,11 @@ class SentinelBroker(RedisBroker):
     def explain(self, exc):
         if isinstance(exc, MasterNotFoundError):  # its text is the repr of a whole connection pool
             hosts = ", ".join(f"{host}:{port}" for host, port in self.sentinel_addresses)
-            return f"no sentinel ({hosts}) names a reachable primary for {self.service!r}"
+            return f"no sentinel ({hosts}) names a reachable primary for {self.service_name!r}"
         return str(exc)
 
     def describe_target(self):
-        return f"the Redis primary of {self.service!r} (Sentinel)"
+        return f"the Redis primary of {self.service_name!r} (Sentinel)"
 
     def describe(self):
-        return f"Redis PubSub on the primary of {self.service!r}, found through Sentinel at {self.url}"
+        return f"Redis PubSub on the primary of {self.service_name!r}, found through Sentinel at {mask_password(self.url)}"

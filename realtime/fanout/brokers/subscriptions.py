@@ -6,8 +6,10 @@ broker, which has one per shard.
 
 import logging
 import threading
+import time
 
 import gevent
+import redis
 
 log = logging.getLogger("realtime.brokers")
 
@@ -68,18 +70,32 @@ class Subscriptions:
                 event.set()
 
 
-def read_forever(pubsub, subscriptions, on_message, sharded=False, on_moved=None):
+def read_forever(pubsub, subscriptions, on_message, health_interval, sharded=False, on_moved=None):
     """Deliver what arrives on `pubsub` until its connection fails (the exception propagates).
     A subscription Redis ended that we still want (its slot moved) goes to `on_moved(wire)`, or
-    raises SubscriptionEnded without one."""
+    raises SubscriptionEnded without one.
+
+    A connection that stays silent is checked: after half of `health_interval` without a word
+    from Redis it is sent a PING, and if nothing came by the end of the interval it is taken for
+    lost (ConnectionError). A Redis that was stopped (SIGSTOP) or cut off by a partition sends no
+    reset: without this only TCP keepalive would notice, after a minute. (redis-py's own
+    `health_check_interval` sends a PING now and then but never checks that an answer came.)
+    """
     message_type, subscribe_type, unsubscribe_type = (
         ("smessage", "ssubscribe", "sunsubscribe") if sharded else ("message", "subscribe", "unsubscribe"))
+    wait = min(1.0, health_interval / 4)
+    heard, pinged = time.monotonic(), False
     while True:
-        message = pubsub.get_message(timeout=1.0)
+        message = next_message(pubsub, wait)
         if message is None:
-            if not pubsub.subscribed:
-                pubsub.ping()  # notice a dead server even with nothing subscribed
+            silent = time.monotonic() - heard
+            if silent >= health_interval:
+                raise redis.ConnectionError(f"no answer from Redis for {silent:.1f} s (health check)")
+            if silent >= health_interval / 2 and not pinged:
+                pubsub.ping()
+                pinged = True
             continue
+        heard, pinged = time.monotonic(), False
         kind = message["type"]
         if kind == message_type:
             name = subscriptions.wanted.get(message["channel"].decode())
@@ -102,3 +118,12 @@ def read_forever(pubsub, subscriptions, on_message, sharded=False, on_moved=None
                 if on_moved is None:
                     raise SubscriptionEnded(f"Redis ended the subscription to {wire} (its slot moved)")
                 on_moved(wire)
+
+
+def next_message(pubsub, timeout):
+    """The next message or reply (a pong too) on `pubsub`, or None after `timeout` s."""
+    if pubsub.subscribed:
+        return pubsub.get_message(timeout=timeout)
+    # With nothing subscribed get_message only waits for a subscription and reads nothing: the
+    # answers to the health check's pings are read here.
+    return pubsub.handle_message(pubsub.parse_response(block=False, timeout=timeout))

@@ -1,0 +1,3 @@
+-- Add or refresh members. ARGV: ttl, then id, info, id, info, ...
+touch(tonumber(ARGV[1]), ARGV, 2, #ARGV)
+return 1
