@@ -87,6 +87,12 @@ SETTINGS = (
             "no answer to the ping within this long: close 1011 and cut the connection."),
     Setting("WEBSOCKET_IDLE_TIMEOUT", 3600.0, "3600 s",
             "close a connection that sent no message for this long (1001); 0 disables."),
+    Setting("WEBSOCKET_MAX_TOPICS", 50, "50",
+            "topics one socket of `/socket/` may have joined at once (docs/protocol.md, Channels); one more join "
+            "is refused with `too_many_topics`."),
+    Setting("WEBSOCKET_TOKEN_MAX_AGE", 600.0, "600 s",
+            "how long a token (`POST /realtime/token/`, `manage.py realtime_token`) lets a client open a socket "
+            "as its user; the command may give another with `--max-age`."),
     Setting("PRESENCE_TTL", 30.0, "30 s",
             "a member of a worker that died without cleaning up is gone from `presence` lists within this long."),
     Setting("PRESENCE_REFRESH", 10.0, "10 s",

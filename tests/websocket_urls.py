@@ -7,6 +7,7 @@ from django.http import HttpResponseForbidden
 from django.urls import path
 
 from realtime.decorators import websocket
+from websocket_urls import topicpatterns  # noqa: F401  (the same topics on /socket/)
 from websocket_urls import urlpatterns as real_urlpatterns
 
 

@@ -25,12 +25,13 @@ binary that is missing skips the class locally, with the reason, and fails it in
 docs/testing.md has the whole story.
 """
 
+from .channels import ChannelClient, ChannelCommunicator, ErrorReply, bearer_offer
 from .client import ClientsMixin, WebSocketClient
 from .communicator import WebsocketCommunicator
 from .live import GunicornServer, LiveWebSocketTestCase, WorkerProcess, database_url
 from .processes import RedisServer, ServerProcess, free_port, require_binary
 from .waits import DEFAULT_TIMEOUT, wait_until
 
-__all__ = ["ClientsMixin", "DEFAULT_TIMEOUT", "GunicornServer", "LiveWebSocketTestCase", "RedisServer",
+__all__ = ["ChannelClient", "ChannelCommunicator", "ClientsMixin", "ErrorReply", "bearer_offer", "DEFAULT_TIMEOUT", "GunicornServer", "LiveWebSocketTestCase", "RedisServer",
            "ServerProcess", "WebSocketClient", "WorkerProcess", "WebsocketCommunicator", "database_url",
            "free_port", "require_binary", "wait_until"]
