@@ -28,8 +28,8 @@ def client_settings(outbox_max_age=None):
     """The settings the client reads from the page (clients/js/src/settings.js), in milliseconds;
     `outbox_max_age` (seconds) is how long outboxes keep trying: the server's nonce window."""
     settings = {key: round(conf.get(name) * 1000) for key, name in CLIENT_SETTINGS.items()}
-    if outbox_max_age is not None:
-        settings["outboxMaxAge"] = round(outbox_max_age * 1000)
+    if outbox_max_age not in (None, ""):  # (a template variable a view did not set is "")
+        settings["outboxMaxAge"] = round(float(outbox_max_age) * 1000)
     return settings
 
 

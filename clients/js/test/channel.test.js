@@ -12,7 +12,7 @@ test("join sends the params (a function is asked again at each join) and resolve
   const joining = channel.join();
   const frame = ws.lastFrame("join", "chat:lobby");
   assert.deepEqual(frame.data, {params: {name: "ann"}});
-  ws.reply(frame, {response: {id: "m1", name: "ann"}, offset: 0, recovered: true});
+  ws.answerJoin(frame, {response: {id: "m1", name: "ann"}, offset: 0, recovered: true});
   assert.deepEqual(await joining, {id: "m1", name: "ann"});
   assert.equal(channel.state, "joined");
   name = "annie";
@@ -49,7 +49,7 @@ test("a join refused for a rate limit is tried again when the server says", asyn
   assert.equal(ws.frames("join").length, 1);
   mock.timers.tick(1);
   assert.equal(ws.frames("join").length, 2);
-  ws.reply(ws.lastFrame("join"), {response: {ok: 1}});
+  ws.answerJoin(ws.lastFrame("join"), {response: {ok: 1}});
   assert.deepEqual(await joining, {ok: 1});
 });
 
@@ -60,7 +60,7 @@ test("pushes made before the join's reply go once it is joined; a push without r
   channel.join();
   const early = channel.push("members", {after: ""});
   assert.equal(ws.frames("members").length, 0);
-  ws.reply(ws.lastFrame("join"), {response: {}});
+  ws.answerJoin(ws.lastFrame("join"), {response: {}});
   const frame = ws.lastFrame("members");
   assert.deepEqual(frame.data, {after: ""});
   ws.reply(frame, {members: []});
@@ -124,7 +124,7 @@ function chat(t, answer = {response: {}, offset: 10, recovered: true}) {
   channel.on("message", (data, meta) => got.push(meta.offset));
   channel.onReset((reason) => resets.push(reason));
   channel.join();
-  ws.reply(ws.lastFrame("join"), answer);
+  ws.answerJoin(ws.lastFrame("join"), answer);
   return {socket, ws, channel, got, resets};
 }
 
@@ -146,7 +146,7 @@ test("after a reconnect it rejoins with since = its watermark; missed ones come 
   assert.equal(join.data.since, 12);
   for (const offset of [12, 13, 14]) next.push(pushOf("chat:lobby", "message", {}, offset));  // held until the reply
   assert.deepEqual(got, [11, 12]);
-  next.reply(join, {response: {}, offset: 14, recovered: true});
+  next.answerJoin(join, {response: {}, offset: 14, recovered: true});
   next.push(pushOf("chat:lobby", "message", {}, 15));
   assert.deepEqual(got, [11, 12, 13, 14, 15]);
   assert.deepEqual(resets, []);
@@ -160,7 +160,7 @@ test("not recovered (too far behind): onReset runs before the recent history, wh
   ws.push(pushOf("chat:lobby", "message", {}, 11));
   const next = comeBack(ws);
   for (const offset of [1060, 1061]) next.push(pushOf("chat:lobby", "message", {}, offset));
-  next.reply(next.lastFrame("join"), {response: {}, offset: 1061, recovered: false, reason: "too_far_behind"});
+  next.answerJoin(next.lastFrame("join"), {response: {}, offset: 1061, recovered: false, reason: "too_far_behind"});
   assert.deepEqual(order, [11, "reset", 1060, 1061]);
   assert.deepEqual(resets, ["too_far_behind"]);
   assert.deepEqual(got, [11, 1060, 1061]);
@@ -189,7 +189,7 @@ test("a hole still open after holeTimeout: that channel alone rejoins from its w
   assert.equal(rejoin.data.since, 10);
   ws.push(pushOf("chat:lobby", "message", {}, 11));
   ws.push(pushOf("chat:lobby", "message", {}, 12));
-  ws.reply(rejoin, {response: {}, offset: 12, recovered: true});
+  ws.answerJoin(rejoin, {response: {}, offset: 12, recovered: true});
   assert.deepEqual(got, [12, 11]);
   assert.equal(channel.offsets.watermark, 12);
   assert.equal(other.state, "joined");
@@ -208,7 +208,15 @@ test("an answer to an earlier join (one replaced by a rejoin) is ignored", (t) =
   mock.timers.tick(SETTINGS.reconnectWindow);
   const next = FakeWebSocket.last();
   next.open();
-  next.reply(first, {response: {n: 1}});  // cannot happen on a new connection, but must not count
-  next.reply(next.lastFrame("join"), {response: {n: 2}});
+  next.answerJoin(first, {response: {n: 1}});  // cannot happen on a new connection, but must not count
+  next.answerJoin(next.lastFrame("join"), {response: {n: 2}});
   assert.deepEqual(joins, [2]);
+});
+
+test("a resync push rejoins that topic from its watermark", (t) => {
+  const {ws} = chat(t);
+  ws.push(pushOf("chat:lobby", "message", {}, 11));
+  ws.push(pushOf("chat:lobby", "resync", {reason: "broker_reconnected"}));
+  assert.equal(ws.frames("leave", "chat:lobby").length, 1);
+  assert.equal(ws.lastFrame("join", "chat:lobby").data.since, 11);
 });

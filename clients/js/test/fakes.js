@@ -41,6 +41,11 @@ export class FakeWebSocket {
     this.push({topic: request.topic, event: "reply", ref: request.ref, data: {status, response}});
   }
 
+  // A join's ok reply: the layer's fields (offset, recovered, reason) beside the channel's response.
+  answerJoin(request, answer = {response: {}}) {
+    this.push({topic: request.topic, event: "reply", ref: request.ref, data: {status: "ok", ...answer}});
+  }
+
   serverClose(code, reason = "") {
     this.readyState = 3;
     this.onclose && this.onclose({code, reason});

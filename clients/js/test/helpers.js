@@ -24,7 +24,7 @@ export function liveSocket(options = {}) {
 export function joined(socket, ws, topic, options = {}, answer = {response: {}}) {
   const channel = socket.channel(topic, options);
   const joining = channel.join();
-  ws.reply(ws.lastFrame("join", topic), answer);
+  ws.answerJoin(ws.lastFrame("join", topic), answer);
   return {channel, joining};
 }
 

@@ -26,7 +26,7 @@ test("its join carries the tab's client id, so the server knows a resend of ours
 
 test("one in flight, oldest first; an ack sends the next; each with its own nonce", (t) => {
   const {ws, channel, changes} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   const one = channel.send("message", {text: "one"});
   channel.send("message", {text: "two"});
   assert.match(one.nonce, /^[0-9a-f]{32}$/);
@@ -42,20 +42,20 @@ test("one in flight, oldest first; an ack sends the next; each with its own nonc
 
 test("kept across a lost connection and sent again, same nonce, only after the rejoin's reply", (t) => {
   const {ws, channel} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   const entry = channel.send("message", {text: "one"});
   ws.serverClose(1006);
   mock.timers.tick(SETTINGS.reconnectWindow);
   const next = FakeWebSocket.last();
   next.open();
   assert.deepEqual(next.frames("message"), [], "not before the missed messages");
-  next.reply(next.lastFrame("join"), joinAnswer);
+  next.answerJoin(next.lastFrame("join"), joinAnswer);
   assert.deepEqual(next.lastFrame("message").data, {text: "one", nonce: entry.nonce});
 });
 
 test("no answer within the heartbeat timeout on a live channel: sent again", (t) => {
   const {ws, channel} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   channel.send("message", {text: "one"});
   mock.timers.tick(SETTINGS.heartbeatTimeout);
   assert.deepEqual(texts(ws.frames("message")), ["one", "one"]);
@@ -66,7 +66,7 @@ test("no answer within the heartbeat timeout on a live channel: sent again", (t)
 
 test("refused: reported once, never sent again, and the next one goes", (t) => {
   const {ws, channel, changes} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   channel.send("message", {text: "x".repeat(2001)});
   channel.send("message", {text: "next"});
   ws.reply(ws.lastFrame("message"), {code: "invalid_message", detail: "too long"}, "error");
@@ -76,7 +76,7 @@ test("refused: reported once, never sent again, and the next one goes", (t) => {
 
 test("rate limited: kept pending, reported as retry, sent again after retry_after", (t) => {
   const {ws, channel, changes} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   channel.send("message", {text: "quick"});
   ws.reply(ws.lastFrame("message"), {code: "rate_limited", detail: "slow down", retry_after: 2.5}, "error");
   assert.deepEqual(changes, [["retry", "quick"]]);
@@ -89,7 +89,7 @@ test("rate limited: kept pending, reported as retry, sent again after retry_afte
 
 test("the socket's own rate_limited error (a frame dropped by the transport) resends a second later", (t) => {
   const {ws, channel} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   channel.send("message", {text: "dropped"});
   ws.push({topic: "realtime", event: "error", data: {code: "rate_limited", detail: "too many"}});
   mock.timers.tick(1000);
@@ -98,7 +98,7 @@ test("the socket's own rate_limited error (a frame dropped by the transport) res
 
 test("delivery_degraded means stored: settled as ack, not sent again", (t) => {
   const {ws, channel, changes} = room(t);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   channel.send("message", {text: "stored"});
   ws.reply(ws.lastFrame("message"), {code: "delivery_degraded", detail: "Redis is down"}, "error");
   assert.deepEqual(changes, [["ack", "stored"]]);
@@ -118,7 +118,7 @@ test("kept in storage per topic: a new page (a reload) sends what is unanswered 
   const next = FakeWebSocket.last();
   next.open();
   again.join();
-  next.reply(next.lastFrame("join"), joinAnswer);
+  next.answerJoin(next.lastFrame("join"), joinAnswer);
   assert.deepEqual(next.lastFrame("message").data, {text: "typed before the reload", nonce: entry.nonce});
   next.reply(next.lastFrame("message"), {id: 1});
   assert.equal(storage.getItem("realtime.outbox:chat:lobby"), null);
@@ -128,7 +128,7 @@ test("older than outboxMaxAge: dropped and reported unsent, never sent", (t) => 
   const {ws, channel, changes} = room(t, {maxAge: 5000});
   channel.send("message", {text: "too late"});
   mock.timers.tick(5001);
-  ws.reply(ws.lastFrame("join"), joinAnswer);
+  ws.answerJoin(ws.lastFrame("join"), joinAnswer);
   assert.deepEqual(changes, [["unsent", "too late"]]);
   assert.deepEqual(ws.frames("message"), []);
 });

@@ -11,7 +11,8 @@
 // held until the reply, which says whether they continue what this channel had (`recovered`) or
 // start over (`reason`: too_far_behind, unknown_since): then `onReset` handlers run first, so the
 // page clears what it shows, and the publications follow in order. `onJoin` handlers run after them,
-// on every join and rejoin, with the channel's reply.
+// on every join and rejoin, with the channel's reply. A `resync` push (the worker lost its broker
+// for longer than it can catch up) rejoins from the watermark too.
 import {disconnectedError, ReplyError, timeoutError} from "./errors.js";
 import {Offsets} from "./offsets.js";
 import {Outbox} from "./outbox.js";
@@ -163,7 +164,7 @@ export class Channel {
     const held = this.held;
     this.held = [];
     if (reply.status !== "ok") return this.refused(reply.response || {});
-    const answer = reply.response || {};
+    const answer = reply;  // {response: the channel's, offset, recovered, reason}
     if (this.offsets) {
       if (request.since !== null && answer.recovered === false) {  // what follows is recent history, afresh
         this.offsets.reset();
@@ -223,6 +224,7 @@ export class Channel {
       return;
     }
     if (this.state !== "joined") return;  // left, or a push of a join that is over
+    if (event === "resync" && this.offsets) return this.rejoin();  // the server may have missed some for us
     this.deliver(event, data, offset);
   }
 

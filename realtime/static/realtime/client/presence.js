@@ -1,5 +1,5 @@
 // A topic's member list (docs/protocol.md, Presence), kept from its `presence` (the count and a first
-// page, after every join), `presence_diff` and `members` pushes; the same rules as
+// page, after every join) and `presence_diff` pushes, and the pages `more()` asks for (`members`); the same rules as
 // realtime/presence/diff.py's MemberList. Diffs apply in `seq` order and each once (leaves, then
 // joins; a join of a known id replaces it); one that comes before `presence` waits for it. A reset
 // `presence` (with `joined` and `left`: many left at once) starts the list over unless the list is
@@ -23,7 +23,6 @@ export class PresenceList {
     channel.onJoin(() => { this.seq = null; this.early = []; this.asked = null; });
     channel.on("presence", (data) => this.presence(data));
     channel.on("presence_diff", (data) => (this.seq === null ? this.early.push(data) : this.applyDiff(data)));
-    channel.on("members", (data) => this.page(data));
   }
 
   presence(data) {
@@ -74,7 +73,7 @@ export class PresenceList {
     return true;
   }
 
-  // The page may come as the reply or as a `members` push: whichever comes first is applied.
+  // The page is the reply to `members`.
   ask(cursor) {
     this.asked = cursor;
     this.channel.push("members", {after: cursor}).then((response) => this.page(response), () => {
