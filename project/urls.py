@@ -11,5 +11,6 @@ urlpatterns = [
     path("chat/", include("chat.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
     path("jobs/", include("jobs.urls")),
+    path("realtime/", include("realtime.urls")),  # POST /realtime/token/: a token for an app or a script
     path("admin/", admin.site.urls),
 ]
