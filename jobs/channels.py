@@ -10,7 +10,6 @@ in the older framing.
 import logging
 
 import gevent
-from django.db import connection
 
 from realtime.channels import Channel, Forbidden, topic
 from realtime.db import run_read
@@ -79,12 +78,10 @@ class Replay:
         while self.again:
             self.again = False
             try:
-                for job in Job.objects.recent():
+                for job in run_read(Job.objects.recent):
                     deliver_here(job)
             except Exception:
                 log.exception("jobs feed: could not replay the recent jobs after a broker reconnect")
-            finally:
-                connection.close()  # this greenlet's own connection, not kept
 
 
 def deliver_here(job):

@@ -6,8 +6,8 @@ With Redis this module only counts watchers.
 """
 
 import gevent
-from django.db import connection
 
+from realtime.db import run_read
 from realtime.fanout.brokers import get_broker
 from realtime.supervisor import supervisor
 
@@ -40,10 +40,7 @@ def poll_forever():
         gevent.sleep(JOB_POLL_SECONDS)
         if not _watching:
             continue  # nobody watches: no queries
-        try:
-            for job in Job.objects.recent():
-                if versions.get(job.id) != job.version:
-                    versions[job.id] = job.version
-                    deliver_here(job)
-        finally:
-            connection.close()  # not kept between polls, nor after a failed one
+        for job in run_read(Job.objects.recent):  # in a database reader: no connection of its own
+            if versions.get(job.id) != job.version:
+                versions[job.id] = job.version
+                deliver_here(job)

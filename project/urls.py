@@ -14,5 +14,6 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("jobs/", include("jobs.urls")),
+    path("realtime/", include("realtime.urls")),  # POST /realtime/token/: a token for an app or a script
     path("admin/", admin.site.urls),
 ]

@@ -12,6 +12,8 @@ from django.http import HttpResponseBadRequest
 
 from ..db import read_user, run_read
 from ..decorators import websocket
+from .errors import ChannelError
+from .frames import error_push
 from .sockets import Socket
 from .tokens import InvalidToken, read_token
 
@@ -49,6 +51,7 @@ def channel_socket(request, ws):
                                       content_type="text/plain; charset=utf-8")
     if versions:
         request.META["realtime.subprotocol"] = VERSION  # the handler puts it in the 101
+    ws.core.on_rate_limited = rate_limited_push  # the transport's notice, as a realtime.v1 push
     socket = Socket(request, ws, read_user(request))
     socket.authenticate = authenticate
     if bearers:
@@ -63,6 +66,14 @@ def channel_socket(request, ws):
             return None
     socket.run()
     return None
+
+
+def rate_limited_push(rate):
+    """What a client is told (at most once a second) when a frame of its was dropped for the rate limit."""
+    return error_push(ChannelError(
+        "rate_limited", f"Too many frames: at most {rate:g} per second on this socket, all topics together. "
+                        "This one was dropped (no reply will come); keep flooding and the socket is closed (1008).",
+        retry_after=round(1 / rate, 3)))
 
 
 def authenticate_token(token):
