@@ -106,14 +106,15 @@ SETTINGS = (
             "a joiner gets the member count and at most this many members; a `members` request gets the next "
             "page of this size."),
     Setting("CLIENT_HEARTBEAT_INTERVAL", 20.0, "20 s",
-            "how often the browser client (`client.js`, via `{% realtime_client %}`) sends `ping`."),
+            "how often the browser client (clients/js, given this by `{% realtime_client %}`) sends its `heartbeat` "
+            "(the older envelope routes: `ping`)."),
     Setting("CLIENT_HEARTBEAT_TIMEOUT", 10.0, "10 s",
-            "nothing received this long after a ping (or no open this long after connecting): the client drops "
+            "nothing received this long after a heartbeat (or no open this long after connecting): the client drops "
             "the connection and reconnects. A dead connection is noticed within interval + timeout."),
     Setting("CLIENT_HOLE_TIMEOUT", 3.0, "3 s",
-            "a chat message id the browser client still lacks this long after a later one arrived (a hole in "
-            "the ids: see `docs/protocol.md`, Resuming): it reconnects and resumes from the last id before "
-            "the hole."),
+            "an offset of a topic with history (a chat message id) the browser client still lacks this long after "
+            "a later one arrived (a hole: see `docs/protocol.md`, Resuming a topic): it leaves and joins that "
+            "topic again from the last offset before the hole."),
     Setting("CLIENT_RECONNECT_WINDOW", 5.0, "5 s",
             "after a lost connection, a 503 or a close that means \"come back\" (1001, 1012), the browser client "
             "reconnects after a random delay between 0 and this (full jitter; a close reason `... "

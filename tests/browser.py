@@ -4,6 +4,7 @@ import json
 import signal
 import tempfile
 
+from django.test import Client
 from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -87,6 +88,14 @@ def page_summary(driver):
 
 def text_of(driver, testid):
     return driver.find_element(*by_testid(testid)).text
+
+
+def log_in(browser, site_url, user):
+    """`browser` gets a session cookie of `user` for the site at `site_url` (until cookies are deleted)."""
+    client = Client()
+    client.force_login(user)
+    browser.get(f"{site_url}/accounts/login/")  # a page of this site: its cookies
+    browser.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
 
 
 class WorkerRevivalMixin:

@@ -98,8 +98,8 @@ class InstalledLayerTests(SimpleTestCase):
             "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})[0], 404)
 
-    def test_the_wheel_brings_client_js_and_the_template_tags(self):
-        self.assertIn(str(self.venv), self.manage("findstatic", "realtime/client.js"))
+    def test_the_wheel_brings_the_browser_client_and_the_template_tags(self):
+        self.assertIn(str(self.venv), self.manage("findstatic", "realtime/client/index.js"))
         rendered = self.manage("shell", "--no-imports", "-c", "from django.template import engines; print(engines['django']"
                                ".from_string(\"{% load websockets %}{% websocket_url 'shout' %}\").render())")
         self.assertEqual(rendered.strip(), "/shout/")

@@ -10,7 +10,7 @@ import time
 
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from django.test import Client, override_settings
+from django.test import override_settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 
@@ -22,7 +22,8 @@ from realtime.fanout.brokers import BrokerUnavailable, publish
 from realtime.envelope import envelope
 from realtime.testing import RedisServer, WebSocketClient, WorkerProcess, free_port
 from tests.servers import TaskWorker
-from tests.browser import WorkerRevivalMixin, by_testid, frames_sent, opened_sockets, start_browser, text_of, wait_for
+from tests.browser import (WorkerRevivalMixin, by_testid, frames_sent, log_in, opened_sockets, start_browser, text_of,
+                           wait_for)
 from tests.history import create_rooms
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
@@ -248,11 +249,8 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
 
     def log_in(self):
         """The browser gets a logged-in user's session cookie, until the end of the test."""
-        client = Client()
         user = User.objects.create_user("ann", password="a long enough password")
-        client.force_login(user)
-        self.browser.get(f"{self.live_server_url}/accounts/login/")  # a page of this site: its cookies
-        self.browser.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
+        log_in(self.browser, self.live_server_url, user)
         self.addCleanup(self.browser.delete_all_cookies)
         return user
 
