@@ -4,7 +4,6 @@ over the wire."""
 
 import json
 import signal
-import threading
 import time
 
 import websocket as websocket_client
@@ -13,7 +12,7 @@ from django.contrib.auth.models import User
 from chat.models import Room
 from realtime.channels.tokens import issue_token
 from realtime.testing import ChannelClient, LiveWebSocketTestCase, bearer_offer
-from tests.test_flood import BYSTANDER_WORST_ECHO
+from tests.test_flood import BYSTANDER_WORST_ECHO, Bystander
 
 
 class ChannelsLiveTestCase(LiveWebSocketTestCase):
@@ -103,19 +102,8 @@ class PerTopicResumeTests(ChannelsLiveTestCase):
         self.assertEqual([p for p in back.pushes if p["event"] == "message"], [])  # nothing again, nothing on east
 
 
-class Heartbeats(threading.Thread):
-    """A bystander's socket: a heartbeat every 20 ms, each reply's delay recorded."""
-
-    def __init__(self, client):
-        super().__init__(daemon=True)
-        self.client, self.times, self.stop = client, [], threading.Event()
-
-    def run(self):
-        while not self.stop.is_set():
-            started = time.monotonic()
-            assert self.client.request("realtime", "heartbeat", timeout=30)["status"] == "ok"
-            self.times.append(time.monotonic() - started)
-            time.sleep(0.02)
+def heartbeat(client):
+    assert client.request("realtime", "heartbeat", timeout=30)["status"] == "ok"
 
 
 class GreedySocketTests(ChannelsLiveTestCase):
@@ -123,7 +111,7 @@ class GreedySocketTests(ChannelsLiveTestCase):
 
     def test_100_joins_on_one_socket_get_50_topics_and_clear_errors_and_nobody_else_stalls(self):
         Room.objects.bulk_create(Room(name=f"r{i}") for i in range(100))
-        bystander = Heartbeats(self.socket())
+        bystander = Bystander(self.socket(), heartbeat)
         bystander.start()
         greedy = self.socket()
         for i in range(100):  # all at once, without waiting for a reply
