@@ -40,6 +40,7 @@ class WireFormatTests(SimpleTestCase):
                  ('{"topic": "t", "event": "e", "ref": true}', '"ref"', None),
                  ('{"topic": "t", "event": "e", "ref": "' + "r" * 65 + '"}', '"ref"', None),
                  ('{"event": "e", "ref": "1"}', '"topic"', "1"), ('{"topic": 5, "event": "e"}', '"topic"', None),
+                 ('{"topic": "user:1\\n2", "event": "join"}', '"topic"', None),
                  ('{"topic": "t", "ref": 2}', '"event"', 2), ('{"topic": "t", "event": "e", "data": [], "ref": 3}',
                                                               '"data"', 3)]
         for message, detail, ref in cases:

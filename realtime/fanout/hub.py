@@ -68,6 +68,9 @@ class Subscription:
     `floor`: the member has it from the backlog, even when its publish arrives later than the read.
     """
 
+    # One per member and topic, thousands per worker: no per-instance dict.
+    __slots__ = ("hub", "channel", "connection", "head", "held", "floor", "on_resync")
+
     def __init__(self, hub, channel, connection, paused, head=None):
         self.hub, self.channel, self.connection = hub, channel, connection
         self.head = head  # topic_head of the topic its pushes are framed for (None: as published)
