@@ -1,4 +1,5 @@
-# make run: the whole system on this machine.  make test: the test suite, real servers included.
+# make run: the whole system on this machine.  make test: the test suite, real servers included
+# (the browser client's npm package under node first, clients/js).
 # make bench [QUICK=1]: the benchmark beside Django Channels (docs/performance.md); not part of test.
 # DJANGO=6.1: any of them on Django 6.1 instead of 5.2 LTS, in .venv-django6.1 (CI tests both).
 DJANGO ?= 5.2
@@ -29,6 +30,7 @@ run: $(VENV)/.installed
 	$(VENV)/bin/python scripts/dev.py
 
 test: $(VENV)/.installed
+	cd clients/js && PYTHON=$(abspath $(VENV))/bin/python npm test
 	$(VENV)/bin/python manage.py test tests --noinput
 
 $(VENV)/.bench-installed: $(VENV)/.installed bench/requirements.txt

@@ -50,10 +50,12 @@ class Message(models.Model):
     def __str__(self):
         return f"{self.room.name} #{self.seq} {self.name}: {self.text[:40]}"
 
+    def as_event_data(self):
+        """The `message` event's data every member gets: never the nonce, which is the sender's alone (with it,
+        anyone could send a message under another's nonce and make pages drop theirs in its favour)."""
+        return {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
+                "text": self.text, "ts": iso_utc(self.created)}
+
     def as_event(self):
         """The `message` event of this message (docs/protocol.md): published, and read back on a resume."""
-        data = {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
-                "text": self.text, "ts": iso_utc(self.created)}
-        if self.nonce is not None:  # the sender's page replaces its pending copy with this one
-            data["nonce"] = self.nonce
-        return envelope("message", data)
+        return envelope("message", self.as_event_data())

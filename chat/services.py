@@ -2,15 +2,13 @@
 
 import logging
 import re
-from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from realtime.channels import History
 from realtime.fanout.brokers import BrokerUnavailable, publish
-from realtime.db import run_read
-from realtime.fanout.hub import text_frame
-from realtime.db import SharedReads
+from realtime.db import SharedReads, run_read
 
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
@@ -133,20 +131,12 @@ def shared_room(room_name):
     return _shared_reads.get(("room", room_name), lambda: Room.objects.filter(name=room_name).first())
 
 
-@dataclass(frozen=True)
-class Backlog:
-    messages: list  # [(id, `message` event text)]
-    frames: bytes  # those events as WebSocket frames, back to back: one write for a joiner
-    resync: str | None  # why the client's `since` could not be honoured, if so
-
-
 def shared_backlog(room, since=None):
-    """`backlog(room, since)` as a Backlog, shared by the joiners of the room that ask for the same
-    `since` meanwhile; each message is encoded and framed once for all of them."""
+    """`backlog(room, since)` as a History (offsets: the message ids), shared by the joiners of the
+    room that ask for the same `since` meanwhile; each message is encoded and framed once for all."""
 
     def load():
         messages, resync = backlog(room, since)
-        events = [(message.seq, message.as_event()) for message in messages]
-        return Backlog(events, b"".join(text_frame(text.encode()) for _, text in events), resync)
+        return History.of([(message.seq, message.as_event()) for message in messages], resync)
 
     return _shared_reads.get(("backlog", room.pk, since), load)

@@ -1,11 +1,12 @@
-"""The demo WebSocket views: echo, ping, and the clock."""
+"""The demo WebSocket views: echo, ping (low-level `@websocket` views), and the clock's one-topic
+route `/time/` (ClockChannel, demos/channels.py, in the older framing)."""
 
+from realtime.channels.legacy import OneTopicSocket
 from realtime.decorators import websocket
-from realtime.envelope import ClientError, envelope, receive_events
-from realtime.fanout.hub import get_hub
+from realtime.envelope import envelope
 from realtime.transport.codes import NORMAL
 
-from .clock import CHANNEL as CLOCK_CHANNEL, get_ticker
+from .channels import ClockChannel
 
 PING_REPLIES = {"ping": "pong", "pong": "ping"}
 
@@ -26,16 +27,21 @@ def ping(request, ws):
             ws.send(reply)
 
 
+class ClockSocket(OneTopicSocket):
+    def joined(self, response):
+        if response:  # the latest tick at once
+            self.ws.send(envelope("time", response))
+
+    def receive(self, event, data):
+        if event == "close":  # `goodbye`, then a close frame with 1000
+            self.ws.send(envelope("goodbye", {"detail": "Bye: the server closes the connection."}))
+            self.ws.close(NORMAL)
+        else:
+            super().receive(event, data)
+
+
 @websocket
 def clock(request, ws):
     """`time` events from the process's one ticker; {"event": "close"} gets `goodbye`, then close 1000."""
-    ticker = get_ticker()
-    with get_hub().subscribe(CLOCK_CHANNEL, ws) as subscription:
-        if ticker.latest:  # no greenlet switch since subscribing: this cannot overtake a newer tick
-            subscription.push(ticker.latest)
-        for event, _data in receive_events(ws):
-            if event == "close":
-                ws.send(envelope("goodbye", {"detail": "Bye: the server closes the connection."}))
-                ws.close(NORMAL)
-                return
-            ws.send(ClientError("unknown_event", f"Unknown event {event!r}; expected 'close' or 'ping'.").as_event())
+    socket = ClockSocket(request, ws, request.user)
+    socket.serve(ClockChannel(socket, "clock", {}), {})

@@ -45,7 +45,10 @@ class Job(models.Model):
     def finished(self):
         return self.state in (self.DONE, self.FAILED)
 
+    def as_event_data(self):
+        return {"id": self.id, "state": self.state, "progress": self.progress, "detail": self.detail,
+                "version": self.version, "updated": iso_utc(self.updated)}
+
     def as_event(self):
         """The `job` event of this state (docs/protocol.md, Jobs): published, sent and replayed alike."""
-        return envelope("job", {"id": self.id, "state": self.state, "progress": self.progress, "detail": self.detail,
-                                "version": self.version, "updated": iso_utc(self.updated)})
+        return envelope("job", self.as_event_data())

@@ -16,7 +16,16 @@ from .models import Job
 
 log = logging.getLogger("jobs")
 
-CHANNEL = "jobs"
+CHANNEL = "jobs"  # every job's changes; each owner's also go to owner_channel(owner id)
+
+
+def owner_channel(owner_id):
+    return f"jobs:user:{owner_id}"
+
+
+def channels_of(job):
+    """The channels a job's changes are published on: everyone's, and its owner's."""
+    return [CHANNEL] if job.owner_id is None else [CHANNEL, owner_channel(job.owner_id)]
 # Any constant: PostgreSQL's advisory lock that serializes the decisions on the limits below.
 START_LOCK = 0x6A6F6273
 
@@ -41,14 +50,15 @@ def report(job, **changes):
     job.version += 1
     job.save()
     event = job.as_event()
-    transaction.on_commit(lambda: publish_event(job.id, event))
+    transaction.on_commit(lambda: publish_event(job, event))
 
 
-def publish_event(job_id, event):
+def publish_event(job, event):
     try:
-        publish(CHANNEL, event)
+        for channel in channels_of(job):
+            publish(channel, event)
     except BrokerUnavailable:
-        log.warning("job %s: progress stored but not published: the broker is unavailable", job_id)
+        log.warning("job %s: progress stored but not published: the broker is unavailable", job.id)
 
 
 def start_job(owner, steps, fail=False):

@@ -1,13 +1,24 @@
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from .channels import ALL_JOBS_TOPIC, user_jobs_topic
 from .forms import StartJobForm
 from .models import Job
 from .services import JobRefused, start_job
 
 
+def watched(user):
+    """(the topic of the jobs `user` sees, those jobs): staff everyone's, a user their own, a guest none."""
+    if user.is_staff:
+        return ALL_JOBS_TOPIC, Job.objects.all()
+    if user.is_authenticated:
+        return user_jobs_topic(user.pk), Job.objects.filter(owner=user)
+    return None, Job.objects.none()
+
+
 def index(request, form=None, error=None, status=200):
-    context = {"form": form or StartJobForm(), "jobs": Job.objects.recent(), "error": error}
+    topic, jobs = watched(request.user)
+    context = {"form": form or StartJobForm(), "jobs": jobs.recent(), "jobs_topic": topic, "error": error}
     return render(request, "jobs/index.html", context, status=status)
 
 

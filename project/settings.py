@@ -131,6 +131,7 @@ STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", BASE_DIR / "staticfiles"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGIN_REDIRECT_URL = "/chat/"
+LOGOUT_REDIRECT_URL = "/chat/"
 
 # TLS ends at nginx, which says so in X-Forwarded-Proto: pages and the websocket
 # template tag then know the request was https (and give wss:// URLs).

@@ -109,6 +109,12 @@ SETTINGS = register(
             "no answer to the ping within this long: close 1011 and cut the connection."),
     Setting("WEBSOCKET_IDLE_TIMEOUT", 3600.0, "3600 s",
             "close a connection that sent no message for this long (1001); 0 disables."),
+    Setting("WEBSOCKET_MAX_TOPICS", 50, "50",
+            "topics one socket of `/socket/` may have joined at once (docs/protocol.md, Channels); one more join "
+            "is refused with `too_many_topics`."),
+    Setting("WEBSOCKET_TOKEN_MAX_AGE", 600.0, "600 s",
+            "how long a token (`POST /realtime/token/`, `manage.py realtime_token`) lets a client open a socket "
+            "as its user; the command may give another with `--max-age`."),
     Setting("PRESENCE_TTL", 30.0, "30 s",
             "a member of a worker that died without cleaning up is gone from `presence` lists within this long."),
     Setting("PRESENCE_REFRESH", 10.0, "10 s",
@@ -122,14 +128,15 @@ SETTINGS = register(
             "a joiner gets the member count and at most this many members; a `members` request gets the next "
             "page of this size."),
     Setting("CLIENT_HEARTBEAT_INTERVAL", 20.0, "20 s",
-            "how often the browser client (`client.js`, via `{% realtime_client %}`) sends `ping`."),
+            "how often the browser client (clients/js, given this by `{% realtime_client %}`) sends its `heartbeat` "
+            "(the older envelope routes: `ping`)."),
     Setting("CLIENT_HEARTBEAT_TIMEOUT", 10.0, "10 s",
-            "nothing received this long after a ping (or no open this long after connecting): the client drops "
+            "nothing received this long after a heartbeat (or no open this long after connecting): the client drops "
             "the connection and reconnects. A dead connection is noticed within interval + timeout."),
     Setting("CLIENT_HOLE_TIMEOUT", 3.0, "3 s",
-            "a chat message id the browser client still lacks this long after a later one arrived (a hole in "
-            "the ids: see `docs/protocol.md`, Resuming): it reconnects and resumes from the last id before "
-            "the hole."),
+            "an offset of a topic with history (a chat message id) the browser client still lacks this long after "
+            "a later one arrived (a hole: see `docs/protocol.md`, Resuming a topic): it leaves and joins that "
+            "topic again from the last offset before the hole."),
     Setting("CLIENT_RECONNECT_WINDOW", 5.0, "5 s",
             "after a lost connection, a 503 or a close that means \"come back\" (1001, 1012), the browser client "
             "reconnects after a random delay between 0 and this (full jitter; a close reason `... "

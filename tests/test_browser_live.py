@@ -10,7 +10,7 @@ import time
 
 from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
-from django.test import Client, override_settings
+from django.test import override_settings
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 
@@ -21,7 +21,8 @@ from jobs.services import report
 from realtime.fanout.brokers import BrokerUnavailable, publish
 from realtime.testing import RedisServer, WebSocketClient, WorkerProcess, free_port
 from tests.servers import TaskWorker
-from tests.browser import WorkerRevivalMixin, by_testid, start_browser, text_of, wait_for
+from tests.browser import (WorkerRevivalMixin, by_testid, frames_sent, log_in, opened_sockets, start_browser, text_of,
+                           wait_for)
 from tests.history import create_rooms
 
 HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 0.5, 1.5
@@ -123,7 +124,10 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.store_without_publishing("hole", "stored while Redis was unreachable")  # id 2
         post_message("hole", "next", "bob", "#0000ff")  # id 3: live, with the hole at 2 before it
         self.wait_for_messages(["first", "stored while Redis was unreachable", "next"])
-        self.assertEqual(self.status_changes(), ["reconnecting", "live"])  # the hole made it resume
+        # The hole made the room's topic rejoin from its watermark, on the same socket.
+        self.assertEqual(self.status_changes(), [])
+        self.assertEqual([frame["data"].get("since") for frame in frames_sent(self.browser, "chat:hole", "join")],
+                         [None, 1])
         self.assert_heals_after_a_crash_showing_what_was_missed_once(
             "hole", ["first", "stored while Redis was unreachable", "next"])
 
@@ -163,19 +167,21 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
 
     def test_reconnect_delays_are_spread_over_the_window_the_server_gives(self):
         """Full jitter: a crowd closed with 1001 (or that lost its connection) comes back spread over
-        the window, not at once. The page's own client.js, with its timers recorded instead of run."""
+        the window, not at once. The page's own client module, with its timers recorded instead of run."""
         self.open("/time/")
-        windows, delays = self.browser.execute_script("""
-            var socket = Object.create(RealtimeSocket.prototype), delays = [], realSetTimeout = window.setTimeout;
-            Object.assign(socket, {minDelay: 500, maxDelay: 15000, reconnectWindow: 4000, timers: {},
-                                   statusHandlers: [], stopped: false});
-            var windows = [socket.windowOf({code: 1001, reason: "server shutting down; reconnect_window=2.5"}),
-                           socket.windowOf({code: 1006, reason: ""})];
-            window.setTimeout = function (fn, ms) { delays.push(ms); return 0; };
-            try {
-              for (var i = 0; i < 300; i++) { socket.attempt = 0; socket.scheduleReconnect(windows[1]); }
-            } finally { window.setTimeout = realSetTimeout; }
-            return [windows, delays];
+        windows, delays = self.browser.execute_async_script("""
+            var done = arguments[arguments.length - 1];
+            import("realtime").then(function (client) {
+              var socket = new client.Socket("ws://example.invalid/socket/", {storage: null, reconnectWindow: 4000});
+              var delays = [], realSetTimeout = window.setTimeout;
+              var windows = [socket.windowOf("server shutting down; reconnect_window=2.5"), socket.windowOf("")];
+              socket.stopped = false;
+              window.setTimeout = function (fn, ms) { delays.push(ms); return 0; };
+              try {
+                for (var i = 0; i < 300; i++) { socket.attempt = 0; socket.scheduleReconnect(windows[1]); }
+              } finally { window.setTimeout = realSetTimeout; }
+              done([windows, delays]);
+            });
         """)
         self.assertEqual(windows, [2500, 4000])  # the server's window wins over the page's default
         self.assertEqual(len(delays), 300)
@@ -242,11 +248,10 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
 
     def log_in(self):
         """The browser gets a logged-in user's session cookie, until the end of the test."""
-        client = Client()
-        client.force_login(User.objects.create_user("ann", password="a long enough password"))
-        self.browser.get(f"{self.live_server_url}/accounts/login/")  # a page of this site: its cookies
-        self.browser.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
+        user = User.objects.create_user("ann", password="a long enough password")
+        log_in(self.browser, self.live_server_url, user)
         self.addCleanup(self.browser.delete_all_cookies)
+        return user
 
     def test_jobs_page_shows_a_started_job_live_to_the_end(self):
         tasks = TaskWorker(redis_url=self.redis.url, env={"JOB_STEP_SECONDS": "0.1"}).start()
@@ -270,7 +275,7 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.assertTrue(self.browser.execute_script("return window.notReloaded"))
 
     def test_jobs_page_opened_or_reconnected_mid_job_shows_the_current_progress_at_once(self):
-        job = Job()
+        job = Job(owner=self.log_in())
         report(job, state=Job.RUNNING, progress=40, detail="Step 4 of 10")
         self.open("/jobs/")
         row = f'[data-job-id="{job.id}"]'
@@ -289,12 +294,19 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
                  == "failed", message="the end shown")
         self.assertEqual(text_of(self.browser, "job-detail"), "Out of disk space.")
 
-    def test_clock_page_ticks_and_stop_gets_goodbye(self):
+    def test_clock_page_ticks_and_stop_leaves_the_clock_topic(self):
         self.open("/time/")
         wait_for(self.browser, lambda d: text_of(d, "tick").isdigit(), message="a tick")
         first = text_of(self.browser, "tick")
         wait_for(self.browser, lambda d: text_of(d, "tick") != first, message="the next tick")
         self.assertRegex(text_of(self.browser, "utc"), r"^\d\d:\d\d:\d\d$")
         self.browser.find_element(*by_testid("stop-button")).click()
-        wait_for(self.browser, lambda d: "Bye" in text_of(d, "goodbye"), message="goodbye")
-        self.wait_for_status("closed")  # the server closed with 1000: the page does not reconnect
+        wait_for(self.browser, lambda d: "Stopped" in text_of(d, "goodbye"), message="stopped")
+        stopped_at = text_of(self.browser, "tick")
+        time.sleep(5 * 0.2)  # five ticks of the clock would have come by now
+        self.assertEqual(text_of(self.browser, "tick"), stopped_at)
+        self.assertEqual(text_of(self.browser, "status"), "live")  # the socket stays: only the topic was left
+        self.assertEqual(len(frames_sent(self.browser, "clock", "leave")), 1)
+        self.browser.find_element(*by_testid("stop-button")).click()  # Start
+        wait_for(self.browser, lambda d: text_of(d, "tick") != stopped_at, message="ticking again")
+        self.assertEqual(len(opened_sockets(self.browser)), 1)

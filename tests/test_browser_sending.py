@@ -57,7 +57,7 @@ class SendingPageTests(WorkerRevivalMixin, StaticLiveServerTestCase):
 
     def outbox(self, browser, room):
         return browser.execute_script("return JSON.parse(sessionStorage.getItem(arguments[0]) || '[]')"
-                                      ".map(function (e) { return e.data.text; })", f"realtime.outbox:/chat/{room}/")
+                                      ".map(function (e) { return e.data.text; })", f"realtime.outbox:chat:{room}")
 
     def stored(self, room):
         return list(Message.objects.filter(room__name=room).order_by("seq").values_list("text", flat=True))

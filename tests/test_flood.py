@@ -19,18 +19,22 @@ BYSTANDER_WORST_ECHO = 1.0
 MEMORY_GROWTH_LIMIT = 16 * 1024 * 1024
 
 
-class Bystander(threading.Thread):
-    """Echoes a short text every 20 ms and records how long each echo took."""
+def echo(client):
+    client.send("tick")
+    assert client.receive(timeout=30) == "tick"
 
-    def __init__(self, client):
+
+class Bystander(threading.Thread):
+    """Makes a round trip every 20 ms (an echo, by default) and records how long each one took."""
+
+    def __init__(self, client, round_trip=echo):
         super().__init__(daemon=True)
-        self.client, self.times, self.stop = client, [], threading.Event()
+        self.client, self.round_trip, self.times, self.stop = client, round_trip, [], threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             started = time.monotonic()
-            self.client.send("tick")
-            assert self.client.receive(timeout=30) == "tick"
+            self.round_trip(self.client)
             self.times.append(time.monotonic() - started)
             time.sleep(0.02)
 

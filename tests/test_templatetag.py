@@ -50,8 +50,13 @@ class WebSocketUrlTagTests(SimpleTestCase):
 class RealtimeClientTagTests(SimpleTestCase):
     @override_settings(CLIENT_HEARTBEAT_INTERVAL=2.5, CLIENT_HEARTBEAT_TIMEOUT=1, CLIENT_HOLE_TIMEOUT=0.75,
                        CLIENT_RECONNECT_WINDOW=7)
-    def test_script_tag_passes_the_heartbeat_hole_and_reconnect_settings_in_milliseconds(self):
+    def test_the_page_gets_the_client_module_and_the_settings_in_milliseconds(self):
+        html = Template("{% load websockets %}{% realtime_client outbox_max_age=60 %}").render(Context())
+        self.assertEqual(html, '<script type="importmap">{"imports": {"realtime": "/static/realtime/client/index.js"}}'
+                               '</script>\n<script id="realtime-settings" type="application/json">'
+                               '{"heartbeatInterval": 2500, "heartbeatTimeout": 1000, "holeTimeout": 750, '
+                               '"reconnectWindow": 7000, "outboxMaxAge": 60000}</script>')
+
+    def test_without_an_outbox_age_the_client_keeps_its_own(self):
         html = Template("{% load websockets %}{% realtime_client %}").render(Context())
-        self.assertEqual(html, '<script src="/static/realtime/client.js" data-heartbeat-interval="2500" '
-                               'data-heartbeat-timeout="1000" data-hole-timeout="750" '
-                               'data-reconnect-window="7000"></script>')
+        self.assertNotIn("outboxMaxAge", html)

@@ -8,6 +8,7 @@ from django.urls import path
 
 from realtime.decorators import websocket
 from realtime.fanout.hub import text_frame
+from websocket_urls import topicpatterns  # noqa: F401  (the same topics on /socket/)
 from websocket_urls import urlpatterns as real_urlpatterns
 
 

@@ -8,10 +8,15 @@ which never waits: a slow client is closed by its own queue limit and stalls nob
 Channels named `local:...` never reach the broker: they serve what one process produces for
 its own sockets (the clock ticker), fed by `hub.deliver_here(channel, payload)`.
 
+A message is published as an event (`{"event": ..., "data": ...}`). A member of a `/socket/`
+(realtime.v1) gets it as a push of the topic it joined, `{"topic": ..., "event": ..., "data": ...}`:
+the members of a channel are grouped by that topic, and each group's frame is made once per message.
+
 The worker starts the broker with this hub's `dispatch` and `resync_all` (realtime/server/worker.py).
 This process's hub is `get_hub()` (realtime/runtime.py: made and reset with the broker).
 """
 
+import json
 import logging
 
 from websockets.frames import Frame, Opcode
@@ -33,6 +38,23 @@ def text_frame(payload):
     return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
 
 
+def topic_head(topic):
+    """The start of every push of `topic` on a realtime.v1 socket (None: pushes go out as published)."""
+    return None if topic is None else b'{"topic":' + json.dumps(topic, ensure_ascii=False).encode() + b","
+
+
+def on_topic(head, payload, offset=None):
+    """A published event (JSON object text, bytes) as a push that starts with `head` (see topic_head),
+    with its offset: the event's keys follow the topic's, copied once, not parsed."""
+    if head is None:
+        return payload
+    if payload[:1] != b"{":  # raw text someone published on the channel: a `raw` event, still valid JSON
+        payload = b'{"event":"raw","data":' + json.dumps(payload.decode(errors="replace")).encode() + b"}"
+    if offset is not None:
+        head += b'"offset":%d,' % offset
+    return head + payload[1:]
+
+
 # What a channel watcher's `saw` returns for a message this process already delivered.
 REPEAT = object()
 
@@ -48,8 +70,12 @@ class Subscription:
     not fit is closed as a slow consumer, by the transport's one rule for it.
     """
 
-    def __init__(self, hub, channel, connection, paused):
+    # One per member and topic, thousands per worker: no per-instance dict.
+    __slots__ = ("hub", "channel", "connection", "head", "held", "floor", "on_resync")
+
+    def __init__(self, hub, channel, connection, paused, head=None):
         self.hub, self.channel, self.connection = hub, channel, connection
+        self.head = head  # topic_head of the topic its pushes are framed for (None: as published)
         self.held = [] if paused else None
         self.floor = 0  # offsets up to this one came in the backlog (offsets start at 1)
         self.on_resync = None  # called after the broker reconnected: messages may have been missed
@@ -71,8 +97,8 @@ class Subscription:
             self.deliver(frame, offset)
 
     def push(self, text):
-        """Send one text message to this member only, without waiting (safe from the listener)."""
-        self.connection.send_frame(text_frame(text.encode()))
+        """Send one event (its text) to this member only, without waiting (safe from the listener)."""
+        self.connection.send_frame(text_frame(on_topic(self.head, text.encode())))
 
     def close(self):
         held, self.held = self.held or [], None
@@ -117,14 +143,16 @@ class Hub:
             watcher = self.watchers[channel] = create()
         return watcher
 
-    def subscribe(self, channel, connection, paused=False, watcher=None):
+    def subscribe(self, channel, connection, paused=False, watcher=None, topic=None):
         """`connection`'s membership of `channel`. `watcher`: a function that makes the channel's
-        watcher if it has none yet (see ChannelWatcher); made here, before any message can arrive."""
+        watcher if it has none yet (see ChannelWatcher); made here, before any message can arrive.
+        `topic`: the realtime.v1 topic its messages are pushes of (None: sent as published)."""
         # A member gets frames from now on: its handshake must be complete (the 101 sent) first,
         # once here rather than on every delivery.
         connection.accept()
-        subscription = Subscription(self, channel, connection, paused)
-        self.groups.setdefault(channel, set()).add(subscription)
+        head = topic_head(topic)
+        subscription = Subscription(self, channel, connection, paused, head)
+        self.groups.setdefault(channel, {}).setdefault(head, set()).add(subscription)
         if watcher is not None:
             self.watcher(channel, watcher)
         if not is_local(channel):
@@ -133,11 +161,14 @@ class Hub:
         return subscription
 
     def unsubscribe(self, subscription):
-        members = self.groups.get(subscription.channel)
+        groups = self.groups.get(subscription.channel)
+        members = None if groups is None else groups.get(subscription.head)
         if members is None:
             return
         members.discard(subscription)
         if not members:
+            del groups[subscription.head]
+        if not groups:
             del self.groups[subscription.channel]
             self.watchers.pop(subscription.channel, None)
             if not is_local(subscription.channel):
@@ -154,16 +185,17 @@ class Hub:
 
     def dispatch(self, channel, payload):
         """The broker's callback: a message on `channel` for this process's members."""
-        members = self.groups.get(channel)
-        if not members:
+        groups = self.groups.get(channel)
+        if not groups:
             return
         watcher = self.watchers.get(channel)
         offset = None if watcher is None else watcher.saw(payload)
         if offset is REPEAT:
             return
-        frame = text_frame(payload)
-        for subscription in list(members):
-            subscription.deliver(frame, offset)
+        for head, members in list(groups.items()):
+            frame = text_frame(on_topic(head, payload, offset))
+            for subscription in list(members):
+                subscription.deliver(frame, offset)
 
     def resync_all(self, channels=None):
         """The broker reconnected: what was published meanwhile never reached this process. Each
@@ -172,9 +204,9 @@ class Hub:
         for channel, watcher in list(self.watchers.items()):
             if channels is None or channel in channels:
                 watcher.reconnected()
-        for channel, members in list(self.groups.items()):
+        for channel, groups in list(self.groups.items()):
             if channels is None or channel in channels:
-                for subscription in list(members):
+                for subscription in [s for members in list(groups.values()) for s in members]:
                     if subscription.on_resync is not None:
                         subscription.on_resync()
 

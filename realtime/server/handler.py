@@ -68,6 +68,8 @@ def handshake_request(environ, request_version):
 
 # A key as every client makes it: 16 random bytes in base64.
 PLAIN_KEY = re.compile(r"[A-Za-z0-9+/]{22}==\Z")
+# Subprotocol offers as clients write them: tokens (RFC 7230) separated by commas ("realtime.v1, realtime.bearer.x").
+PLAIN_OFFERS = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+(?:[ \t]*,[ \t]*[-!#$%&'*+.^_`|~0-9A-Za-z]+)*\Z")
 
 
 def plainly_valid(environ, request_version):
@@ -77,7 +79,7 @@ def plainly_valid(environ, request_version):
             and environ.get("HTTP_CONNECTION", "").lower() in ("upgrade", "keep-alive, upgrade")
             and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
             and environ.get("HTTP_SEC_WEBSOCKET_VERSION") == SUPPORTED_VERSION
-            and "HTTP_SEC_WEBSOCKET_PROTOCOL" not in environ  # parsed by the checks, even unused
+            and PLAIN_OFFERS.match(environ.get("HTTP_SEC_WEBSOCKET_PROTOCOL", "-")) is not None
             and PLAIN_KEY.match(environ.get("HTTP_SEC_WEBSOCKET_KEY", "")) is not None)
 
 
@@ -245,10 +247,16 @@ class RequestHandler(GeventWebSocketHandler, PyWSGIHandler):
         # than this whole write. Its state says what was sent, for the access log.
         self.status, self.code = b"101 Switching Protocols", 101
         self.response_headers = [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"), (b"Sec-WebSocket-Accept", accept)]
+        # The subprotocol the view chose among the client's offers (realtime/channels/endpoint.py), if any.
+        protocol = self.environ.get("realtime.subprotocol")
+        if protocol:
+            self.response_headers.append((b"Sec-WebSocket-Protocol", protocol.encode()))
         self.headers_sent = self.connection_upgraded = True
         self.response_use_chunked, self.close_connection = False, True
         self._sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")  # the socket now speaks WebSocket
+                      b"Sec-WebSocket-Accept: " + accept + b"\r\n"
+                      + (b"Sec-WebSocket-Protocol: " + protocol.encode() + b"\r\n" if protocol else b"")
+                      + b"\r\n")  # the socket now speaks WebSocket
 
     def start_response(self, status, headers, exc_info=None):
         if self.websocket is not None and self.websocket.accepted:

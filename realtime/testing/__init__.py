@@ -25,6 +25,7 @@ binary that is missing skips the class locally, with the reason, and fails it in
 docs/testing.md has the whole story.
 """
 
+from .channels import ChannelClient, ChannelCommunicator, ErrorReply, bearer_offer
 from .client import ClientsMixin, WebSocketClient
 from .communicator import WebsocketCommunicator
 from .in_process import InProcessWebSocket
@@ -32,6 +33,7 @@ from .live import GunicornServer, LiveWebSocketTestCase, WorkerProcess, database
 from .processes import RedisServer, ServerProcess, free_port, require_binary
 from .waits import DEFAULT_TIMEOUT, wait_until
 
-__all__ = ["ClientsMixin", "DEFAULT_TIMEOUT", "GunicornServer", "InProcessWebSocket", "LiveWebSocketTestCase",
-           "RedisServer", "ServerProcess", "WebSocketClient", "WorkerProcess", "WebsocketCommunicator",
-           "database_url", "free_port", "require_binary", "wait_until"]
+__all__ = ["ChannelClient", "ChannelCommunicator", "ClientsMixin", "DEFAULT_TIMEOUT", "ErrorReply", "GunicornServer",
+           "InProcessWebSocket", "LiveWebSocketTestCase", "RedisServer", "ServerProcess", "WebSocketClient",
+           "WebsocketCommunicator", "WorkerProcess", "bearer_offer", "database_url", "free_port", "require_binary",
+           "wait_until"]

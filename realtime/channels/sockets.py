@@ -1,0 +1,176 @@
+"""A socket as its channels see it, and the realtime.v1 socket: many topics, one connection.
+
+`Socket` reads the client's frames and routes them: the system topic (heartbeat, auth), `join` and
+`leave` of a topic, and every other event to the channel of its topic, answering each frame that
+has a `ref`. Every frame of every topic is one message of the connection: the transport's one
+message budget covers them all (docs/limits.md).
+"""
+
+import logging
+
+from .. import conf
+from ..envelope import ClientError
+from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
+from . import frames
+from .errors import ChannelError, Forbidden
+from .routing import UnknownTopic, get_router
+
+log = logging.getLogger("realtime.channels")
+
+
+class ChannelSocket:
+    """What channels use of their socket: who it is, and how its pushes are framed."""
+
+    framed = True  # realtime.v1: pushes carry their topic (a one-topic socket sends events as published)
+
+    def __init__(self, request, ws, user):
+        self.request, self.ws, self.user = request, ws, user
+
+    def subscribe(self, channel, topic, paused, watcher):
+        return get_hub().subscribe(channel, self.ws, paused, watcher, topic=topic if self.framed else None)
+
+    def head(self, topic):
+        return topic_head(topic) if self.framed else None
+
+    def push(self, topic, text):
+        """Send an event (its envelope text) of `topic` without waiting (any greenlet may push)."""
+        self.ws.send_frame(text_frame(on_topic(self.head(topic), text.encode())))
+
+    def send_history(self, topic, history):
+        if history.messages:
+            self.ws.send_frame(history.frames_for(self.head(topic)), messages=len(history.messages))
+
+    def end(self, topic, code, detail, rejoin):
+        raise NotImplementedError
+
+
+class Socket(ChannelSocket):
+    """The realtime.v1 protocol on one connection (docs/protocol.md, Channels)."""
+
+    def __init__(self, request, ws, user, allowed_topics=None):
+        super().__init__(request, ws, user)
+        self.allowed_topics = allowed_topics  # a token's topics (None: any the channels admit)
+        self.topics = {}  # topic -> its Channel, while joined
+        self.authenticate = None  # token -> (user, allowed topics), or raises ClientError: the `auth` event
+
+    def run(self):
+        try:
+            while (message := self.ws.receive()) is not None:
+                self.receive(message)
+        finally:
+            for topic in list(self.topics):
+                self.drop(topic)
+
+    def receive(self, message):
+        try:
+            frame = frames.parse_frame(message)
+        except frames.InvalidFrame as error:
+            self.ws.send(frames.error_push(error, error.ref, error.topic, error.event))
+            return
+        try:
+            if frame.topic == frames.SYSTEM_TOPIC:
+                response = self.system(frame)
+            elif frame.event == "join":
+                return self.join(frame)
+            elif frame.event == "leave":
+                response = self.leave(frame)
+            else:
+                response = self.joined(frame.topic).handle(frame.event, frame.data)
+        except ClientError as error:
+            return self.refuse(frame, error)
+        except Exception:
+            log.exception("topic %s: event %s failed", frame.topic, frame.event)
+            return self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
+        self.answer(frame, response)
+
+    def answer(self, frame, response, **fields):
+        if frame.ref is not None:
+            self.ws.send(frames.reply(frame.topic, frame.ref, {} if response is None else response, **fields))
+
+    def refuse(self, frame, error):
+        if frame.ref is None:  # no reply to carry it: an error push, so that it does not pass unseen
+            self.ws.send(frames.error_push(error, topic=frame.topic, event=frame.event))
+        else:
+            self.ws.send(frames.error_reply(frame.topic, frame.ref, error))
+
+    # --- the system topic ---------------------------------------------------------------------
+
+    def system(self, frame):
+        if frame.event == "heartbeat":
+            return {}
+        if frame.event == "auth" and self.authenticate is not None:
+            token = frame.data.get("token")
+            if not isinstance(token, str):
+                raise ChannelError("unauthorized", '"token" must be a string.')
+            self.user, self.allowed_topics = self.authenticate(token)
+            return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
+        raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
+                                            f"not {frame.event!r}.")
+
+    # --- topics -------------------------------------------------------------------------------
+
+    def joined(self, topic):
+        channel = self.topics.get(topic)
+        if channel is None:
+            raise ChannelError("not_joined", f"Join {topic!r} first.")
+        return channel
+
+    def join(self, frame):
+        topic, data = frame.topic, frame.data
+        if topic in self.topics:
+            raise ChannelError("already_joined", f"{topic!r} is joined already; leave it first.")
+        limit = conf.get("WEBSOCKET_MAX_TOPICS")
+        if len(self.topics) >= limit:
+            raise ChannelError("too_many_topics", f"At most {limit} topics on one socket: leave one first.")
+        if not self.may_join(topic):
+            raise Forbidden(f"This socket's token does not admit {topic!r}.")
+        params, since = data.get("params", {}), data.get("since")
+        if not isinstance(params, dict):
+            raise ChannelError("invalid_frame", '"params" must be a JSON object.')
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+            raise ChannelError("invalid_since", '"since" must be an offset: an integer, 0 or more.')
+        try:
+            channel_class, kwargs = get_router().resolve(topic)
+        except UnknownTopic:
+            raise ChannelError("unknown_topic", f"No channel serves {topic!r}.") from None
+        channel = channel_class(self, topic, kwargs)
+        channel.since = since
+        try:
+            response = channel.join(params)
+            if not channel.subscriptions and channel.subscribes:
+                channel.subscribe()
+        except BaseException:
+            channel.close()  # a refused join leaves nothing behind
+            raise
+        self.topics[topic] = channel
+        self.answer(frame, response, **channel.reply_fields())
+        try:
+            channel.joined()
+        except Exception:  # after the ok reply: the topic ends, the client may join again
+            log.exception("topic %s: joined() failed", topic)
+            self.end(topic, "internal_error", "The server failed to start this topic.", rejoin=True)
+
+    def may_join(self, topic):
+        if self.allowed_topics is None:
+            return True
+        return any(topic == allowed or (allowed.endswith("*") and topic.startswith(allowed[:-1]))
+                   for allowed in self.allowed_topics)
+
+    def leave(self, frame):
+        self.joined(frame.topic)
+        self.drop(frame.topic)
+        return {}
+
+    def drop(self, topic):
+        channel = self.topics.pop(topic, None)
+        if channel is not None:
+            try:
+                channel.close()
+            except Exception:
+                log.exception("topic %s: leave failed", topic)
+
+    def end(self, topic, code, detail, rejoin):
+        if topic in self.topics:
+            self.push(topic, frames.encode({"event": "close", "data": {"code": code, "detail": detail,
+                                                                        "rejoin": rejoin}}))
+            self.drop(topic)
