@@ -162,7 +162,7 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         self.assertEqual(status, 200)
         self.assertTrue(headers["Content-Type"].startswith("text/html"))
         # Same origin, through nginx's port: the browser needs nothing else.
-        self.assertIn(f'data-url="ws://127.0.0.1:{self.nginx.port}/chat/lobby/"', body)
+        self.assertIn(f'data-socket-url="ws://127.0.0.1:{self.nginx.port}/socket/"', body)
         wait_until(lambda: '"GET /chat/ HTTP/1.1" 200' in self.pages.log(), message="the page server's log line")
 
     def test_a_websocket_to_the_same_path_chats_and_lands_on_both_workers(self):
@@ -273,7 +273,7 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         status, _, body = self.get("/chat/?forwarded", headers={
             "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
         self.assertEqual(status, 200)
-        self.assertIn(f'"ws://127.0.0.1:{self.nginx.port}/chat/lobby/"', body)
+        self.assertIn(f'"ws://127.0.0.1:{self.nginx.port}/socket/"', body)
         self.assertNotIn("wss://", body)
         # nginx appends the address it saw; gunicorn_http.py logs the whole chain.
         wait_until(lambda: '"203.0.113.9, 127.0.0.1"' in self.pages.log(), message="X-Forwarded-For in the log")
@@ -284,8 +284,8 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         conn.request("GET", "/chat/")
         response = conn.getresponse()
         self.assertEqual(response.status, 200)
-        url = f"wss://127.0.0.1:{self.tls_port}/chat/lobby/"
-        self.assertIn(f'data-url="{url}"', response.read().decode())
+        self.assertIn(f'data-socket-url="wss://127.0.0.1:{self.tls_port}/socket/"', response.read().decode())
+        url = f"wss://127.0.0.1:{self.tls_port}/chat/lobby/"  # the one-topic route, on the same origin
         client = self.connect(url, sslopt={"ca_certs": str(self.certificate)})
         self.assertEqual(client.receive_event("welcome")["room"], "lobby")
         status, headers, _ = self.get("/chat/", nginx=self.tls_nginx)
@@ -319,7 +319,7 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         for browser in browsers:
             urls = browser.execute_script(
                 "return performance.getEntriesByType('resource').map(e => e.name)"
-                ".concat([document.querySelector('script[data-url]').dataset.url]);")
+                ".concat([document.querySelector('script[data-socket-url]').dataset.socketUrl]);")
             self.assertTrue(urls)
             for url in urls:
                 self.assertRegex(url, rf"^(http|ws)://127\.0\.0\.1:{self.nginx.port}/")
