@@ -33,6 +33,9 @@ class Message(models.Model):
     # The sender's id of this message (protocol `nonce`): a resend with the same one is not stored
     # again. Cleared once older than CHAT_NONCE_WINDOW (chat/nonces.py), so the index stays small.
     nonce = models.CharField(max_length=64, null=True, blank=True)
+    # The username of the logged-in account that posted it ("": a guest, or server code). Anyone
+    # may chat under any name; this mark, set by the server, says whose account it really was.
+    account = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
         ordering = ["room", "seq"]
@@ -43,9 +46,11 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["room", "sender", "nonce"], condition=models.Q(nonce__isnull=False),
                                     name="chat_message_room_sender_nonce"),
         ]
-        # The oldest kept nonces of a room, for pruning them a batch at a time (chat/nonces.py).
-        indexes = [models.Index(fields=["room", "seq"], condition=models.Q(nonce__isnull=False),
-                                name="chat_message_kept_nonces")]
+        indexes = [
+            # The oldest kept nonces of a room, for pruning them a batch at a time (chat/nonces.py).
+            models.Index(fields=["room", "seq"], condition=models.Q(nonce__isnull=False),
+                         name="chat_message_kept_nonces"),
+        ]
 
     def __str__(self):
         return f"{self.room.name} #{self.seq} {self.name}: {self.text[:40]}"
@@ -55,4 +60,6 @@ class Message(models.Model):
                 "text": self.text, "ts": iso_utc(self.created)}
         if self.nonce is not None:  # the sender's page replaces its pending copy with this one
             data["nonce"] = self.nonce
+        if self.account:  # posted by a logged-in user: whose account, whatever the name says
+            data["user"] = self.account
         return data

@@ -1,18 +1,22 @@
 """Posting to a room from any Django code: a WebSocket view, a view, a signal, a command."""
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from realtime.addresses import client_network
+from realtime.budgets import Rate, spend
 from realtime.fanout.brokers import BrokerUnavailable, publish
-from realtime.db import run_read
+from realtime.db import run_read, run_write
 from realtime.envelope import envelope
 from realtime.fanout.hub import text_frame
 from realtime.db import SharedReads
 
+from . import conf
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
 from .nonces import earlier_copy, prune, validate_nonce
@@ -52,19 +56,56 @@ def validate_room_name(room_name):
     return room_name
 
 
-def post_message(room_name, text, name, color, nonce=None, sender="server"):
+@dataclass(frozen=True)
+class Poster:
+    """A client posting from a socket: whose budget its messages spend (its account's, or a guest's
+    address's, shared by all its sockets on every worker), and the account that marks them."""
+
+    account: str  # the logged-in user's username; "" for a guest
+    budget_holder: str  # "user:<pk>" or "addr:<address, or an IPv6 /64>"
+
+    @classmethod
+    def of(cls, request):
+        """The poster of a request whose user was read already (realtime.db.read_user)."""
+        if request.user.is_authenticated:
+            return cls(request.user.get_username(), f"user:{request.user.pk}")
+        return cls("", f"addr:{client_network(request)}")
+
+    def rate(self):
+        if self.account:
+            return Rate(conf.get("CHAT_POST_RATE"), conf.get("CHAT_POST_BURST"))
+        return Rate(conf.get("CHAT_GUEST_POST_RATE"), conf.get("CHAT_GUEST_POST_BURST"))
+
+
+# A message costs one unit of its poster's budget per started KiB of text: budgets bound bytes too.
+POST_UNIT_BYTES = 1024
+
+
+class PostingTooFast(Exception):
+    """Over the poster's budget: nothing was stored. `retry_after`: in how many seconds it would be."""
+
+    def __init__(self, poster, retry_after):
+        self.retry_after = math.ceil(retry_after * 100) / 100
+        whose = "your account's" if poster.account else "your address's"
+        super().__init__(f"Too many messages: over {whose} posting budget. "
+                         f"Nothing was stored; send it again in {self.retry_after:g} s.")
+
+
+def post_message(room_name, text, name, color, nonce=None, sender="server", poster=None):
     """Validate, store and publish a chat message; returns the stored Message (its `seq` is the id
     clients see).
 
     With a `nonce`, a message `sender` already stored in the room with the same nonce (within
     CHAT_NONCE_WINDOW) is not stored again: that original is returned, and nothing is published.
     A sender is any string that tells its messages from others' (a socket's is its account or
-    client id; server code may use its own name).
+    client id; server code may use its own name). A `poster` (a client's socket posting) spends
+    its budget first and marks the message with its account.
 
-    Raises ValidationError for bad input (or a nonce already used for another text), and
-    BrokerUnavailable when the message was stored but could not be published (its `message`
-    attribute is the stored Message; clients get it from history when they resume: a connected
-    client sees the hole in the ids when the next message arrives, and resumes).
+    Raises ValidationError for bad input (or a nonce already used for another text),
+    PostingTooFast when over the poster's budget (nothing stored), and BrokerUnavailable when the
+    message was stored but could not be published (its `message` attribute is the stored Message;
+    clients get it from history when they resume: a connected client sees the hole in the ids
+    when the next message arrives, and resumes).
     """
     validate_room_name(room_name)
     validate_nonce(nonce)
@@ -73,6 +114,18 @@ def post_message(room_name, text, name, color, nonce=None, sender="server"):
         if not form.is_valid():
             raise ValidationError(errors_detail(form))
     text = message_form.cleaned_data["text"]
+    if poster is not None:
+        units = 1 + (len(text.encode()) - 1) // POST_UNIT_BYTES
+        if wait := spend("chat-post", poster.budget_holder, poster.rate(), units):
+            raise PostingTooFast(poster, wait)
+    account = poster.account if poster is not None else ""
+    # In a websocket worker, by one of its few database writers (realtime/db/): a posting storm
+    # never opens a connection per socket or per message.
+    return run_write(lambda: store_message(room_name, text, nick_form.cleaned_data, nonce, sender, account))
+
+
+def store_message(room_name, text, nick, nonce, sender, account):
+    """post_message's transaction, once the input is valid: the stored message (or the original of a resend)."""
     with transaction.atomic():
         # The room row stays locked until the commit (on SQLite the IMMEDIATE transaction locks the
         # whole database): posts into one room take turns, so its ids are 1, 2, 3, ... without holes
@@ -87,7 +140,7 @@ def post_message(room_name, text, name, color, nonce=None, sender="server"):
         room.last_seq += 1
         room.save(update_fields=["last_seq"])
         message = Message.objects.create(room=room, seq=room.last_seq, text=text, sender=sender, nonce=nonce,
-                                         **nick_form.cleaned_data)
+                                         account=account, **nick)
         prune(room)
         # Published only once committed, or a client could fetch history that lacks it.
         transaction.on_commit(lambda: publish_message(message))

@@ -5,8 +5,8 @@ Protocol (docs/protocol.md): the client sends `message` {"text", "nonce"}, `nick
 `message` events (history first, then live), `welcome`, `presence` (the member count and the first
 page of who is here, in every worker), `presence_diff` (joins and leaves, coalesced per worker),
 `members` pages, `resync`, `ack` {"nonce", "id"} for a stored message that carried a nonce, and
-`error` {"code", "detail"} for bad input (with the `nonce` of a refused message), after which the
-connection stays open.
+`error` {"code", "detail"} for bad input (with the `nonce` of a refused message, and `retry_after`
+when it was refused for now: over the poster's budget), after which the connection stays open.
 """
 
 import json
@@ -26,7 +26,7 @@ from realtime.presence import Page, get_presence
 from .feed import RoomFeed, message_id
 from .forms import NickForm, errors_detail
 from .nonces import CLIENT_ID_PATTERN
-from .services import LOBBY, post_message, room_channel, room_to_open, shared_backlog
+from .services import LOBBY, Poster, PostingTooFast, post_message, room_channel, room_to_open, shared_backlog
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
@@ -37,16 +37,20 @@ RESYNC_DETAILS = {
 
 
 class RefusedMessage(ClientError):
-    """`invalid_message`, with the nonce of the message refused so that the client stops resending it."""
+    """A `message` refused, with its nonce so that the client knows which: `invalid_message` (it
+    stops resending it), or `slow_down` with `retry_after` (it sends it again then)."""
 
-    def __init__(self, detail, nonce):
-        super().__init__("invalid_message", detail)
+    def __init__(self, detail, nonce, code="invalid_message", retry_after=None):
+        super().__init__(code, detail)
         self.nonce = nonce if isinstance(nonce, str) else None
+        self.retry_after = retry_after
 
     def as_event(self):
         data = {"code": self.code, "detail": self.detail}
         if self.nonce is not None:
             data["nonce"] = self.nonce
+        if self.retry_after is not None:
+            data["retry_after"] = self.retry_after
         return envelope("error", data)
 
 
@@ -64,6 +68,7 @@ class ChatSession:
         self.color = random.choice(PALETTE)
         self.query = request.GET
         self.sender = sender_key(request, self.member_id)
+        self.poster = Poster.of(request)  # whose posting budget, and account, its messages are
         self.subscription = None  # this connection's membership of the room's channel, once joined
 
     def run(self):
@@ -155,13 +160,16 @@ class ChatSession:
 
     def post(self, data):
         """Store the message. One that carries a nonce is answered with `ack` (also when it was stored
-        before: a resend) or with an `error` that names the nonce (refused: resending will not help)."""
+        before: a resend) or with an `error` that names the nonce (refused: resending will not help;
+        or over the budget: `retry_after` says when to send it again)."""
         nonce = data.get("nonce")
         try:
             message = post_message(self.room_name, data.get("text"), self.name, self.color,
-                                   nonce=nonce, sender=self.sender)
+                                   nonce=nonce, sender=self.sender, poster=self.poster)
         except ValidationError as error:
             raise RefusedMessage(" ".join(error.messages), nonce) from None
+        except PostingTooFast as error:
+            raise RefusedMessage(str(error), nonce, "slow_down", error.retry_after) from None
         except BrokerUnavailable as error:
             self.acknowledge(nonce, error.message)
             raise ClientError("delivery_degraded", "Your message was saved but live delivery is degraded; "

@@ -7,6 +7,7 @@ with DEBUG off the project refuses to start without SECRET_KEY and ALLOWED_HOSTS
 import os
 from pathlib import Path
 
+import chat.conf
 import dj_database_url
 import realtime.conf
 from django.core.exceptions import ImproperlyConfigured
@@ -141,6 +142,9 @@ WEBSOCKET_WORKER_CONFIG = str(BASE_DIR / "deploy" / "gunicorn_ws.py")
 globals().update(realtime.conf.from_environ())
 
 # --- The demo applications.
+# The chat's settings have their defaults in chat/conf.py (docs/settings.md); any may be set from
+# the environment variable of its name (tests and the benchmark lift the posting budgets so).
+globals().update(chat.conf.from_environ())
 # Seconds between two pushes of the clock (/time/).
 CLOCK_INTERVAL = float(os.environ.get("CLOCK_INTERVAL", "1"))
 # Seconds one step of the demo job (/jobs/) takes.

@@ -113,6 +113,16 @@ SETTINGS = (
             "reconnects after a random delay between 0 and this (full jitter; a close reason `... "
             "reconnect_window=<s>` overrides it), so that a crowd comes back spread out; later attempts back "
             "off to 15 s. Also the upper bound of the `Retry-After` of a 503 at the handshake."),
+    Setting("WEBSOCKET_DB_WRITE_CONCURRENCY", 4, "4",
+            "greenlets of a worker process that write to the database for sockets (chat posts) at once, each "
+            "with its own connection kept between writes; the others wait their turn. A worker process opens at "
+            "most this plus `WEBSOCKET_DB_CONCURRENCY` database connections for its sockets."),
+    Setting("WEBSOCKET_BEHIND_PROXY", 0, "0",
+            "1: a proxy in front of the workers (nginx, `deploy/nginx.conf`) appends each client's address to "
+            "`X-Forwarded-For`, and a socket's client address (what budgets per address count) is its last "
+            "entry. 0: the address is the TCP peer's (`REMOTE_ADDR`): behind a proxy that is the proxy, so every "
+            "client would share one budget. Set 1 only when the workers cannot be reached but through the "
+            "proxy: the entries before the last are whatever the client claimed."),
 )
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
 
@@ -136,9 +146,9 @@ def _forget(**kwargs):
 setting_changed.connect(_forget)
 
 
-def parse(name, text):
+def parse(name, text, defaults=DEFAULTS):
     """The value of setting `name` written as `text` (an environment variable), typed like its default."""
-    default = DEFAULTS[name]
+    default = defaults[name]
     if isinstance(default, str):
         return text
     try:
@@ -147,11 +157,12 @@ def parse(name, text):
         raise ImproperlyConfigured(f"{name}={text!r}: expected a number like {default!r}") from None
 
 
-def from_environ(environ=os.environ):
-    """{name: value} for every setting of this layer given in `environ` (empty counts as unset),
-    for a settings module to take: `globals().update(realtime.conf.from_environ())`."""
-    return {name: parse(name, environ[name]) for name in DEFAULTS
-            if environ.get(name) and DEFAULTS[name] is not None}
+def from_environ(environ=os.environ, defaults=DEFAULTS):
+    """{name: value} for every setting of this layer (or of another registry: `defaults`, an
+    application's) given in `environ` (empty counts as unset), for a settings module to take:
+    `globals().update(realtime.conf.from_environ())`."""
+    return {name: parse(name, environ[name], defaults) for name in defaults
+            if environ.get(name) and defaults[name] is not None}
 
 
 def markdown_table():

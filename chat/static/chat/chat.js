@@ -91,6 +91,12 @@
     item.appendChild(time);
     item.appendChild(document.createTextNode(" "));
     item.appendChild(span("name", data.name, data.color));
+    if (data.user) {  // posted by a logged-in account: the server's mark, whatever the name says
+      var mark = span("account", data.user === data.name ? "\u2713" : "\u2713 " + data.user);
+      mark.title = "logged in as " + data.user;
+      mark.dataset.testid = "account";
+      item.appendChild(mark);
+    }
     item.appendChild(document.createTextNode(" "));
     item.appendChild(span("text", data.text));
     return item;
@@ -157,6 +163,7 @@
     });
   });
   socket.on("ack", function (data) {
+    if (error.dataset.code === "slow_down") error.textContent = error.dataset.code = "";  // it went through
     var item = ownItem(data.nonce);
     if (!item || item.dataset.state !== "pending") return;  // the room's copy came first
     item.dataset.state = "sent";
@@ -230,7 +237,11 @@
 
   socket.on("error", function (data) {
     var item = ownItem(data.nonce);
-    if (item) showFailed(item, data.detail, true);
+    if (item && typeof data.retry_after === "number") {  // refused for now: the outbox sends it again then
+      error.textContent = data.detail;
+      error.dataset.code = data.code;
+    }
+    else if (item) showFailed(item, data.detail, true);
     else if (data.code === "rate_limited" && socket.outbox().length) {  // the outbox sends it again
       error.textContent = "Too many messages at once: yours are sent again in a moment.";
     } else error.textContent = data.detail;

@@ -30,7 +30,8 @@
 // So a dead connection is noticed within heartbeatInterval + heartbeatTimeout.
 // Outbox (sending without loss): send(event, data, {reliable: true}) gives the data a `nonce` (random,
 // returned) and keeps the event until the server answers `ack` {nonce, id} (stored) or an `error` that
-// names the nonce (refused: it is not sent again). One is in flight at a time, oldest first, so they
+// names the nonce (refused: it is not sent again; unless the error says `retry_after`, in seconds: over
+// a budget, it stays first in line and goes again then). One is in flight at a time, oldest first, so they
 // are stored in the order sent even when one is lost on the way; the next goes when the server
 // answered. After every `welcome` (that is, after the resume backlog) the oldest unanswered one is
 // sent again: the server stores a nonce once, so a message that did arrive before the connection died
@@ -155,6 +156,11 @@
     }
   };
 
+  // Refused for now (over a budget): it stays first in line and is sent again after `ms`.
+  RealtimeSocket.prototype.later = function (nonce, ms) {
+    if (this.pending.length && this.pending[0].nonce === nonce) this.resendAfter(ms);
+  };
+
   RealtimeSocket.prototype.saveOutbox = function () {
     try {
       if (this.pending.length) global.sessionStorage.setItem(this.storageKey, JSON.stringify(this.pending));
@@ -276,7 +282,8 @@
       this.lastId = null;
       this.advance();
     } else if ((event === "ack" || event === "error") && typeof data.nonce === "string") {
-      this.settle(data.nonce);
+      if (event === "error" && typeof data.retry_after === "number") this.later(data.nonce, data.retry_after * 1000);
+      else this.settle(data.nonce);
     } else if (event === "error" && data.code === "rate_limited" && this.pending.length) {
       this.resendAfter(RATE_LIMITED_RESEND);  // perhaps ours that was dropped: no need to wait longer
     }
