@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -8,12 +10,23 @@ RECENT = 10
 
 
 class JobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The jobs `user` may see: their own; every job for staff; none for the anonymous."""
+        if not user.is_authenticated:
+            return self.none()
+        return self if user.is_staff else self.filter(owner=user)
+
     def recent(self):
         """The jobs a page shows, oldest first."""
         return list(self.order_by("-id")[:RECENT])[::-1]
 
     def unfinished(self):
         return self.filter(state__in=(Job.QUEUED, Job.RUNNING))
+
+    def changing(self):
+        """The jobs whose state may change, or just did: unfinished, or finished within a minute."""
+        return self.filter(models.Q(state__in=(Job.QUEUED, Job.RUNNING))
+                           | models.Q(updated__gte=timezone.now() - timedelta(minutes=1)))
 
 
 class Job(models.Model):

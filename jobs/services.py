@@ -17,9 +17,27 @@ from .models import Job
 
 log = logging.getLogger("jobs")
 
-CHANNEL = "jobs"
+# A job's changes go to its owner's channel and to the staff's: each page listens to one of them,
+# so nobody is sent the jobs of others, and a change costs two publishes however many watch.
+STAFF_CHANNEL = "jobs:staff"
 # Any constant: PostgreSQL's advisory lock that serializes the decisions on the limits below.
 START_LOCK = 0x6A6F6273
+
+
+def user_channel(user_id):
+    return f"jobs:user:{user_id}"
+
+
+def channel_for(user):
+    """The channel of the jobs `user` may see (Job.objects.visible_to); None for the anonymous."""
+    if not user.is_authenticated:
+        return None
+    return STAFF_CHANNEL if user.is_staff else user_channel(user.pk)
+
+
+def channels_of(job):
+    """Where a change of `job` goes: its owner's channel (if it has one) and the staff's."""
+    return [user_channel(job.owner_id), STAFF_CHANNEL] if job.owner_id else [STAFF_CHANNEL]
 
 
 class JobRefused(Exception):
@@ -28,6 +46,11 @@ class JobRefused(Exception):
     def __init__(self, status, message):
         super().__init__(message)
         self.status, self.message = status, message
+
+
+def job_event(job):
+    """The `job` event of a job's current state (docs/protocol.md)."""
+    return envelope("job", job.as_event_data())
 
 
 def report(job, **changes):
@@ -41,13 +64,15 @@ def report(job, **changes):
         setattr(job, field, value)
     job.version += 1
     job.save()
-    event = envelope("job", job.as_event_data())
-    transaction.on_commit(lambda: publish_event(job.id, event))
+    event = job_event(job)
+    channels = channels_of(job)
+    transaction.on_commit(lambda: publish_event(job.id, channels, event))
 
 
-def publish_event(job_id, event):
+def publish_event(job_id, channels, event):
     try:
-        publish(CHANNEL, event)
+        for channel in channels:
+            publish(channel, event)
     except BrokerUnavailable:
         log.warning("job %s: progress stored but not published: the broker is unavailable", job_id)
 

@@ -7,7 +7,8 @@ from .services import JobRefused, start_job
 
 
 def index(request, form=None, error=None, status=200):
-    context = {"form": form or StartJobForm(), "jobs": Job.objects.recent(), "error": error}
+    # Your own jobs (staff: everyone's); the anonymous see none and are asked to log in.
+    context = {"form": form or StartJobForm(), "jobs": Job.objects.visible_to(request.user).recent(), "error": error}
     return render(request, "jobs/index.html", context, status=status)
 
 
@@ -20,7 +21,7 @@ def start(request):
     """
     form = StartJobForm(request.POST)
     if not request.user.is_authenticated:
-        return index(request, form, "Log in to start a job: anyone may watch, only users may start.", status=403)
+        return index(request, form, "Log in to start a job (and to see yours).", status=403)
     if not form.is_valid():
         return index(request, form, status=400)
     try:

@@ -1,43 +1,56 @@
 """Jobs without Redis: the task worker (`manage.py db_worker`) runs jobs in its own process, which
-the in-process broker cannot leave. ONE greenlet per websocket worker process then reads the
-recent jobs from the database every JOB_POLL_SECONDS and hands each change to the hub, as if it
-had been published.
+the in-process broker cannot leave. ONE greenlet per websocket worker process then reads the jobs
+that are changing from the database every JOB_POLL_SECONDS, while a jobs socket is open, and hands
+each change to the hub on the job's channels, as if it had been published.
 With Redis this module is not used.
 """
+
+from contextlib import contextmanager
 
 import gevent
 from django.db import connection
 
-from realtime.envelope import envelope
 from realtime.fanout.hub import get_hub
 from realtime.supervisor import supervisor
 
 from .models import Job
-from .services import CHANNEL
+from .services import channels_of, job_event
 
 JOB_POLL_SECONDS = 0.5
 
 _watcher = None
+_sockets = 0  # open jobs sockets that need it: no queries while there are none
 
 
-def watch_database():
-    """Start this process's database watcher (once)."""
-    global _watcher
+@contextmanager
+def watching_database(needed=True):
+    """While the block runs (a jobs socket is open), this process's database watcher reads job changes."""
+    global _watcher, _sockets
+    if not needed:
+        yield
+        return
     if _watcher is None:
         _watcher = supervisor.spawn("jobs-watcher", poll_forever)
+    _sockets += 1
+    try:
+        yield
+    finally:
+        _sockets -= 1
 
 
 def poll_forever():
-    versions = {}  # job id -> the version last handed on
+    versions = {}  # job id -> the version last handed on, for the jobs that may still change
     while True:
         gevent.sleep(JOB_POLL_SECONDS)
-        hub = get_hub()
-        if not hub.has_members(CHANNEL):
+        if not _sockets:
             continue  # nobody watches: no queries
         try:
-            for job in Job.objects.recent():
+            hub, seen = get_hub(), {}
+            for job in Job.objects.changing():
+                seen[job.id] = job.version
                 if versions.get(job.id) != job.version:
-                    versions[job.id] = job.version
-                    hub.deliver_here(CHANNEL, envelope("job", job.as_event_data()).encode())
+                    for channel in channels_of(job):
+                        hub.deliver_here(channel, job_event(job).encode())
+            versions = seen
         finally:
             connection.close()  # not kept between polls, nor after a failed one

@@ -1,8 +1,11 @@
 """Background jobs: tasks run by a real `manage.py db_worker`, progress reaches every watcher live,
-a killed task worker or a restarted Redis leaves no page behind, and only users may start jobs."""
+a killed task worker or a restarted Redis leaves no page behind, only users may start jobs, and
+each sees only their own."""
 
+import re
 import signal
 
+import websocket as websocket_client
 from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
 from django_tasks_db.models import DBTaskResult
@@ -68,13 +71,19 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         settings_override.enable()
         self.addCleanup(settings_override.disable)
         self.addCleanup(self.tasks.start_if_stopped)  # after a test that killed it
-        self.client.force_login(User.objects.create_user("ann", password="a long enough password"))
+        self.ann = User.objects.create_user("ann", password="a long enough password")
+        self.client.force_login(self.ann)
 
-    def connect_after_the_current_states(self, path):
+    def connect(self, path, worker=None, client=None, **query):
+        """A socket of the user `client` (a django.test.Client) is logged in as: this test's, ann, by default."""
+        cookie = f"sessionid={(client or self.client).cookies['sessionid'].value}"
+        return self.open_client((worker or self.worker).url(path, **query), cookie=cookie)
+
+    def connect_after_the_current_states(self, path, client=None):
         """A watcher whose current-state snapshot is behind it, so every later change arrives once,
         live. (A job created while the snapshot is read may arrive twice, the same version both
         times: docs/protocol.md tells clients to keep the highest version.)"""
-        watcher = self.connect(path)
+        watcher = self.connect(path, client=client)
         watcher.send_json("ping")
         watcher.receive_event("pong")  # answered by the feed's receive loop, after the snapshot
         return watcher
@@ -85,10 +94,16 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         return wait_until(lambda: (result := run_job.get_result(job.task_id)).is_finished and result,
                           message="the task result finished")
 
-    def start(self, **form):
-        response = self.client.post("/jobs/start/", form)
+    def start(self, client=None, **form):
+        response = (client or self.client).post("/jobs/start/", form)
         self.assertRedirects(response, "/jobs/")  # at once: the job runs in the task worker
         return Job.objects.latest("id")
+
+    def logged_in(self, name, **flags):
+        """A page server's client logged in as a new user `name`."""
+        client = Client()
+        client.force_login(User.objects.create_user(name, password="a long enough password", **flags))
+        return client
 
 
 class JobFeedTests(LiveJobsTestCase):
@@ -99,7 +114,7 @@ class JobFeedTests(LiveJobsTestCase):
         self.addCleanup(self.redis.start_if_stopped)  # after the test that restarts it
 
     def test_progress_reaches_watchers_and_a_late_one_gets_the_current_state_first(self):
-        job = Job()
+        job = Job(owner=self.ann)
         report(job)
         early = self.connect("/jobs/")
         self.assertEqual(early.receive_event("job")["state"], "queued")
@@ -134,7 +149,9 @@ class JobFeedTests(LiveJobsTestCase):
         job = self.start(steps=4, fail="on")
         last = every_change(watcher)[-1]
         self.assertEqual((last["state"], last["progress"]), ("failed", 50))
-        self.assertIn("Step 3 of 4 failed", last["detail"])
+        # Where it failed, not what the exception said: that, with the traceback, is in the log.
+        self.assertEqual(last["detail"], "Failed at step 3 of 4.")
+        wait_until(lambda: "RuntimeError: Step 3 of 4 failed (as asked)." in self.tasks.log(), message="the traceback logged")
         result = self.finished_result(job)
         self.assertEqual(result.status, "FAILED")
         self.assertIn("RuntimeError", result.errors[0].traceback)
@@ -175,13 +192,46 @@ class JobFeedTests(LiveJobsTestCase):
         self.assertIn("reconnected to Redis", self.worker.log())
 
 
+class PrivateJobsTests(LiveJobsTestCase):
+    use_redis = True
+
+    def test_a_user_s_socket_and_page_never_show_another_user_s_jobs_and_staff_see_every_job(self):
+        bob, staff = self.logged_in("bob"), self.logged_in("sam", is_staff=True)
+        ann_watcher = self.connect_after_the_current_states("/jobs/")
+        bob_watcher = self.connect_after_the_current_states("/jobs/", client=bob)
+        staff_watcher = self.connect_after_the_current_states("/jobs/", client=staff)
+        anns = self.start(steps=2)
+        self.assertEqual({e["id"] for e in every_change(ann_watcher)}, {anns.id})
+        bobs = self.start(client=bob, steps=2)  # after ann's ended: any of hers bob got would come first
+        self.assertEqual({e["id"] for e in every_change(bob_watcher)}, {bobs.id})
+        bob_watcher.send_json("ping")
+        self.assertEqual(bob_watcher.receive_json()["event"], "pong")  # and nothing of hers after
+        done = {}
+        while len(done) < 2:
+            event = staff_watcher.receive_event("job")
+            if event["state"] == "done":
+                done[event["id"]] = event
+        self.assertEqual(set(done), {anns.id, bobs.id})
+
+        # The pages, as rendered: each their own; staff everyone's; the anonymous none (and no socket).
+        rows = lambda client: {int(i) for i in re.findall(r'data-job-id="(\d+)"', client.get("/jobs/").content.decode())}  # noqa: E731
+        self.assertEqual((rows(self.client), rows(bob), rows(staff)), ({anns.id}, {bobs.id}, {anns.id, bobs.id}))
+        anonymous = Client().get("/jobs/")
+        self.assertContains(anonymous, "to see and start your jobs")
+        self.assertNotContains(anonymous, "data-job-id")
+        self.assertNotContains(anonymous, "jobs.js")
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.open_client(self.worker.url("/jobs/"))
+        self.assertEqual(refused.exception.status_code, 403)
+
+
 class JobFeedWithoutRedisTests(LiveJobsTestCase):
     """With the in-process broker a job's publish cannot leave the task worker's process:
     the websocket worker reads job changes from the database instead."""
 
     def test_progress_reported_from_another_process_still_reaches_the_watcher(self):
         watcher = self.connect("/jobs/")
-        job = Job()
+        job = Job(owner=self.ann)
         with self.assertLogs("realtime.brokers", "WARNING"):  # "reaches no socket": true, for this process
             report(job, state=Job.RUNNING, progress=10)
         self.assertEqual(watcher.receive_event("job")["progress"], 10)
