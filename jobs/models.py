@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
 
 from realtime.envelope import iso_utc
 
@@ -61,3 +62,15 @@ class Job(models.Model):
     def as_event_data(self):
         return {"id": self.id, "state": self.state, "progress": self.progress, "detail": self.detail,
                 "version": self.version, "updated": iso_utc(self.updated)}
+
+
+class TaskHeartbeat(models.Model):
+    """The last sign of life of a running task's worker (jobs/worker.py): a task RUNNING without a
+    recent one belongs to a task worker that is gone, and is queued again (jobs/recovery.py)."""
+
+    task = models.OneToOneField(DBTaskResult, primary_key=True, on_delete=models.CASCADE, related_name="heartbeat")
+    worker_id = models.CharField(max_length=64)
+    beat = models.DateTimeField()
+
+    def __str__(self):
+        return f"task {self.task_id} on {self.worker_id} at {self.beat}"

@@ -8,9 +8,11 @@ import logging
 import time
 
 from django.conf import settings
+from django.db import connection
 
 from .models import Job
 from .services import report
+from .worker import TaskTimeLimit
 
 try:
     from django.tasks import task  # Django 6.0 and later
@@ -35,6 +37,11 @@ def run_job(job_id, steps, fail_at=None):
             if step == fail_at:
                 raise RuntimeError(f"Step {step} of {steps} failed (as asked).")
             report(job, progress=100 * step // steps, detail=f"Step {step} of {steps}")
+    except TaskTimeLimit as limit:
+        log.warning("job %s stopped at step %d of %d: it %s", job_id, step, steps, limit)
+        connection.close()  # the alarm may have come in the middle of a query: a fresh connection
+        report(job, state=Job.FAILED, detail=f"Stopped at step {step} of {steps}: it {limit}.")
+        raise
     except Exception:
         log.exception("job %s failed at step %d of %d", job_id, step, steps)
         report(job, state=Job.FAILED, detail=f"Failed at step {step} of {steps}.")

@@ -157,6 +157,10 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 JOB_QUEUE_LIMIT = int(os.environ.get("JOB_QUEUE_LIMIT", "20"))
 JOB_USER_LIMIT = int(os.environ.get("JOB_USER_LIMIT", "3"))
 JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
+# A task running longer than this many seconds is stopped and fails; a task whose worker has not
+# beaten its heartbeat for this many seconds is queued again by another (jobs/worker.py).
+JOB_TIME_LIMIT = float(os.environ.get("JOB_TIME_LIMIT", "300"))
+JOB_HEARTBEAT_TIMEOUT = float(os.environ.get("JOB_HEARTBEAT_TIMEOUT", "60"))
 
 TEST_RUNNER = "project.test_runner.SummaryRunner"
 

@@ -1,17 +1,19 @@
 """Background jobs: tasks run by a real `manage.py db_worker`, progress reaches every watcher live,
-a killed task worker or a restarted Redis leaves no page behind, only users may start jobs, and
-each sees only their own."""
+a killed task worker (restarted, or replaced by one with another id) or a restarted Redis leaves no
+page behind, a task has a time limit, only users may start jobs, and each sees only their own."""
 
 import re
 import signal
+from datetime import timedelta
 
 import websocket as websocket_client
 from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from jobs.models import Job
-from jobs.recovery import recover_tasks_left_running
+from jobs.models import Job, TaskHeartbeat
+from jobs.recovery import recover_tasks_left_running, recover_tasks_of_vanished_workers
 from jobs.services import report, start_job
 from jobs.tasks import run_job
 from realtime.testing import LiveWebSocketTestCase, wait_until
@@ -49,12 +51,14 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
     """A websocket worker and a task worker (`db_worker`), both on the test database; this process
     stands for the page server, logged in as a user who may start jobs."""
 
+    task_env = {}  # the task worker's settings
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         redis_url = cls.redis.url if cls.redis else ""
         try:
-            cls.tasks = TaskWorker(redis_url=redis_url, env={"JOB_STEP_SECONDS": str(STEP_SECONDS)}).start()
+            cls.tasks = TaskWorker(redis_url=redis_url, env={"JOB_STEP_SECONDS": str(STEP_SECONDS), **cls.task_env}).start()
         except BaseException:
             cls.stop_servers()
             raise
@@ -70,6 +74,7 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         settings_override = override_settings(REDIS_URL=self.redis.url if self.redis else "")
         settings_override.enable()
         self.addCleanup(settings_override.disable)
+        self.tasks.start_if_stopped()  # a worker that saved a task of the last test as its rows were flushed stops
         self.addCleanup(self.tasks.start_if_stopped)  # after a test that killed it
         self.ann = User.objects.create_user("ann", password="a long enough password")
         self.client.force_login(self.ann)
@@ -212,6 +217,7 @@ class PrivateJobsTests(LiveJobsTestCase):
             if event["state"] == "done":
                 done[event["id"]] = event
         self.assertEqual(set(done), {anns.id, bobs.id})
+        self.finished_result(bobs)
 
         # The pages, as rendered: each their own; staff everyone's; the anonymous none (and no socket).
         rows = lambda client: {int(i) for i in re.findall(r'data-job-id="(\d+)"', client.get("/jobs/").content.decode())}  # noqa: E731
@@ -223,6 +229,46 @@ class PrivateJobsTests(LiveJobsTestCase):
         with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
             self.open_client(self.worker.url("/jobs/"))
         self.assertEqual(refused.exception.status_code, 403)
+
+
+class VanishedWorkerTests(LiveJobsTestCase):
+    """A task worker that never comes back under its id, and a task that runs too long."""
+
+    use_redis = True
+    task_env = {"JOB_HEARTBEAT_TIMEOUT": "1", "JOB_TIME_LIMIT": "2"}
+
+    def test_a_job_whose_worker_is_killed_and_replaced_under_another_id_is_retried_after_the_heartbeat_timeout(self):
+        watcher = self.connect_after_the_current_states("/jobs/")
+        job = self.start(steps=16)  # 0.8 s
+        seen = until(watcher, lambda e: e["state"] == "running" and e["progress"] >= 10)
+        self.tasks.stop(signal.SIGKILL)
+        job.refresh_from_db()
+        self.assertEqual(job.state, "running", "the job ended before the task worker was killed")
+        # Its replacement (a new container, a renamed host) has another id: nothing of the old one's
+        # is its own at start, but the old one's heartbeat stopped.
+        other = TaskWorker(worker_id="test-tasks-replaced", redis_url=self.redis.url,
+                           env={"JOB_STEP_SECONDS": str(STEP_SECONDS), **self.task_env})
+        self.addCleanup(other.stop)
+        other.start()
+        events = sorted(seen + until(watcher, lambda e: e["state"] == "done"), key=lambda e: e["version"])
+        requeued = next(i for i, e in enumerate(events) if e["state"] == "queued" and e["version"] > 1)
+        self.assertEqual(events[requeued]["detail"], "The task worker stopped during attempt 1 of 3: queued again.")
+        self.assertEqual((events[-1]["state"], events[-1]["progress"]), ("done", 100))
+        result = self.finished_result(job)
+        self.assertEqual((result.status, result.worker_ids), ("SUCCESSFUL", ["test-tasks", "test-tasks-replaced"]))
+        self.assertIn("no heartbeat for 1 s during attempt 1 of 3; queued again", other.log())
+
+    def test_a_job_that_runs_longer_than_the_time_limit_is_stopped_and_shown_failed(self):
+        watcher = self.connect_after_the_current_states("/jobs/")
+        job = self.start(steps=100)  # 5 s, past the limit of 2 s
+        last = until(watcher, lambda e: e["state"] == "failed")[-1]
+        self.assertRegex(last["detail"], r"^Stopped at step \d+ of 100: it ran longer than the time limit of 2 s\.$")
+        result = self.finished_result(job)
+        self.assertEqual(result.status, "FAILED")
+        self.assertIn("TaskTimeLimit", result.errors[0].traceback)
+        after = self.start(steps=2)  # the worker goes on with the next
+        self.assertEqual(until(watcher, lambda e: e["id"] == after.id and e["state"] == "done")[-1]["progress"], 100)
+        self.finished_result(after)
 
 
 class JobFeedWithoutRedisTests(LiveJobsTestCase):
@@ -322,6 +368,23 @@ class RecoveryTests(TestCase):
         self.assertEqual((result.status, job.state), ("FAILED", "failed"))
         self.assertEqual(job.detail, "The task worker stopped during each of 3 attempts: given up.")
         self.assertEqual(result.exception_class_path, "jobs.recovery.WorkerDied")
+
+    def test_a_task_without_a_recent_heartbeat_is_queued_again_once_and_the_others_are_left_alone(self):
+        silent, beating, new = (start_job(User.objects.create_user(name), 5) for name in ("ann", "bob", "cyd"))
+        results = [DBTaskResult.objects.get(id=job.task_id) for job in (silent, beating, new)]
+        for result, worker in zip(results, ("gone", "alive", "starting")):
+            result.claim(worker)
+        TaskHeartbeat.objects.create(task=results[0], worker_id="gone", beat=timezone.now() - timedelta(seconds=61))
+        TaskHeartbeat.objects.create(task=results[1], worker_id="alive", beat=timezone.now())
+        # The third was claimed a moment ago and has not beaten yet: not silent either.
+        with self.assertLogs("jobs", "WARNING") as logs:
+            self.assertEqual(recover_tasks_of_vanished_workers("default", 60), 1)
+        self.assertIn("no heartbeat for 60 s during attempt 1 of 3; queued again", logs.output[0])
+        self.assertEqual([DBTaskResult.objects.get(id=r.id).status for r in results], ["READY", "RUNNING", "RUNNING"])
+        self.assertFalse(TaskHeartbeat.objects.filter(task=results[0]).exists())
+        silent.refresh_from_db()
+        self.assertEqual(silent.state, "queued")
+        self.assertEqual(recover_tasks_of_vanished_workers("default", 60), 0)  # settled once
 
     def test_a_task_another_worker_is_running_is_left_alone(self):
         job = start_job(User.objects.create_user("ann"), 5)
