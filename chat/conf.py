@@ -24,6 +24,11 @@ DEFAULTS = {
     "CHAT_POST_BURST": 20,
     "CHAT_GUEST_POST_RATE": 1.0,
     "CHAT_GUEST_POST_BURST": 10,
+    # Retention (chat/retention.py, a periodic task of the task worker): a message older than this
+    # many days, or past the newest CHAT_RETENTION_MESSAGES of its room, is deleted; never one
+    # younger than CHAT_NONCE_WINDOW (its resend must still find it). 0: no such limit.
+    "CHAT_RETENTION_DAYS": 30.0,
+    "CHAT_RETENTION_MESSAGES": 10000,
 }
 
 

@@ -50,6 +50,8 @@ class Message(models.Model):
             # The oldest kept nonces of a room, for pruning them a batch at a time (chat/nonces.py).
             models.Index(fields=["room", "seq"], condition=models.Q(nonce__isnull=False),
                          name="chat_message_kept_nonces"),
+            # The oldest messages of all rooms, for retention a batch at a time (chat/retention.py).
+            models.Index(fields=["created"], name="chat_message_created"),
         ]
 
     def __str__(self):

@@ -165,7 +165,9 @@ def backlog(room, since=None):
     Message ids are the room's `seq`. Without `since`: the last 50. With it: every message after
     it, in id order (0: from the start). The client must start over from recent history (a
     resync reason) when `since` is not a message this room still stores ("unknown_since":
-    history was reset or pruned) or is more than RESUME_LIMIT messages back ("too_far_behind").
+    history was reset or pruned), when the messages right after it are gone (pruned: since=0
+    once the room's first ones were deleted, or a prune that ran meanwhile), or when it is more
+    than RESUME_LIMIT messages back ("too_far_behind").
     """
     if since is None:
         return recent_history(room), None
@@ -174,6 +176,8 @@ def backlog(room, since=None):
     missed = list(room.messages.filter(seq__gt=since).order_by("seq")[: RESUME_LIMIT + 1])
     if len(missed) > RESUME_LIMIT:
         return recent_history(room), "too_far_behind"
+    if missed and missed[0].seq != since + 1:  # retention deleted the ones the client lacks
+        return recent_history(room), "unknown_since"
     return missed, None
 
 

@@ -161,6 +161,8 @@ JOB_MAX_ATTEMPTS = int(os.environ.get("JOB_MAX_ATTEMPTS", "3"))
 # beaten its heartbeat for this many seconds is queued again by another (jobs/worker.py).
 JOB_TIME_LIMIT = float(os.environ.get("JOB_TIME_LIMIT", "300"))
 JOB_HEARTBEAT_TIMEOUT = float(os.environ.get("JOB_HEARTBEAT_TIMEOUT", "60"))
+# Tasks the task worker keeps scheduled, each this many seconds after its last run (jobs/periodic.py).
+PERIODIC_TASKS = {"chat.tasks.prune_messages": 600}
 
 TEST_RUNNER = "project.test_runner.SummaryRunner"
 
