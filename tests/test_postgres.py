@@ -21,7 +21,12 @@ from tests.servers import PageServer, PostgresServer, TaskWorker
 from tests.test_nginx import manage
 
 
-class PostgresChatTests(ClientsMixin, SimpleTestCase):
+class PostgresTestCase(ClientsMixin, SimpleTestCase):
+    """A throwaway PostgreSQL, migrated, with the chat room `room` (anonymous clients join only
+    rooms that exist), and a Redis, for the class."""
+
+    room = "pg"
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -29,10 +34,16 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
         cls.addClassCleanup(cls.postgres.stop)
         cls.redis = RedisServer().start()
         cls.addClassCleanup(cls.redis.stop)
-        cls.env = env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_URLCONF": "tests.websocket_urls"}
-        manage("migrate", "--noinput", env=env)
-        # Anonymous clients join only rooms that exist.
-        manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='pg')", env=env)
+        cls.env = {"DATABASE_URL": cls.postgres.url}
+        manage("migrate", "--noinput", env=cls.env)
+        manage("shell", "-c", f"from chat.models import Room; Room.objects.create(name={cls.room!r})", env=cls.env)
+
+
+class PostgresChatTests(PostgresTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env = env = {**cls.env, "WEBSOCKET_URLCONF": "tests.websocket_urls"}
         cls.workers = []
         for _ in range(2):
             cls.workers.append(WorkerProcess(redis_url=cls.redis.url, env=env).start())
@@ -76,7 +87,10 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
         outcome = json.loads(manage("shell", "-c", RACING_STARTS, env=env).strip().splitlines()[-1])
         self.assertEqual(outcome, {"refused": [503] * 5, "jobs": 3, "tasks": 3})
 
-        watcher = self.open_client(self.workers[0].url("/jobs/"))
+        # A staff member watches: they see every user's jobs.
+        dev_key = {"DEBUG": "1", "SECRET_KEY": ""}  # the workers' (sessions are signed with it)
+        session = manage("shell", "-c", STAFF_SESSION, env={**env, **dev_key}).strip().splitlines()[-1]
+        watcher = self.open_client(self.workers[0].url("/jobs/"), cookie=f"sessionid={session}")
         tasks = TaskWorker(env=env).start()
         self.addCleanup(tasks.stop)
         states = {}
@@ -84,6 +98,15 @@ class PostgresChatTests(ClientsMixin, SimpleTestCase):
             job = watcher.receive_event("job")
             states[job["id"]] = job["state"]
 
+
+# Run by `manage.py shell -c`: prints the session key of a new staff member, logged in.
+STAFF_SESSION = """
+from django.contrib.auth.models import User
+from django.test import Client
+client = Client()
+client.force_login(User.objects.create_user("staff", is_staff=True))
+print(client.cookies["sessionid"].value)
+"""
 
 # Run by `manage.py shell -c` on the PostgreSQL database: prints the outcome as JSON.
 RACING_STARTS = """
@@ -116,20 +139,16 @@ print(json.dumps({"refused": refused, "jobs": Job.objects.count(), "tasks": DBTa
 """
 
 
-class PostgresJoinStormTests(ClientsMixin, SimpleTestCase):
+class PostgresJoinStormTests(PostgresTestCase):
     """Joins take turns for the database: a storm never opens more connections than the setting."""
 
     TURNS = 2
+    room = "storm"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.postgres = PostgresServer().start()
-        cls.addClassCleanup(cls.postgres.stop)
-        env = {"DATABASE_URL": cls.postgres.url, "WEBSOCKET_DB_CONCURRENCY": str(cls.TURNS)}
-        manage("migrate", "--noinput", env=env)
-        manage("shell", "-c", "from chat.models import Room; Room.objects.create(name='storm')", env=env)
-        cls.worker = WorkerProcess(env=env).start()
+        cls.worker = WorkerProcess(env={**cls.env, "WEBSOCKET_DB_CONCURRENCY": str(cls.TURNS)}).start()
         cls.addClassCleanup(cls.worker.stop)
 
     def test_sixty_joiners_at_once_are_all_welcomed_through_two_database_connections(self):
@@ -170,7 +189,7 @@ class PostgresJoinStormTests(ClientsMixin, SimpleTestCase):
                 time.sleep(0.005)
 
 
-class PostgresPostingStormTests(ClientsMixin, SimpleTestCase):
+class PostgresPostingStormTests(PostgresTestCase):
     """Guests of one address posting flat out on many sockets: the address's budget bounds what is
     stored, the worker writes through its few writers' connections (not one per socket or per
     message), and the page server still serves pages and logins meanwhile."""
@@ -178,19 +197,13 @@ class PostgresPostingStormTests(ClientsMixin, SimpleTestCase):
     READERS, WRITERS = 2, 2
     RATE, BURST = 20, 40  # the guests' budget, per address
     SOCKETS, EACH = 30, 20
+    room = "storm"
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.postgres = PostgresServer().start()
-        cls.addClassCleanup(cls.postgres.stop)
-        cls.redis = RedisServer().start()
-        cls.addClassCleanup(cls.redis.stop)
-        env = {"DATABASE_URL": cls.postgres.url}
-        manage("migrate", "--noinput", env=env)
-        manage("shell", "-c", "from chat.models import Room; from django.contrib.auth.models import User; "
-                              "Room.objects.create(name='storm'); User.objects.create_user('ann', password='a long enough password')",
-               env=env)
+        manage("shell", "-c", "from django.contrib.auth.models import User; "
+                              "User.objects.create_user('ann', password='a long enough password')", env=cls.env)
         cls.worker = WorkerProcess(redis_url=cls.redis.url, env={
             "DATABASE_URL": f"{cls.postgres.url}?application_name=ws-worker",
             "WEBSOCKET_DB_CONCURRENCY": str(cls.READERS), "WEBSOCKET_DB_WRITE_CONCURRENCY": str(cls.WRITERS),
