@@ -12,7 +12,6 @@ from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import Client, override_settings
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 
 from chat.models import Message, Room
 from chat.services import post_message, room_channel
@@ -242,12 +241,13 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.assertTrue(resets, self.texts(".notice"))
 
     def log_in(self):
-        """The browser gets a logged-in user's session cookie, until the end of the test."""
-        client = Client()
-        client.force_login(User.objects.create_user("ann", password="a long enough password"))
+        """The browser gets a logged-in user's session cookie, until the end of the test; returns the user."""
+        client, user = Client(), User.objects.create_user("ann", password="a long enough password")
+        client.force_login(user)
         self.browser.get(f"{self.live_server_url}/accounts/login/")  # a page of this site: its cookies
         self.browser.add_cookie({"name": "sessionid", "value": client.cookies["sessionid"].value, "path": "/"})
         self.addCleanup(self.browser.delete_all_cookies)
+        return user
 
     def test_jobs_page_shows_a_started_job_live_to_the_end(self):
         tasks = TaskWorker(redis_url=self.redis.url, env={"JOB_STEP_SECONDS": "0.1"}).start()
@@ -256,9 +256,13 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.open("/jobs/")
         self.browser.find_element(By.ID, "id_steps").clear()
         self.browser.find_element(By.ID, "id_steps").send_keys("20")  # 20 steps of 0.1 s, in the task worker
-        button = self.browser.find_element(*by_testid("start-job"))
-        button.click()  # a POST with the CSRF token, then back here
-        wait_for(self.browser, staleness_of(button), message="the page after the POST")
+        self.browser.execute_script("window.beforeThePost = true")  # a mark only this document has
+        self.browser.find_element(*by_testid("start-job")).click()  # a POST with the CSRF token, then back here
+        # The page after it: another document, loaded. (Waiting for the old button to go stale asked
+        # the old document about it as the page went: "Node with given id does not belong to the document".)
+        wait_for(self.browser, lambda d: d.execute_script(
+            "return window.beforeThePost === undefined && document.readyState === 'complete'"),
+            message="the page after the POST")
         self.wait_for_status("live")
         self.browser.execute_script("window.notReloaded = true")
         row = self.browser.find_element(*by_testid("job"))
@@ -271,7 +275,7 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.assertTrue(self.browser.execute_script("return window.notReloaded"))
 
     def test_jobs_page_opened_or_reconnected_mid_job_shows_the_current_progress_at_once(self):
-        job = Job()
+        job = Job(owner=self.log_in())
         report(job, state=Job.RUNNING, progress=40, detail="Step 4 of 10")
         self.open("/jobs/")
         row = f'[data-job-id="{job.id}"]'
