@@ -23,6 +23,13 @@ from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.history import RoomClientsMixin, create_rooms
 
 
+def make_budgets_whole(redis_url):
+    """Forget the posting budgets the workers keep in this Redis: every client's is whole again."""
+    with redis.Redis.from_url(redis_url) as client:
+        if keys := client.keys("budget:*"):
+            client.delete(*keys)
+
+
 class Clock:
     def __init__(self):
         self.now = 1000.0
@@ -136,11 +143,7 @@ class PostingBudgetTests(RoomClientsMixin, LiveWebSocketTestCase):
 
     def setUp(self):
         super().setUp()
-        # Each test starts with the address's budget whole (the workers keep theirs in Redis).
-        client = redis.Redis.from_url(self.redis.url)
-        self.addCleanup(client.close)
-        if keys := client.keys("budget:*"):
-            client.delete(*keys)
+        make_budgets_whole(self.redis.url)  # each test starts with the address's budget whole
 
     def answers(self, client, count):
         """The next `count` answers to messages sent with a nonce (`ack`, or `error` naming it)."""
