@@ -81,6 +81,12 @@ class Poster:
 POST_UNIT_BYTES = 1024
 
 
+def cost_of(text):
+    """What posting `text` costs its poster's budget: a unit per started KiB (1 if it is no text)."""
+    size = len(text.encode()) if isinstance(text, str) else 0
+    return 1 + max(size - 1, 0) // POST_UNIT_BYTES
+
+
 class PostingTooFast(Exception):
     """Over the poster's budget: nothing was stored. `retry_after`: in how many seconds it would be."""
 
@@ -109,15 +115,14 @@ def post_message(room_name, text, name, color, nonce=None, sender="server", post
     """
     validate_room_name(room_name)
     validate_nonce(nonce)
+    # Before the forms: a client over its budget costs little more than a lookup (realtime/budgets.py).
+    if poster is not None and (wait := spend("chat-post", poster.budget_holder, poster.rate(), cost_of(text))):
+        raise PostingTooFast(poster, wait)
     message_form, nick_form = MessageForm({"text": text}), NickForm({"name": name, "color": color})
     for form in (message_form, nick_form):
         if not form.is_valid():
             raise ValidationError(errors_detail(form))
     text = message_form.cleaned_data["text"]
-    if poster is not None:
-        units = 1 + (len(text.encode()) - 1) // POST_UNIT_BYTES
-        if wait := spend("chat-post", poster.budget_holder, poster.rate(), units):
-            raise PostingTooFast(poster, wait)
     account = poster.account if poster is not None else ""
     # In a websocket worker, by one of its few database writers (realtime/db/): a posting storm
     # never opens a connection per socket or per message.

@@ -16,6 +16,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseForbidden, HttpResponseNotFound
 
+from realtime.budgets import hold_off
 from realtime.fanout.brokers import BrokerUnavailable
 from realtime.db import read_user
 from realtime.decorators import websocket
@@ -169,7 +170,9 @@ class ChatSession:
         except ValidationError as error:
             raise RefusedMessage(" ".join(error.messages), nonce) from None
         except PostingTooFast as error:
-            raise RefusedMessage(str(error), nonce, "slow_down", error.retry_after) from None
+            self.ws.send(RefusedMessage(str(error), nonce, "slow_down", error.retry_after).as_event())
+            hold_off(error.retry_after)  # what it sends meanwhile waits unread, at no cost to this worker
+            return
         except BrokerUnavailable as error:
             self.acknowledge(nonce, error.message)
             raise ClientError("delivery_degraded", "Your message was saved but live delivery is degraded; "

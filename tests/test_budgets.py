@@ -60,14 +60,14 @@ class InProcessBudgetTests(SimpleTestCase):
         self.assertAlmostEqual(self.budgets.spend("a", rate, 3), 2.0)  # 1 unit left: 2 more to come
 
     def test_clients_whose_budget_is_whole_are_forgotten_a_sweep_at_a_time(self):
-        self.budgets.SWEEP_ABOVE = 10
+        self.budgets.whole_at.SWEEP_ABOVE = 10
         rate = Rate(per_second=1, burst=1)
         for i in range(10):
             self.budgets.spend(f"c{i}", rate, 1)
-        self.assertEqual(len(self.budgets.whole_at), 10)
+        self.assertEqual(len(self.budgets.whole_at.at), 10)
         self.clock.now += 2  # every budget whole again
         self.budgets.spend("new", rate, 1)  # past the threshold: the sweep keeps only this one
-        self.assertEqual(list(self.budgets.whole_at), ["new"])
+        self.assertEqual(list(self.budgets.whole_at.at), ["new"])
 
 
 class RedisBudgetTests(SimpleTestCase):
@@ -94,6 +94,23 @@ class RedisBudgetTests(SimpleTestCase):
         # One key per client and budget, with the site's prefix, gone once the budget is whole again.
         self.assertEqual(sorted(self.client.keys()), [b"site:budget:chat-post:addr:x", b"site:budget:chat-post:addr:y"])
         self.assertTrue(2000 < self.client.pttl("site:budget:chat-post:addr:x") <= 3000)
+
+    def test_a_client_refused_is_refused_here_until_its_next_unit_is_back_without_asking_redis(self):
+        clock = Clock()
+        budgets = RedisBudgets(self.client, Names(), clock)
+        rate = Rate(per_second=2, burst=1)
+        self.assertEqual(budgets.spend("k", rate, 1), 0)
+        first = budgets.spend("k", rate, 1)
+        self.assertTrue(0.4 < first <= 0.5, first)
+        calls = self.client.info("commandstats")["cmdstat_evalsha"]["calls"]
+        clock.now += 0.1
+        self.assertAlmostEqual(budgets.spend("k", rate, 1), first - 0.1)  # told here
+        self.assertAlmostEqual(budgets.spend("k", rate, 3), first - 0.1 + 1.0)  # and for 3 units, 2 intervals more
+        self.assertEqual(self.client.info("commandstats")["cmdstat_evalsha"]["calls"], calls)
+        clock.now += first  # its unit is back (on Redis's clock too, by now): Redis decides again
+        time.sleep(first)
+        self.assertEqual(budgets.spend("k", rate, 1), 0)
+        self.assertEqual(self.client.info("commandstats")["cmdstat_evalsha"]["calls"], calls + 1)
 
     def test_with_redis_unreachable_each_process_counts_alone_and_says_so_once(self):
         down = RedisBudgets(redis.Redis(port=free_port(), retry=Retry(NoBackoff(), 0)), Names())
