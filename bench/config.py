@@ -9,6 +9,7 @@ SERVERS = {
 CHANNELS = ("channels-core", "channels-pubsub")
 
 ROOM = "bench"  # every fan-out scenario uses one chat room: /chat/bench/
+ABUSE_ROOM = "abuse"  # ... but for the abuse scenario's abuser (bench/abuse.py)
 # ... but the sharding scenario (bench/sharding.py), which spreads its traffic over many rooms.
 SHARDING_ROOMS = [f"shard-{i}" for i in range(48)]
 
@@ -29,6 +30,9 @@ FULL = {
     # `rooms` rooms of `subscribers` members each over two workers, `rate` messages/s in all spread
     # over the rooms: through one Redis, then through a Redis Cluster of 3 shards.
     "sharding": {"rooms": 48, "subscribers": 20, "rate": 100, "seconds": 10},
+    # `subscribers` in one room get `rate` probes/s, without and then with `abusers` sockets of one
+    # address posting `abuser_rate` messages/s each into another room (bench/abuse.py).
+    "abuse": {"subscribers": 1000, "rate": 20, "seconds": 10, "abusers": 100, "abuser_rate": 50},
     # A delivery later than this after its publish counts as lost (and ends the drain).
     "late_after": 30.0,
     # The whole run stops starting new scenarios after this many seconds.
@@ -50,6 +54,7 @@ QUICK = {
     "crowd-2": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "crowd-3": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "sharding": {"rooms": 24, "subscribers": 10, "rate": 60, "seconds": 3},
+    "abuse": {"subscribers": 300, "rate": 20, "seconds": 3, "abusers": 100, "abuser_rate": 50},
     "late_after": 5.0,
     "budget": 8 * 60,
 }
@@ -68,6 +73,7 @@ SCENARIO_SERVERS = {
     "crowd-2": "all",
     "crowd-3": ["ours", "bare"],
     "sharding": ["ours"],
+    "abuse": ["ours"],
 }
 
 # The load generator is "saturated" above this share of its core: its numbers are flagged.

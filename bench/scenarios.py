@@ -376,4 +376,11 @@ def _sharding(ctx, kind, cfg):  # bench/sharding.py imports this module: importe
     return sharding(ctx, kind, cfg)
 
 
+def _abuse(ctx, kind, cfg):  # likewise bench/abuse.py
+    from .abuse import abuse
+
+    return abuse(ctx, kind, cfg)
+
+
 SCENARIOS["sharding"] = _sharding
+SCENARIOS["abuse"] = _abuse
