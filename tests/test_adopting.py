@@ -98,6 +98,10 @@ class InstalledLayerTests(SimpleTestCase):
             "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
             "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})[0], 404)
 
+    def test_the_wheel_brings_the_budgets_script(self):
+        script = self.manage("shell", "--no-imports", "-c", "import realtime.budgets; print(realtime.budgets.SPEND.decode())")
+        self.assertIn("redis.call('TIME')", script)
+
     def test_the_wheel_brings_client_js_and_the_template_tags(self):
         self.assertIn(str(self.venv), self.manage("findstatic", "realtime/client.js"))
         rendered = self.manage("shell", "--no-imports", "-c", "from django.template import engines; print(engines['django']"
