@@ -11,7 +11,7 @@ few greenlets that keep a connection each: `DatabaseTurns`.
 
 import gevent
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.backends.signals import connection_created
 from gevent import monkey
 from gevent.event import AsyncResult
@@ -51,7 +51,8 @@ class DatabaseTurns:
     At most `size` of them, so a storm never opens more database connections than that per
     process: the others wait in the queue. Each keeps its connection between turns (opening one
     costs more than a small query) and closes it after `idle` s without work, or after work that
-    failed (the connection may be broken). Reads and writes have a pool each (`run_read`,
+    failed in the database (the connection may be broken; a refused post or an unreachable Redis
+    leaves it open). Reads and writes have a pool each (`run_read`,
     `run_write`): posts to one room wait for its row lock, and waiting writers must not hold up
     the joins' reads, nor a join storm the posts.
     """
@@ -82,7 +83,8 @@ class DatabaseTurns:
                     result.set(work())
                 except BaseException as error:  # handed to the caller, who raises it
                     result.set_exception(error)
-                    release_db_connections()
+                    if isinstance(error, DatabaseError) or not isinstance(error, Exception):
+                        release_db_connections()
         finally:
             self.greenlets -= 1
             release_db_connections()
