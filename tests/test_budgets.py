@@ -199,12 +199,19 @@ class PostingBudgetTests(RoomClientsMixin, LiveWebSocketTestCase):
             sock.send_json("ping", {"still": "here"})
             self.assertEqual(sock.receive_event("pong"), {"still": "here"})
 
-        # Sent again once the time it was told has passed, a refused message is stored (once).
+        # Sent again once the time it was told has passed, a refused message is stored: the client
+        # may be told to wait again (the sockets' messages were read over a few seconds, and those
+        # read last spent what came back meanwhile), but only until the address's next unit is back.
         refused = refusals[-1]
-        time.sleep(refused["retry_after"])
         sender = sockets[int(refused["nonce"].split(":")[0])]
-        sender.send_json("message", {"text": refused["nonce"], "nonce": refused["nonce"]})
-        self.assertEqual(self.answers(sender, 1)[0]["event"], "ack")
+        for attempt in (1, 2):
+            time.sleep(refused["retry_after"])
+            sender.send_json("message", {"text": refused["nonce"], "nonce": refused["nonce"]})
+            answer = self.answers(sender, 1)[0]
+            if answer["event"] == "ack":
+                break
+            refused = answer["data"]
+        self.assertEqual(answer["event"], "ack")
 
     def test_a_logged_in_user_spends_the_account_s_budget_not_the_address_s(self):
         guest = self.join("accounts", client="guest")
