@@ -57,20 +57,29 @@ class Housekeeper:
         task_started.disconnect(self.started)
         task_finished.disconnect(self.finished)
 
+    # The signals are sent inside django-tasks-db's run_task: what fails here is logged, never the
+    # task's failure (the next beat writes the heartbeat; the next start schedules the periodic task).
+
     def started(self, sender, task_result, **kwargs):
-        TaskHeartbeat.objects.update_or_create(task_id=task_result.id,
-                                               defaults={"worker_id": self.worker_id, "beat": timezone.now()})
         self.running = task_result.id
         if in_main_thread():
             signal.setitimer(signal.ITIMER_REAL, settings.JOB_TIME_LIMIT)
+        self.logging_failures(TaskHeartbeat.objects.update_or_create, task_id=task_result.id,
+                              defaults={"worker_id": self.worker_id, "beat": timezone.now()})
 
     def finished(self, sender, task_result, **kwargs):
         if in_main_thread():
             signal.setitimer(signal.ITIMER_REAL, 0)
         self.running = None
-        TaskHeartbeat.objects.filter(task_id=task_result.id).delete()
+        self.logging_failures(lambda: TaskHeartbeat.objects.filter(task_id=task_result.id).delete())
         if task_result.task.module_path in periodic_tasks():
-            schedule_periodic(self.backend_name, [task_result.task.module_path])
+            self.logging_failures(schedule_periodic, self.backend_name, [task_result.task.module_path])
+
+    def logging_failures(self, action, *args, **kwargs):
+        try:
+            action(*args, **kwargs)
+        except Exception:
+            log.exception("task worker %s: housekeeping failed", self.worker_id)
 
     def on_alarm(self, signum, frame):
         if self.running is not None:  # else the task ended as the alarm went off
