@@ -9,6 +9,7 @@ SERVERS = {
 CHANNELS = ("channels-core", "channels-pubsub")
 
 ROOM = "bench"  # every fan-out scenario uses one chat room: /chat/bench/
+ABUSE_ROOM = "abuse"  # ... but for the abuse scenario's abuser (bench/abuse.py)
 # ... but the sharding scenario (bench/sharding.py), which spreads its traffic over many rooms.
 SHARDING_ROOMS = [f"shard-{i}" for i in range(48)]
 
@@ -32,6 +33,9 @@ FULL = {
     # `pages` pages, each with a chat room, its user's notifications and its user's jobs: as one
     # socket with three topics, then as three sockets (bench/page.py).
     "page": {"pages": 2000},
+    # `subscribers` in one room get `rate` probes/s, without and then with `abusers` sockets of one
+    # address posting `abuser_rate` messages/s each into another room (bench/abuse.py).
+    "abuse": {"subscribers": 1000, "rate": 20, "seconds": 10, "abusers": 100, "abuser_rate": 50},
     # A delivery later than this after its publish counts as lost (and ends the drain).
     "late_after": 30.0,
     # The whole run stops starting new scenarios after this many seconds.
@@ -54,6 +58,7 @@ QUICK = {
     "crowd-3": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "sharding": {"rooms": 24, "subscribers": 10, "rate": 60, "seconds": 3},
     "page": {"pages": 300},
+    "abuse": {"subscribers": 300, "rate": 20, "seconds": 3, "abusers": 100, "abuser_rate": 50},
     "late_after": 5.0,
     "budget": 8 * 60,
 }
@@ -73,6 +78,7 @@ SCENARIO_SERVERS = {
     "crowd-3": ["ours", "bare"],
     "sharding": ["ours"],
     "page": ["ours"],
+    "abuse": ["ours"],
 }
 
 # The load generator is "saturated" above this share of its core: its numbers are flagged.

@@ -104,13 +104,13 @@ class Crowd:
     async def connect(self, urls, count, *, welcome, deadline, concurrency=50, what="connecting", headers=None):
         """Open `count` connections spread over `urls`; return those that made it by `deadline`.
 
-        With `welcome`, a connection counts once the chat server's welcome arrived. `headers`: more
-        request headers (a subprotocol offer).
+        With `welcome`, a connection counts once the chat server's welcome arrived. `headers(i)`:
+        the extra request headers of the i-th (a client address a proxy would add, say).
         """
         semaphore = asyncio.Semaphore(concurrency)
         opened = []
 
-        async def one(url):
+        async def one(url, i):
             async with semaphore:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -118,7 +118,7 @@ class Crowd:
                 _, client = await asyncio.wait_for(
                     ws_connect(lambda: Client(self, await_welcome if welcome else ignore), url,
                                websocket_handshake_timeout=min(remaining, 30), max_frame_size=16 * 1024 * 1024,
-                               extra_headers=headers),
+                               extra_headers=headers(i) if headers else None),
                     remaining)
                 if welcome:
                     await asyncio.wait_for(asyncio.shield(client.welcomed), max(0.01, deadline - time.monotonic()))
@@ -133,7 +133,7 @@ class Crowd:
 
         reporter = asyncio.get_running_loop().create_task(report())
         try:
-            results = await asyncio.gather(*(one(urls[i % len(urls)]) for i in range(count)), return_exceptions=True)
+            results = await asyncio.gather(*(one(urls[i % len(urls)], i) for i in range(count)), return_exceptions=True)
         finally:
             reporter.cancel()
         for result in results:

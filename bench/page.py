@@ -67,7 +67,7 @@ async def one_layout(ctx, kind, cfg, sockets_per_page):
             pages, count = cfg["pages"], cfg["pages"] * sockets_per_page
             joins = Joins(pages * 3)
             started = now()
-            clients = await crowd.connect(stack.urls("/socket/"), count, welcome=False, headers=headers,
+            clients = await crowd.connect(stack.urls("/socket/"), count, welcome=False, headers=lambda i: headers,
                                           deadline=connect_deadline(count), what="opening sockets")
             if len(clients) < count:
                 return {"error": f"only {len(clients)} of {count} sockets opened", **crowd.health()}

@@ -113,6 +113,17 @@ def ours_table(document):
                      f"| {slow['with']['p99_ms'] / slow['without']['p99_ms']:.2f} × |")
     else:
         lines.append(f"| slow consumer | {failed(slow)} | | |")
+    abuse, a = record(document, "abuse", "ours"), cfg.get("abuse")
+    if abuse and abuse.get("status") == "ok":
+        abuser, held = abuse["abuser"], abuse["database_connections"]
+        lines.append(f"| abuse ({a['subscribers']:,} members, {a['rate']} msg/s; {a['abusers']} sockets of one address "
+                     f"posting {a['abuser_rate']}/s each in another room): the members' p99; the abuser stored "
+                     f"{abuser['stored']:,} of {abuser['sent']:,} (budget {abuser['budget']:,}); database connections "
+                     f"{held['without']} → {held['with']} | {fmt_ms(abuse['without']['p99_ms'])}{warn(abuse['without'])} "
+                     f"| {fmt_ms(abuse['with']['p99_ms'])}{warn(abuse['with'])} "
+                     f"| {abuse['with']['p99_ms'] / abuse['without']['p99_ms']:.2f} × |")
+    elif a:
+        lines.append(f"| abuse | {failed(abuse)} | | |")
     if scaling and scaling.get("status") == "ok":
         one, two = scaling["one"], scaling["two"]
         lines.append(f"| scaling ({k['subscribers']:,} subscribers, {k['in_flight']} probes in flight): fan-out "

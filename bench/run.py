@@ -81,10 +81,10 @@ class Context:
         return [self.plan["server"]] if workers == 1 else self.plan["two_workers"]
 
     @contextlib.asynccontextmanager
-    async def stack(self, kind, workers=1, default_limits=False, broker="redis"):
+    async def stack(self, kind, workers=1, default_limits=False, broker="redis", env=None):
         from .servers import Stack
 
-        stack = Stack(kind, self.cpu_sets(workers), self.run_dir, self.templates, default_limits, broker)
+        stack = Stack(kind, self.cpu_sets(workers), self.run_dir, self.templates, default_limits, broker, env)
         self.progress.phase(f"starting {kind}" + (f" ({workers} workers)" if workers > 1 else ""))
         await asyncio.to_thread(stack.start)
         profilers = start_profilers(stack, self.run_dir / f"profile-{self.label}-{workers}") if self.profile else []

@@ -376,6 +376,12 @@ def _sharding(ctx, kind, cfg):  # bench/sharding.py imports this module: importe
     return sharding(ctx, kind, cfg)
 
 
+def _abuse(ctx, kind, cfg):  # likewise bench/abuse.py
+    from .abuse import abuse
+
+    return abuse(ctx, kind, cfg)
+
+
 SCENARIOS["sharding"] = _sharding
 
 
@@ -386,3 +392,4 @@ def _page(ctx, kind, cfg):  # bench/page.py imports this module: imported at cal
 
 
 SCENARIOS["page"] = _page
+SCENARIOS["abuse"] = _abuse

@@ -5,6 +5,7 @@ SQLite database), so no scenario inherits another's load, state or memory.
 Needs Django set up (realtime.testing reads settings.BASE_DIR).
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,7 +18,7 @@ import psutil
 
 from realtime.testing import RedisServer, ServerProcess, WorkerProcess
 
-from .config import ROOM, SHARDING_ROOMS
+from .config import ABUSE_ROOM, ROOM, SHARDING_ROOMS
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -59,16 +60,19 @@ class BenchRedis(Logged, RedisServer):
 class OurWorker(Logged, WorkerProcess):
     """`gunicorn -c deploy/gunicorn_ws.py project.wsgi:websocket`: the real chat and echo views."""
 
-    def __init__(self, redis_url, database_url, cpus, log_dir, default_limits=False):
+    def __init__(self, redis_url, database_url, cpus, log_dir, default_limits=False, env=None):
         # The per-connection rate limits (50 msg/s, 200 frames/s by default) are a policy the echo
         # scenario would hit at once; set so high they never trigger, their token buckets still run.
-        # The flood scenario measures that policy: it keeps the defaults.
+        # So are the posting budgets per address (every client of the load generator is 127.0.0.1).
+        # The flood and abuse scenarios measure those policies: they keep the defaults.
         unlimited = {} if default_limits else {
             "WEBSOCKET_RATE_LIMIT": "1000000", "WEBSOCKET_RATE_BURST": "1000000",
-            "WEBSOCKET_FRAME_RATE": "1000000", "WEBSOCKET_FRAME_BURST": "1000000"}
+            "WEBSOCKET_FRAME_RATE": "1000000", "WEBSOCKET_FRAME_BURST": "1000000",
+            "CHAT_POST_RATE": "0", "CHAT_GUEST_POST_RATE": "0"}
         # The crowd of 10,000 is one room on one worker: above the default 9,000 connections a worker.
         super().__init__(redis_url=redis_url, env=production_env(
-            DATABASE_URL=database_url, WEBSOCKET_MAX_CONNECTIONS="12000", WS_WORKER_CONNECTIONS="13000", **unlimited))
+            DATABASE_URL=database_url, WEBSOCKET_MAX_CONNECTIONS="12000", WS_WORKER_CONNECTIONS="13000", **unlimited,
+            **(env or {})))
         self.cpus = cpus
         self.place_log(log_dir, "ours")
 
@@ -139,7 +143,7 @@ def migrate_templates(run_dir, channels_too=True):
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     # Anonymous clients join only rooms that exist: the benchmark's room is opened beforehand.
     subprocess.run([sys.executable, "manage.py", "shell", "-v0", "-c",
-                    f"from chat.models import Room\nfor name in {[ROOM, *SHARDING_ROOMS]!r}: "
+                    f"from chat.models import Room\nfor name in {[ROOM, ABUSE_ROOM, *SHARDING_ROOMS]!r}: "
                     "Room.objects.get_or_create(name=name)"], cwd=ROOT, check=True,
                    env={**os.environ, **production_env(DATABASE_URL=f"sqlite:///{ours}")})
     if channels_too:
@@ -152,9 +156,9 @@ class Stack:
     """Redis (one server, or with broker="cluster" a Redis Cluster of three primaries with a
     replica each) and `len(cpu_sets)` server processes of one kind (one per CPU set), started together."""
 
-    def __init__(self, kind, cpu_sets, run_dir, templates, default_limits=False, broker="redis"):
+    def __init__(self, kind, cpu_sets, run_dir, templates, default_limits=False, broker="redis", env=None):
         self.kind, self.cpu_sets, self.run_dir, self.templates = kind, cpu_sets, Path(run_dir), templates
-        self.default_limits, self.broker = default_limits, broker
+        self.default_limits, self.broker, self.env = default_limits, broker, env
         self.redis = self.cluster = None
         self.servers = []
 
@@ -206,21 +210,38 @@ class Stack:
     def make_server(self, index, cpus):
         if self.kind == "ours":
             database = self.fresh_database("ours", index)
-            return OurWorker(self.redis_url, f"sqlite:///{database}", cpus, self.run_dir, self.default_limits)
+            return OurWorker(self.redis_url, f"sqlite:///{database}", cpus, self.run_dir, self.default_limits, self.env)
         if self.kind == "bare":
             return BareWorker(self.redis_url, cpus, self.run_dir)
         layer = self.kind.removeprefix("channels-")
         return ChannelsServer(layer, self.redis_url, self.fresh_database("channels", index), cpus, self.run_dir)
 
-    def fresh_database(self, which, index):
+    def database_path(self, which="ours"):
         # Servers in one stack share one database, as workers of one deployment do.
-        path = self.run_dir / f"{which}-{self.kind}-{self.redis_nodes()[0].port}.sqlite3"
+        return self.run_dir / f"{which}-{self.kind}-{self.redis_nodes()[0].port}.sqlite3"
+
+    def fresh_database(self, which, index):
+        path = self.database_path(which)
         if index == 0:
             shutil.copy(self.templates[which], path)
         return path
 
     def urls(self, path):
         return [server.url(path) for server in self.servers]
+
+    def database_connections(self):
+        """Connections our server processes hold to their database now: its file opened once per
+        connection (SQLite)."""
+        path = str(self.database_path())
+        return sum(_safe(lambda p: sum(f.path == path for f in p.open_files()), process) for process in self.processes())
+
+    def stored_messages(self, room):
+        """How many messages our servers stored in `room`."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.database_path())) as db:
+            return db.execute("SELECT count(*) FROM chat_message JOIN chat_room ON chat_room.id = room_id "
+                              "WHERE chat_room.name = ?", (room,)).fetchone()[0]
 
     def processes(self):
         """The server processes (gunicorn master and workers, daphne), not Redis."""

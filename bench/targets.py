@@ -115,6 +115,16 @@ def evaluate(document):
                               slow["with"]["p99_ms"] if slow else None, slow["without"]["p99_ms"] if slow else None,
                               1.2, fmt_ms, "without", [slow], at_least=False))
 
+    abuse = get("abuse")
+    checks.append(ratio_check("abuse: members' p99 with 100 sockets of one address posting flat out vs without",
+                              abuse["with"]["p99_ms"] if abuse else None, abuse["without"]["p99_ms"] if abuse else None,
+                              1.5, fmt_ms, "without", [abuse], at_least=False))
+    abuser = (abuse or {}).get("abuser")
+    checks.append(Check("abuse: the abuser's stored messages within its address's budget",
+                        bool(abuser) and abuser["stored"] <= abuser["budget"],
+                        f"stored {abuser['stored']:,} of {abuser['sent']:,} sent; the budget allowed {abuser['budget']:,}"
+                        if abuser else "no data (the scenario failed or did not run)"))
+
     flood = get("flood")
     for kind, result in (flood or {}).get("kinds", {}).items():
         during = result.get("during", {}).get("p99_ms")

@@ -11,8 +11,7 @@ import secrets
 
 from django.core.exceptions import ValidationError
 
-from realtime.channels import Channel, ChannelError, Forbidden, re_topic, topic
-from realtime.envelope import envelope
+from realtime.channels import Channel, ChannelError, Forbidden, OverBudget, re_topic, topic
 from realtime.fanout.brokers import BrokerUnavailable
 from realtime.fanout.hub import get_hub
 from realtime.presence import Page, get_presence
@@ -23,7 +22,7 @@ from .forms import NickForm, errors_detail
 from .mentions import notify_mentions
 from .models import ROOM_NAME_PATTERN
 from .nonces import CLIENT_ID_PATTERN
-from .services import post_message, room_channel, room_to_open, shared_backlog
+from .services import Poster, PostingTooFast, post_message, room_channel, room_to_open, shared_backlog
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
@@ -34,12 +33,6 @@ class RefusedMessage(ChannelError):
     def __init__(self, detail, nonce):
         self.nonce = nonce if isinstance(nonce, str) else None
         super().__init__("invalid_message", detail, **({"nonce": self.nonce} if self.nonce is not None else {}))
-
-    def as_event(self):  # the one-topic route's `error` event names the nonce too
-        data = {"code": self.code, "detail": self.detail}
-        if self.nonce is not None:
-            data["nonce"] = self.nonce
-        return envelope("error", data)
 
 
 def open_room(name, user):
@@ -71,6 +64,7 @@ class RoomChannel(Channel):
             self.change_nick({"name": params.get("name", self.name), "color": params.get("color", self.color)},
                              quietly=True)
         self.sender = sender_key(self.user, params.get("client"), self.member_id)
+        self.poster = Poster.of(self.user, self.request)  # whose posting budget its messages spend
         # The room's feed in this process (chat/feed.py) sees every message before its members: it
         # numbers them for the subscription (which drops what the history had) and catches members
         # up after a broker reconnect. Live messages are held until the reply is out (joined()).
@@ -107,13 +101,16 @@ class RoomChannel(Channel):
 
     def handle_message(self, data):
         """Store the message: the reply is its id (also for a resend of the same nonce). Refused:
-        `invalid_message` (resending will not help); stored but not delivered live: `delivery_degraded`."""
+        `invalid_message` (resending will not help), `rate_limited` (over the poster's budget: send it
+        again after `retry_after`); stored but not delivered live: `delivery_degraded`."""
         nonce = data.get("nonce")
         try:
             message = post_message(self.room.name, data.get("text"), self.name, self.color,
-                                   nonce=nonce, sender=self.sender)
+                                   nonce=nonce, sender=self.sender, poster=self.poster)
         except ValidationError as error:
             raise RefusedMessage(" ".join(error.messages), nonce) from None
+        except PostingTooFast as error:  # nothing stored: the client sends it again later
+            raise OverBudget(str(error), error.retry_after, **({"nonce": nonce} if isinstance(nonce, str) else {}))
         except BrokerUnavailable as error:
             raise ChannelError("delivery_degraded", "Your message was saved but live delivery is degraded; "
                                                     "others will get it when they reconnect.",

@@ -33,6 +33,9 @@ class Message(models.Model):
     # The sender's id of this message (protocol `nonce`): a resend with the same one is not stored
     # again. Cleared once older than CHAT_NONCE_WINDOW (chat/nonces.py), so the index stays small.
     nonce = models.CharField(max_length=64, null=True, blank=True)
+    # The username of the logged-in account that posted it ("": a guest, or server code). Anyone
+    # may chat under any name; this mark, set by the server, says whose account it really was.
+    account = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
         ordering = ["room", "seq"]
@@ -43,9 +46,13 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["room", "sender", "nonce"], condition=models.Q(nonce__isnull=False),
                                     name="chat_message_room_sender_nonce"),
         ]
-        # The oldest kept nonces of a room, for pruning them a batch at a time (chat/nonces.py).
-        indexes = [models.Index(fields=["room", "seq"], condition=models.Q(nonce__isnull=False),
-                                name="chat_message_kept_nonces")]
+        indexes = [
+            # The oldest kept nonces of a room, for pruning them a batch at a time (chat/nonces.py).
+            models.Index(fields=["room", "seq"], condition=models.Q(nonce__isnull=False),
+                         name="chat_message_kept_nonces"),
+            # The oldest messages of all rooms, for retention a batch at a time (chat/retention.py).
+            models.Index(fields=["created"], name="chat_message_created"),
+        ]
 
     def __str__(self):
         return f"{self.room.name} #{self.seq} {self.name}: {self.text[:40]}"
@@ -53,8 +60,11 @@ class Message(models.Model):
     def as_event_data(self):
         """The `message` event's data every member gets: never the nonce, which is the sender's alone (with it,
         anyone could send a message under another's nonce and make pages drop theirs in its favour)."""
-        return {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
+        data = {"id": self.seq, "room": self.room.name, "name": self.name, "color": self.color,
                 "text": self.text, "ts": iso_utc(self.created)}
+        if self.account:  # posted by a logged-in user: whose account, whatever the name says
+            data["user"] = self.account
+        return data
 
     def as_event(self):
         """The `message` event of this message (docs/protocol.md): published, and read back on a resume."""

@@ -1,15 +1,20 @@
 """Posting to a room from any Django code: a WebSocket view, a view, a signal, a command."""
 
 import logging
+import math
+from dataclasses import dataclass
 import re
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from realtime.addresses import client_network
+from realtime.budgets import Rate, spend
 from realtime.channels import History
+from realtime.db import SharedReads, run_read, run_write
 from realtime.fanout.brokers import BrokerUnavailable, publish
-from realtime.db import SharedReads, run_read
 
+from . import conf
 from .forms import MessageForm, NickForm, errors_detail
 from .models import ROOM_NAME_PATTERN, Message, Room
 from .nonces import earlier_copy, prune, validate_nonce
@@ -49,27 +54,81 @@ def validate_room_name(room_name):
     return room_name
 
 
-def post_message(room_name, text, name, color, nonce=None, sender="server"):
+@dataclass(frozen=True)
+class Poster:
+    """A client posting from a socket: whose budget its messages spend (its account's, or a guest's
+    address's, shared by all its sockets on every worker), and the account that marks them."""
+
+    account: str  # the logged-in user's username; "" for a guest
+    budget_holder: str  # "user:<pk>" or "addr:<address, or an IPv6 /64>"
+
+    @classmethod
+    def of(cls, user, request):
+        """The poster of a socket: its user (its session's or token's), else its request's address."""
+        if user.is_authenticated:
+            return cls(user.get_username(), f"user:{user.pk}")
+        return cls("", f"addr:{client_network(request)}")
+
+    def rate(self):
+        if self.account:
+            return Rate(conf.get("CHAT_POST_RATE"), conf.get("CHAT_POST_BURST"))
+        return Rate(conf.get("CHAT_GUEST_POST_RATE"), conf.get("CHAT_GUEST_POST_BURST"))
+
+
+# A message costs one unit of its poster's budget per started KiB of text: budgets bound bytes too.
+POST_UNIT_BYTES = 1024
+
+
+def cost_of(text):
+    """What posting `text` costs its poster's budget: a unit per started KiB (1 if it is no text)."""
+    size = len(text.encode()) if isinstance(text, str) else 0
+    return 1 + max(size - 1, 0) // POST_UNIT_BYTES
+
+
+class PostingTooFast(Exception):
+    """Over the poster's budget: nothing was stored. `retry_after`: in how many seconds it would be."""
+
+    def __init__(self, poster, retry_after):
+        self.retry_after = math.ceil(retry_after * 100) / 100
+        whose = "your account's" if poster.account else "your address's"
+        super().__init__(f"Too many messages: over {whose} posting budget. "
+                         f"Nothing was stored; send it again in {self.retry_after:g} s.")
+
+
+def post_message(room_name, text, name, color, nonce=None, sender="server", poster=None):
     """Validate, store and publish a chat message; returns the stored Message (its `seq` is the id
     clients see).
 
     With a `nonce`, a message `sender` already stored in the room with the same nonce (within
     CHAT_NONCE_WINDOW) is not stored again: that original is returned, and nothing is published.
     A sender is any string that tells its messages from others' (a socket's is its account or
-    client id; server code may use its own name).
+    client id; server code may use its own name). A `poster` (a client's socket posting) spends
+    its budget first and marks the message with its account.
 
-    Raises ValidationError for bad input (or a nonce already used for another text), and
-    BrokerUnavailable when the message was stored but could not be published (its `message`
-    attribute is the stored Message; clients get it from history when they resume: a connected
-    client sees the hole in the ids when the next message arrives, and resumes).
+    Raises ValidationError for bad input (or a nonce already used for another text),
+    PostingTooFast when over the poster's budget (nothing stored), and BrokerUnavailable when the
+    message was stored but could not be published (its `message` attribute is the stored Message;
+    clients get it from history when they resume: a connected client sees the hole in the ids
+    when the next message arrives, and resumes).
     """
     validate_room_name(room_name)
     validate_nonce(nonce)
+    # Before the forms: a client over its budget costs little more than a lookup (realtime/budgets.py).
+    if poster is not None and (wait := spend("chat-post", poster.budget_holder, poster.rate(), cost_of(text))):
+        raise PostingTooFast(poster, wait)
     message_form, nick_form = MessageForm({"text": text}), NickForm({"name": name, "color": color})
     for form in (message_form, nick_form):
         if not form.is_valid():
             raise ValidationError(errors_detail(form))
     text = message_form.cleaned_data["text"]
+    account = poster.account if poster is not None else ""
+    # In a websocket worker, by one of its few database writers (realtime/db/): a posting storm
+    # never opens a connection per socket or per message.
+    return run_write(lambda: store_message(room_name, text, nick_form.cleaned_data, nonce, sender, account))
+
+
+def store_message(room_name, text, nick, nonce, sender, account):
+    """post_message's transaction, once the input is valid: the stored message (or the original of a resend)."""
     with transaction.atomic():
         # The room row stays locked until the commit (on SQLite the IMMEDIATE transaction locks the
         # whole database): posts into one room take turns, so its ids are 1, 2, 3, ... without holes
@@ -84,7 +143,7 @@ def post_message(room_name, text, name, color, nonce=None, sender="server"):
         room.last_seq += 1
         room.save(update_fields=["last_seq"])
         message = Message.objects.create(room=room, seq=room.last_seq, text=text, sender=sender, nonce=nonce,
-                                         **nick_form.cleaned_data)
+                                         account=account, **nick)
         prune(room)
         # Published only once committed, or a client could fetch history that lacks it.
         transaction.on_commit(lambda: publish_message(message))
@@ -109,7 +168,9 @@ def backlog(room, since=None):
     Message ids are the room's `seq`. Without `since`: the last 50. With it: every message after
     it, in id order (0: from the start). The client must start over from recent history (a
     resync reason) when `since` is not a message this room still stores ("unknown_since":
-    history was reset or pruned) or is more than RESUME_LIMIT messages back ("too_far_behind").
+    history was reset or pruned), when the messages right after it are gone (pruned: since=0
+    once the room's first ones were deleted, or a prune that ran meanwhile), or when it is more
+    than RESUME_LIMIT messages back ("too_far_behind").
     """
     if since is None:
         return recent_history(room), None
@@ -118,6 +179,8 @@ def backlog(room, since=None):
     missed = list(room.messages.filter(seq__gt=since).order_by("seq")[: RESUME_LIMIT + 1])
     if len(missed) > RESUME_LIMIT:
         return recent_history(room), "too_far_behind"
+    if missed and missed[0].seq != since + 1:  # retention deleted the ones the client lacks
+        return recent_history(room), "unknown_since"
     return missed, None
 
 

@@ -14,4 +14,9 @@ SETTINGS = register(
     Setting("JOB_MAX_ATTEMPTS", 3, "3",
             "runs of one job a task worker may die in: a restarted worker queues its job again until then, "
             "and fails it after (jobs/recovery.py)."),
+    Setting("JOB_TIME_LIMIT", 300.0, "300 s",
+            "a task running longer than this is stopped and its job fails (jobs/worker.py)."),
+    Setting("JOB_HEARTBEAT_TIMEOUT", 60.0, "60 s",
+            "a running task whose task worker has not beaten its heartbeat for this long is queued again by "
+            "another task worker (its worker vanished: a new container, a renamed host)."),
 )

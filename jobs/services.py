@@ -16,7 +16,13 @@ from .models import Job
 
 log = logging.getLogger("jobs")
 
-CHANNEL = "jobs"  # every job's changes; each owner's also go to owner_channel(owner id)
+# A job's changes go to its owner's channel and to the staff's ("jobs": every job): each socket listens
+# to one of them, so nobody is sent the jobs of others, and a change costs two publishes however many watch.
+CHANNEL = "jobs"
+# Any constants: PostgreSQL's advisory locks that serialize the decisions on the limits below, and
+# the scheduling of periodic tasks (jobs/periodic.py).
+START_LOCK = 0x6A6F6273
+PERIODIC_LOCK = 0x6A6F6274
 
 
 def owner_channel(owner_id):
@@ -24,10 +30,8 @@ def owner_channel(owner_id):
 
 
 def channels_of(job):
-    """The channels a job's changes are published on: everyone's, and its owner's."""
+    """The channels a job's changes are published on: the staff's, and its owner's."""
     return [CHANNEL] if job.owner_id is None else [CHANNEL, owner_channel(job.owner_id)]
-# Any constant: PostgreSQL's advisory lock that serializes the decisions on the limits below.
-START_LOCK = 0x6A6F6273
 
 
 class JobRefused(Exception):
@@ -70,7 +74,7 @@ def start_job(owner, steps, fail=False):
     from .tasks import run_job  # the task module imports this one
 
     with transaction.atomic():
-        lock_starts()
+        take_lock(START_LOCK)
         unfinished = Job.objects.unfinished().filter(owner=owner).count()
         if unfinished >= conf.get("JOB_USER_LIMIT"):
             raise JobRefused(429, f"You have {unfinished} jobs queued or running, the most one person may have: "
@@ -86,12 +90,13 @@ def start_job(owner, steps, fail=False):
     return job
 
 
-def lock_starts():
-    """One start at a time counts and creates, so concurrent starts cannot pass a limit together.
+def take_lock(key):
+    """Until the transaction ends, one process at a time gets here with `key`: concurrent starts
+    cannot pass a limit together, two task workers cannot schedule one periodic task twice.
 
     SQLite needs nothing more: its IMMEDIATE transactions (project/settings.py) take the write
     lock when they begin. PostgreSQL takes an advisory lock held until the transaction ends.
     """
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [START_LOCK])
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])

@@ -1,20 +1,17 @@
-"""The jobs' one-topic route `/jobs/`: everyone's jobs (JobsChannel, jobs/channels.py) on a socket of
-its own, in the older framing (docs/protocol.md, Background jobs): the recent jobs' states as `job`
-events on connect, then every change. Anyone may watch here, as before the jobs' topics existed.
-The client sends only `ping`.
+"""The jobs' one-topic route `/jobs/`: the jobs its user may see (JobsChannel, jobs/channels.py) on a
+socket of its own, in the older framing (docs/protocol.md, Background jobs): the recent jobs' states
+as `job` events on connect, then every change. A user sees their own jobs, staff every job; an
+anonymous socket is refused (403). The client sends only `ping`.
 """
+
+from django.http import HttpResponseForbidden
 
 from realtime.channels.legacy import OneTopicSocket
 from realtime.db import read_user
 from realtime.decorators import websocket
 from realtime.envelope import envelope
 
-from .channels import ALL_JOBS_TOPIC, JobsChannel
-
-
-class EveryonesJobs(JobsChannel):
-    def may_watch(self):
-        return True
+from .channels import ALL_JOBS_TOPIC, JobsChannel, user_jobs_topic
 
 
 class JobsSocket(OneTopicSocket):
@@ -25,5 +22,11 @@ class JobsSocket(OneTopicSocket):
 
 @websocket
 def job_feed(request, ws):
-    socket = JobsSocket(request, ws, read_user(request))
-    socket.serve(EveryonesJobs(socket, ALL_JOBS_TOPIC, {}), {})
+    user = read_user(request)
+    if not user.is_authenticated:
+        return HttpResponseForbidden("Log in to watch your jobs.\n", content_type="text/plain; charset=utf-8")
+    socket = JobsSocket(request, ws, user)
+    if user.is_staff:
+        socket.serve(JobsChannel(socket, ALL_JOBS_TOPIC, {}), {})
+    else:
+        socket.serve(JobsChannel(socket, user_jobs_topic(user.pk), {"user_id": user.pk}), {})

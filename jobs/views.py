@@ -31,7 +31,7 @@ def start(request):
     """
     form = StartJobForm(request.POST)
     if not request.user.is_authenticated:
-        return index(request, form, "Log in to start a job: anyone may watch, only users may start.", status=403)
+        return index(request, form, "Log in to start a job (and to see yours).", status=403)
     if not form.is_valid():
         return index(request, form, status=400)
     try:

@@ -152,6 +152,8 @@ globals().update(realtime.conf.from_environ())
 # Jobs are tasks of Django's Tasks framework, stored in the database and run by `manage.py db_worker`
 # (docs/architecture.md, Background jobs).
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# Tasks the task worker keeps scheduled, each this many seconds after its last run (jobs/periodic.py).
+PERIODIC_TASKS = {"chat.tasks.prune_messages": 600}
 
 TEST_RUNNER = "project.test_runner.SummaryRunner"
 

@@ -1,6 +1,7 @@
 """Django's test runner, plus closing lines that CI tools read: one per failed test with its
 error's last line, then 'N passed, N failed, N skipped'."""
 
+import os
 import re
 
 from django.test.runner import DiscoverRunner
@@ -14,7 +15,18 @@ def error_line(traceback_text):
     return (lines[-1] if lines else traceback_text.strip().splitlines()[-1])[:300]
 
 
+# Every client of the suite comes from 127.0.0.1, one guest address: its posting budget would be
+# shared by every test that chats. The servers tests start read these from the environment; the
+# tests of budgets (tests/test_budgets.py) give their workers budgets of their own.
+NO_POSTING_BUDGETS = {"CHAT_POST_RATE": "0", "CHAT_GUEST_POST_RATE": "0"}
+
+
 class SummaryRunner(DiscoverRunner):
+    def setup_test_environment(self, **kwargs):
+        for name, value in NO_POSTING_BUDGETS.items():
+            os.environ.setdefault(name, value)
+        super().setup_test_environment(**kwargs)
+
     def run_suite(self, suite, **kwargs):
         result = super().run_suite(suite, **kwargs)
         for kind, problems in (("FAIL", result.failures), ("ERROR", result.errors)):

@@ -149,6 +149,16 @@ SETTINGS = register(
             "the worker reconnects and catches its clients up, as after any outage. No reply of Redis is waited "
             "for longer than this (a publish then fails: its sender is told delivery is degraded). Redis busy "
             "with one command for longer than half of it is taken for lost too."),
+    Setting("WEBSOCKET_DB_WRITE_CONCURRENCY", 4, "4",
+            "greenlets of a worker process that write to the database for sockets (chat posts) at once, each "
+            "with its own connection kept between writes; the others wait their turn. A worker process opens at "
+            "most this plus `WEBSOCKET_DB_CONCURRENCY` database connections for its sockets."),
+    Setting("WEBSOCKET_BEHIND_PROXY", 0, "0",
+            "1: a proxy in front of the workers (nginx, `deploy/nginx.conf`) appends each client's address to "
+            "`X-Forwarded-For`, and a socket's client address (what budgets per address count) is its last "
+            "entry. 0: the address is the TCP peer's (`REMOTE_ADDR`): behind a proxy that is the proxy, so every "
+            "client would share one budget. Set 1 only when the workers cannot be reached but through the "
+            "proxy: the entries before the last are whatever the client claimed."),
 )
 
 
@@ -171,9 +181,9 @@ def _forget(**kwargs):
 setting_changed.connect(_forget)
 
 
-def parse(name, text):
+def parse(name, text, defaults=DEFAULTS):
     """The value of setting `name` written as `text` (an environment variable), typed like its default."""
-    default = DEFAULTS[name]
+    default = defaults[name]
     if isinstance(default, str):
         return text
     try:

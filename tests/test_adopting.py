@@ -114,6 +114,10 @@ class InstalledLayerTests(SimpleTestCase):
 
     def test_the_wheel_brings_the_browser_client_and_the_template_tags(self):
         self.assertIn(str(self.venv), self.manage("findstatic", "realtime/client/index.js"))
+
+    def test_the_wheel_brings_the_budgets_script(self):
+        script = self.manage("shell", "--no-imports", "-c", "import realtime.budgets; print(realtime.budgets.SPEND.decode())")
+        self.assertIn("redis.call('TIME')", script)
         rendered = self.manage("shell", "--no-imports", "-c", "from django.template import engines; print(engines['django']"
                                ".from_string(\"{% load websockets %}{% websocket_url 'shout' %}\").render())")
         self.assertEqual(rendered.strip(), "/shout/")

@@ -12,7 +12,6 @@ from django.contrib.auth.models import User
 from django.contrib.staticfiles.testing import StaticLiveServerTestCase
 from django.test import override_settings
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 
 from chat.models import Message, Room
 from chat.services import post_message, room_channel
@@ -247,7 +246,7 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.assertTrue(resets, self.texts(".notice"))
 
     def log_in(self):
-        """The browser gets a logged-in user's session cookie, until the end of the test."""
+        """The browser gets a logged-in user's session cookie, until the end of the test; returns the user."""
         user = User.objects.create_user("ann", password="a long enough password")
         log_in(self.browser, self.live_server_url, user)
         self.addCleanup(self.browser.delete_all_cookies)
@@ -260,9 +259,13 @@ class LivePagesTests(WorkerRevivalMixin, StaticLiveServerTestCase):
         self.open("/jobs/")
         self.browser.find_element(By.ID, "id_steps").clear()
         self.browser.find_element(By.ID, "id_steps").send_keys("20")  # 20 steps of 0.1 s, in the task worker
-        button = self.browser.find_element(*by_testid("start-job"))
-        button.click()  # a POST with the CSRF token, then back here
-        wait_for(self.browser, staleness_of(button), message="the page after the POST")
+        self.browser.execute_script("window.beforeThePost = true")  # a mark only this document has
+        self.browser.find_element(*by_testid("start-job")).click()  # a POST with the CSRF token, then back here
+        # The page after it: another document, loaded. (Waiting for the old button to go stale asked
+        # the old document about it as the page went: "Node with given id does not belong to the document".)
+        wait_for(self.browser, lambda d: d.execute_script(
+            "return window.beforeThePost === undefined && document.readyState === 'complete'"),
+            message="the page after the POST")
         self.wait_for_status("live")
         self.browser.execute_script("window.notReloaded = true")
         row = self.browser.find_element(*by_testid("job"))

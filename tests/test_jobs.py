@@ -1,14 +1,19 @@
 """Background jobs: tasks run by a real `manage.py db_worker`, progress reaches every watcher live,
-a killed task worker or a restarted Redis leaves no page behind, and only users may start jobs."""
+a killed task worker (restarted, or replaced by one with another id) or a restarted Redis leaves no
+page behind, a task has a time limit, only users may start jobs, and each sees only their own."""
 
+import re
 import signal
+from datetime import timedelta
 
+import websocket as websocket_client
 from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from jobs.models import Job
-from jobs.recovery import recover_tasks_left_running
+from jobs.models import Job, TaskHeartbeat
+from jobs.recovery import recover_tasks_left_running, recover_tasks_of_vanished_workers
 from jobs.services import report, start_job
 from jobs.tasks import run_job
 from realtime.testing import LiveWebSocketTestCase, wait_until
@@ -46,12 +51,14 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
     """A websocket worker and a task worker (`db_worker`), both on the test database; this process
     stands for the page server, logged in as a user who may start jobs."""
 
+    task_env = {}  # the task worker's settings
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         redis_url = cls.redis.url if cls.redis else ""
         try:
-            cls.tasks = TaskWorker(redis_url=redis_url, env={"JOB_STEP_SECONDS": str(STEP_SECONDS)}).start()
+            cls.tasks = TaskWorker(redis_url=redis_url, env={"JOB_STEP_SECONDS": str(STEP_SECONDS), **cls.task_env}).start()
         except BaseException:
             cls.stop_servers()
             raise
@@ -67,14 +74,21 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         settings_override = override_settings(REDIS_URL=self.redis.url if self.redis else "")
         settings_override.enable()
         self.addCleanup(settings_override.disable)
+        self.tasks.start_if_stopped()  # a worker that saved a task of the last test as its rows were flushed stops
         self.addCleanup(self.tasks.start_if_stopped)  # after a test that killed it
-        self.client.force_login(User.objects.create_user("ann", password="a long enough password"))
+        self.ann = User.objects.create_user("ann", password="a long enough password")
+        self.client.force_login(self.ann)
 
-    def connect_after_the_current_states(self, path):
+    def connect(self, path, worker=None, client=None, **query):
+        """A socket of the user `client` (a django.test.Client) is logged in as: this test's, ann, by default."""
+        cookie = f"sessionid={(client or self.client).cookies['sessionid'].value}"
+        return self.open_client((worker or self.worker).url(path, **query), cookie=cookie)
+
+    def connect_after_the_current_states(self, path, client=None):
         """A watcher whose current-state snapshot is behind it, so every later change arrives once,
         live. (A job created while the snapshot is read may arrive twice, the same version both
         times: docs/protocol.md tells clients to keep the highest version.)"""
-        watcher = self.connect(path)
+        watcher = self.connect(path, client=client)
         watcher.send_json("ping")
         watcher.receive_event("pong")  # answered by the feed's receive loop, after the snapshot
         return watcher
@@ -85,10 +99,16 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         return wait_until(lambda: (result := run_job.get_result(job.task_id)).is_finished and result,
                           message="the task result finished")
 
-    def start(self, **form):
-        response = self.client.post("/jobs/start/", form)
+    def start(self, client=None, **form):
+        response = (client or self.client).post("/jobs/start/", form)
         self.assertRedirects(response, "/jobs/")  # at once: the job runs in the task worker
         return Job.objects.latest("id")
+
+    def logged_in(self, name, **flags):
+        """A page server's client logged in as a new user `name`."""
+        client = Client()
+        client.force_login(User.objects.create_user(name, password="a long enough password", **flags))
+        return client
 
 
 class JobFeedTests(LiveJobsTestCase):
@@ -99,7 +119,7 @@ class JobFeedTests(LiveJobsTestCase):
         self.addCleanup(self.redis.start_if_stopped)  # after the test that restarts it
 
     def test_progress_reaches_watchers_and_a_late_one_gets_the_current_state_first(self):
-        job = Job()
+        job = Job(owner=self.ann)
         report(job)
         early = self.connect("/jobs/")
         self.assertEqual(early.receive_event("job")["state"], "queued")
@@ -134,7 +154,9 @@ class JobFeedTests(LiveJobsTestCase):
         job = self.start(steps=4, fail="on")
         last = every_change(watcher)[-1]
         self.assertEqual((last["state"], last["progress"]), ("failed", 50))
-        self.assertIn("Step 3 of 4 failed", last["detail"])
+        # Where it failed, not what the exception said: that, with the traceback, is in the log.
+        self.assertEqual(last["detail"], "Failed at step 3 of 4.")
+        wait_until(lambda: "RuntimeError: Step 3 of 4 failed (as asked)." in self.tasks.log(), message="the traceback logged")
         result = self.finished_result(job)
         self.assertEqual(result.status, "FAILED")
         self.assertIn("RuntimeError", result.errors[0].traceback)
@@ -175,6 +197,80 @@ class JobFeedTests(LiveJobsTestCase):
         self.assertIn("reconnected to Redis", self.worker.log())
 
 
+class PrivateJobsTests(LiveJobsTestCase):
+    use_redis = True
+
+    def test_a_user_s_socket_and_page_never_show_another_user_s_jobs_and_staff_see_every_job(self):
+        bob, staff = self.logged_in("bob"), self.logged_in("sam", is_staff=True)
+        ann_watcher = self.connect_after_the_current_states("/jobs/")
+        bob_watcher = self.connect_after_the_current_states("/jobs/", client=bob)
+        staff_watcher = self.connect_after_the_current_states("/jobs/", client=staff)
+        anns = self.start(steps=2)
+        self.assertEqual({e["id"] for e in every_change(ann_watcher)}, {anns.id})
+        bobs = self.start(client=bob, steps=2)  # after ann's ended: any of hers bob got would come first
+        self.assertEqual({e["id"] for e in every_change(bob_watcher)}, {bobs.id})
+        bob_watcher.send_json("ping")
+        self.assertEqual(bob_watcher.receive_json()["event"], "pong")  # and nothing of hers after
+        done = {}
+        while len(done) < 2:
+            event = staff_watcher.receive_event("job")
+            if event["state"] == "done":
+                done[event["id"]] = event
+        self.assertEqual(set(done), {anns.id, bobs.id})
+        self.finished_result(bobs)
+
+        # The pages, as rendered: each their own; staff everyone's; the anonymous none (and no socket).
+        rows = lambda client: {int(i) for i in re.findall(r'data-job-id="(\d+)"', client.get("/jobs/").content.decode())}  # noqa: E731
+        self.assertEqual((rows(self.client), rows(bob), rows(staff)), ({anns.id}, {bobs.id}, {anns.id, bobs.id}))
+        anonymous = Client().get("/jobs/")
+        self.assertContains(anonymous, "to see and start your jobs")
+        self.assertNotContains(anonymous, "data-job-id")
+        self.assertNotContains(anonymous, "jobs.js")
+        with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
+            self.open_client(self.worker.url("/jobs/"))
+        self.assertEqual(refused.exception.status_code, 403)
+
+
+class VanishedWorkerTests(LiveJobsTestCase):
+    """A task worker that never comes back under its id, and a task that runs too long."""
+
+    use_redis = True
+    task_env = {"JOB_HEARTBEAT_TIMEOUT": "1", "JOB_TIME_LIMIT": "2"}
+
+    def test_a_job_whose_worker_is_killed_and_replaced_under_another_id_is_retried_after_the_heartbeat_timeout(self):
+        watcher = self.connect_after_the_current_states("/jobs/")
+        job = self.start(steps=16)  # 0.8 s
+        seen = until(watcher, lambda e: e["state"] == "running" and e["progress"] >= 10)
+        self.tasks.stop(signal.SIGKILL)
+        job.refresh_from_db()
+        self.assertEqual(job.state, "running", "the job ended before the task worker was killed")
+        # Its replacement (a new container, a renamed host) has another id: nothing of the old one's
+        # is its own at start, but the old one's heartbeat stopped.
+        other = TaskWorker(worker_id="test-tasks-replaced", redis_url=self.redis.url,
+                           env={"JOB_STEP_SECONDS": str(STEP_SECONDS), **self.task_env})
+        self.addCleanup(other.stop)
+        other.start()
+        events = sorted(seen + until(watcher, lambda e: e["state"] == "done"), key=lambda e: e["version"])
+        requeued = next(i for i, e in enumerate(events) if e["state"] == "queued" and e["version"] > 1)
+        self.assertEqual(events[requeued]["detail"], "The task worker stopped during attempt 1 of 3: queued again.")
+        self.assertEqual((events[-1]["state"], events[-1]["progress"]), ("done", 100))
+        result = self.finished_result(job)
+        self.assertEqual((result.status, result.worker_ids), ("SUCCESSFUL", ["test-tasks", "test-tasks-replaced"]))
+        self.assertIn("no heartbeat for 1 s during attempt 1 of 3; queued again", other.log())
+
+    def test_a_job_that_runs_longer_than_the_time_limit_is_stopped_and_shown_failed(self):
+        watcher = self.connect_after_the_current_states("/jobs/")
+        job = self.start(steps=100)  # 5 s, past the limit of 2 s
+        last = until(watcher, lambda e: e["state"] == "failed")[-1]
+        self.assertRegex(last["detail"], r"^Stopped at step \d+ of 100: it ran longer than the time limit of 2 s\.$")
+        result = self.finished_result(job)
+        self.assertEqual(result.status, "FAILED")
+        self.assertIn("TaskTimeLimit", result.errors[0].traceback)
+        after = self.start(steps=2)  # the worker goes on with the next
+        self.assertEqual(until(watcher, lambda e: e["id"] == after.id and e["state"] == "done")[-1]["progress"], 100)
+        self.finished_result(after)
+
+
 class JobFeedWithoutRedisTests(LiveJobsTestCase):
     """With the in-process broker a job's publish cannot leave the task worker's process:
     the websocket worker reads job changes from the database instead."""
@@ -182,7 +278,7 @@ class JobFeedWithoutRedisTests(LiveJobsTestCase):
     def test_progress_reported_from_another_process_still_reaches_the_watcher(self):
         # After its snapshot: a job created while the snapshot is read would come twice at 10.
         watcher = self.connect_after_the_current_states("/jobs/")
-        job = Job()
+        job = Job(owner=self.ann)
         with self.assertLogs("realtime.brokers", "WARNING"):  # "reaches no socket": true, for this process
             report(job, state=Job.RUNNING, progress=10)
         self.assertEqual(watcher.receive_event("job")["progress"], 10)
@@ -273,6 +369,23 @@ class RecoveryTests(TestCase):
         self.assertEqual((result.status, job.state), ("FAILED", "failed"))
         self.assertEqual(job.detail, "The task worker stopped during each of 3 attempts: given up.")
         self.assertEqual(result.exception_class_path, "jobs.recovery.WorkerDied")
+
+    def test_a_task_without_a_recent_heartbeat_is_queued_again_once_and_the_others_are_left_alone(self):
+        silent, beating, new = (start_job(User.objects.create_user(name), 5) for name in ("ann", "bob", "cyd"))
+        results = [DBTaskResult.objects.get(id=job.task_id) for job in (silent, beating, new)]
+        for result, worker in zip(results, ("gone", "alive", "starting")):
+            result.claim(worker)
+        TaskHeartbeat.objects.create(task=results[0], worker_id="gone", beat=timezone.now() - timedelta(seconds=61))
+        TaskHeartbeat.objects.create(task=results[1], worker_id="alive", beat=timezone.now())
+        # The third was claimed a moment ago and has not beaten yet: not silent either.
+        with self.assertLogs("jobs", "WARNING") as logs:
+            self.assertEqual(recover_tasks_of_vanished_workers("default", 60), 1)
+        self.assertIn("no heartbeat for 60 s during attempt 1 of 3; queued again", logs.output[0])
+        self.assertEqual([DBTaskResult.objects.get(id=r.id).status for r in results], ["READY", "RUNNING", "RUNNING"])
+        self.assertFalse(TaskHeartbeat.objects.filter(task=results[0]).exists())
+        silent.refresh_from_db()
+        self.assertEqual(silent.state, "queued")
+        self.assertEqual(recover_tasks_of_vanished_workers("default", 60), 0)  # settled once
 
     def test_a_task_another_worker_is_running_is_left_alone(self):
         job = start_job(User.objects.create_user("ann"), 5)

@@ -26,9 +26,11 @@ from realtime.testing import (ChannelClient, ClientsMixin, RedisServer, WorkerPr
                               free_port, require_binary, wait_until)
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.servers import NginxServer, PageServer
+from tests.test_budgets import make_budgets_whole
 
 PRODUCTION_ENV = {"DEBUG": "0", "SECRET_KEY": "nginx-tests-not-secret-" + "x" * 40, "ALLOWED_HOSTS": "127.0.0.1",
-                  "BEHIND_TLS_PROXY": "1"}
+                  "BEHIND_TLS_PROXY": "1", "WEBSOCKET_BEHIND_PROXY": "1"}
+GUEST_BUDGET = {"CHAT_GUEST_POST_RATE": "0.5", "CHAT_GUEST_POST_BURST": "3"}  # per address: 3 at once
 MIB = 1024 * 1024
 
 
@@ -115,7 +117,8 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
 
         cls.redis = cls.start(RedisServer())
         cls.pages = cls.start(PageServer({**PRODUCTION_ENV, "REDIS_URL": cls.redis.url}))
-        cls.workers = [cls.start(WorkerProcess(redis_url=cls.redis.url, env=PRODUCTION_ENV)) for _ in range(2)]
+        cls.workers = [cls.start(WorkerProcess(redis_url=cls.redis.url, env={**PRODUCTION_ENV, **GUEST_BUDGET}))
+                       for _ in range(2)]
         upstreams = ["--static-root", str(cls.static_root), "--pages", f"127.0.0.1:{cls.pages.port}",
                      "--websockets", *(f"127.0.0.1:{worker.port}" for worker in cls.workers)]
         cls.nginx = cls.start(NginxServer(lambda nginx: render_site("--listen", f"127.0.0.1:{nginx.port}", *upstreams)))
@@ -138,6 +141,10 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
     def start(cls, server):
         cls.addClassCleanup(server.stop)
         return server.start()
+
+    def setUp(self):
+        super().setUp()
+        make_budgets_whole(self.redis.url)  # each test starts with its address's posting budget whole
 
     def connect(self, url, **options):
         return self.open_client(url, **options)
@@ -277,6 +284,19 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         self.assertNotIn("wss://", body)
         # nginx appends the address it saw; gunicorn_http.py logs the whole chain.
         wait_until(lambda: '"203.0.113.9, 127.0.0.1"' in self.pages.log(), message="X-Forwarded-For in the log")
+
+    def test_a_guest_claiming_other_addresses_still_spends_its_own_address_s_budget(self):
+        """Behind nginx a worker counts a guest by the address nginx saw (the last X-Forwarded-For
+        entry): what the client claims in the header before it is ignored."""
+        answers = []
+        for number in range(2 * int(GUEST_BUDGET["CHAT_GUEST_POST_BURST"])):
+            client = self.connect(self.ws_url("/chat/"), header=[f"X-Forwarded-For: 203.0.113.{number}"])
+            client.receive_event("welcome")
+            client.send_json("message", {"text": f"as 203.0.113.{number}", "nonce": f"n{number}"})
+            while (event := client.receive_json())["event"] not in ("ack", "error"):
+                pass
+            answers.append(event["event"] if event["event"] == "ack" else event["data"]["code"])
+        self.assertEqual(answers, ["ack"] * 3 + ["rate_limited"] * 3)
 
     def test_with_tls_pages_give_wss_urls_that_chat_and_plain_http_redirects(self):
         context = ssl.create_default_context(cafile=str(self.certificate))

@@ -44,9 +44,9 @@ class SharedReadsTests(SimpleTestCase):
         self.assertEqual(self.reads.get("a", lambda: "recovered"), "recovered")  # nothing left stuck
 
 
-class DatabaseReadersTests(SimpleTestCase):
+class DatabaseTurnsTests(SimpleTestCase):
     def test_at_most_size_reads_run_at_once_the_rest_wait_their_turn_and_each_caller_gets_its_own(self):
-        readers = db.DatabaseReaders(size=3, idle=0.05)
+        readers = db.DatabaseTurns(size=3, idle=0.05)
         inside, most = [0], [0]
 
         def read(n):
@@ -64,5 +64,5 @@ class DatabaseReadersTests(SimpleTestCase):
         self.assertEqual([c.value for c in callers], [None if n == 7 else n for n in range(20)])
         self.assertIsInstance(callers[7].exception, ValueError)  # the failure goes to its caller only
         gevent.sleep(0.2)
-        self.assertEqual(readers.readers, 0)  # idle readers end (and close their connections)
+        self.assertEqual(readers.greenlets, 0)  # idle readers end (and close their connections)
 

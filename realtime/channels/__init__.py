@@ -9,10 +9,10 @@
 
 from .channel import Channel
 from .endpoint import channel_socket
-from .errors import ChannelError, Forbidden
+from .errors import ChannelError, Forbidden, OverBudget
 from .history import History
 from .personal import notify, publish, user_topic
 from .routing import include_topics, re_topic, topic
 
-__all__ = ["Channel", "ChannelError", "channel_socket", "Forbidden", "History", "include_topics", "notify", "publish", "re_topic",
-           "topic", "user_topic"]
+__all__ = ["Channel", "ChannelError", "channel_socket", "Forbidden", "History", "OverBudget", "include_topics", "notify",
+           "publish", "re_topic", "topic", "user_topic"]

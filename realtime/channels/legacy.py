@@ -6,8 +6,10 @@ then hands every event the client sends to it. What differs per route (the `welc
 its `ack`s) is said by `joined` and `answered`, which a route's subclass overrides.
 """
 
+from ..budgets import hold_off
 from ..envelope import ClientError, envelope, receive_events
 from ..transport.codes import NORMAL
+from .errors import OverBudget
 from .sockets import ChannelSocket
 
 RESYNC_DETAILS = {
@@ -39,6 +41,8 @@ class OneTopicSocket(ChannelSocket):
             response = self.channel.handle(event, data)
         except ClientError as error:  # (anything else fails the view: 1011, logged)
             self.refused(event, data, error)
+            if isinstance(error, OverBudget):
+                hold_off(error.retry_after)
         else:
             self.answered(event, data, response)
 

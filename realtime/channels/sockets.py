@@ -9,10 +9,11 @@ message budget covers them all (docs/limits.md).
 import logging
 
 from .. import conf
+from ..budgets import hold_off
 from ..envelope import ClientError
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
 from . import frames
-from .errors import ChannelError, Forbidden
+from .errors import ChannelError, Forbidden, OverBudget
 from .routing import UnknownTopic, get_router
 
 log = logging.getLogger("realtime.channels")
@@ -76,6 +77,9 @@ class Socket(ChannelSocket):
                 response = self.leave(frame)
             else:
                 response = self.joined(frame.topic).handle(frame.event, frame.data)
+        except OverBudget as error:
+            self.refuse(frame, error)
+            return hold_off(error.retry_after)
         except ClientError as error:
             return self.refuse(frame, error)
         except Exception:

@@ -172,10 +172,15 @@ function acknowledged(item, id) {
 
 for (const entry of room.pending()) if (entry.event === "message") showPending(entry);  // from before a reload
 
+const RETRY_NOTICE = "Too many messages at once: yours are sent again in a moment.";
+
 room.onOutbox((change) => {
   const item = ownItem(change.entry.nonce);
+  if (change.kind !== "retry" && error.textContent === RETRY_NOTICE && !room.pending().length) {
+    error.textContent = "";  // everything went through
+  }
   if (change.kind === "retry") {
-    error.textContent = "Too many messages at once: yours are sent again in a moment.";
+    error.textContent = RETRY_NOTICE;
   } else if (!item) {
     return;
   } else if (change.kind === "ack") {
