@@ -54,6 +54,8 @@ class Broker:
     kind = "?"
     # False for the in-process broker: what another process publishes never reaches this one.
     reaches_other_processes = True
+    # A Redis client for state every process shares (realtime/budgets.py); None: there is none.
+    client = None
 
     def __init__(self, names=None):
         self.names = names or Names()

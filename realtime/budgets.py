@@ -1,0 +1,103 @@
+"""Budgets that belong to a client, not to one socket: shared by all its sockets on every worker.
+
+A socket's own rate limit (WEBSOCKET_RATE_LIMIT) does not stop a client that opens many sockets, nor
+one whose sockets land on several workers. An application names the client (its account, or its
+address: realtime/addresses.py) and what it spends (a post, its bytes), and asks:
+
+    wait = spend("chat-post", "addr:203.0.113.9", Rate(per_second=1, burst=10), cost=1)
+    if wait:  # nothing was spent; `wait` s from now `cost` units will be there
+        ...
+
+The arithmetic is GCRA (as in redis-cell or brandur's throttled): one number per client and budget,
+the moment its budget is whole again. Spending moves it `cost / per_second` s later; a spend that
+would put it more than `burst / per_second` s past now is refused, and the refusal says exactly
+when it would fit. Nothing refills in the background, nothing is scanned, and no window edge lets
+twice the rate through. With Redis (a broker with a `client`) that number lives in one key, spent
+by one small script (budgets.lua) in ONE round trip, on Redis's clock, and expires once the budget
+is whole. Without Redis (the in-process broker serves one worker process), or while Redis is
+unreachable, the same arithmetic runs on a dict in this process: one worker's share of the truth.
+"""
+
+import logging
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from .fanout.brokers import get_broker
+from .fanout.brokers.base import UNREACHABLE
+
+log = logging.getLogger("realtime.budgets")
+
+SPEND = (Path(__file__).with_name("budgets.lua")).read_bytes()
+
+
+class Rate(NamedTuple):
+    per_second: float  # units that come back each second; 0 or less: no limit
+    burst: float  # units that may be spent at once (and the most a budget holds)
+
+
+def spend(budget, who, rate, cost=1):
+    """Spend `cost` units of `who`'s `budget` (names chosen by the application). 0.0 when spent;
+    otherwise nothing is spent, and the result is how many seconds until `cost` units are there.
+    A cost above the burst costs the burst (it would never fit)."""
+    if rate.per_second <= 0:
+        return 0.0
+    return _store().spend(f"{budget}:{who}", rate, min(cost, rate.burst))
+
+
+class InProcessBudgets:
+    """The budgets of this process alone, on its monotonic clock."""
+
+    SWEEP_ABOVE = 10_000  # clients remembered before those whose budget is whole are forgotten
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.whole_at = {}  # key -> the clock's time at which its budget is whole again
+        self.kept = 0  # clients left by the last sweep
+
+    def spend(self, key, rate, cost):
+        now = self.clock()
+        interval = 1.0 / rate.per_second
+        whole_at = max(self.whole_at.get(key, now), now) + interval * cost
+        wait = whole_at - now - interval * rate.burst
+        if wait > 0:
+            return wait
+        self.whole_at[key] = whole_at
+        if len(self.whole_at) > self.kept + self.SWEEP_ABOVE:  # amortized: a sweep per SWEEP_ABOVE new clients
+            self.whole_at = {k: t for k, t in self.whole_at.items() if t > now}
+            self.kept = len(self.whole_at)
+        return 0.0
+
+
+class RedisBudgets:
+    """The budgets of every process, in Redis: a key per client and budget, named like every key of
+    the broker (REALTIME_KEY_PREFIX; with Cluster, the key is its own hash tag)."""
+
+    def __init__(self, client, names):
+        self.names = names
+        self.script = client.register_script(SPEND)
+        self.fallback = InProcessBudgets()
+        self.unreachable = False  # logged once per outage
+
+    def spend(self, key, rate, cost):
+        try:
+            wait_ms = self.script(keys=[self.names.key("budget", key)], args=[1000.0 / rate.per_second, rate.burst, cost])
+        except UNREACHABLE as error:
+            if not self.unreachable:
+                log.warning("budgets: Redis is unreachable (%s); this process counts alone until it is back", error)
+                self.unreachable = True
+            return self.fallback.spend(key, rate, cost)
+        self.unreachable = False
+        return wait_ms / 1000.0
+
+
+_current = (None, None)  # (the broker, its budgets): new ones when the broker is replaced
+
+
+def _store():
+    global _current
+    broker = get_broker()
+    if _current[0] is not broker:
+        store = RedisBudgets(broker.client, broker.names) if broker.client is not None else InProcessBudgets()
+        _current = (broker, store)
+    return _current[1]
