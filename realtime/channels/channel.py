@@ -23,6 +23,7 @@ unless `join` subscribed itself: first, to read a snapshot that nothing publishe
 import re
 
 from ..envelope import envelope
+from ..fanout.brokers import publish as broker_publish
 from .errors import ChannelError
 from .history import Resume
 
@@ -31,6 +32,9 @@ HANDLED_EVENT = re.compile(r"[a-z][a-z0-9_]*")
 
 class Channel:
     subscribes = True  # subscribe the member to `self.topic` after a join that did not subscribe
+    # For the server API (realtime/api/, docs/api.md), which has a topic but no socket:
+    has_history = False  # publications are stored and numbered: `publish_from_server`, `read_history`
+    has_presence = False  # members are listed in presence under the topic's name
 
     def __init__(self, socket, topic, kwargs):
         self.socket, self.topic, self.kwargs = socket, topic, kwargs
@@ -79,6 +83,23 @@ class Channel:
     def end(self, code, detail, rejoin=False):
         """End this topic for this member: it is told (`close`) and left; the socket stays."""
         self.socket.end(self.topic, code, detail, rejoin)
+
+    # --- what the server API calls, on the class (no socket, no member) ------------------------
+
+    @classmethod
+    def publish_from_server(cls, topic, kwargs, event, data, sender, nonce):
+        """Publish `event` to every member of the topic for server code; returns what the caller is
+        told. By default it is published (`realtime.publish`) and kept nowhere. A topic with history
+        stores it first, at most once per `sender` and `nonce`, and returns {"offset": N}; raise
+        ChannelError to refuse (its code and detail go to the caller)."""
+        broker_publish(topic, envelope(event, data))
+        return {}
+
+    @classmethod
+    def read_history(cls, topic, kwargs, before, limit):
+        """A topic with history: its last `limit` publications below offset `before` (None: the
+        latest), newest first, as (offset, event, data)."""
+        raise NotImplementedError
 
     # --- what the layer calls -----------------------------------------------------------------
 

@@ -29,9 +29,11 @@ class OneTopicSocket(ChannelSocket):
                 self.channel.subscribe()
             self.joined(response)
             self.channel.joined()
+            self.watch_user()
             for event, data in receive_events(self.ws):
                 self.receive(event, data)
         finally:
+            self.unwatch_user()
             self.channel.close()
 
     def receive(self, event, data):

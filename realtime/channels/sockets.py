@@ -12,8 +12,9 @@ from .. import conf
 from ..envelope import ClientError
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
 from . import frames
+from .disconnect import watch_sessions
 from .errors import ChannelError, Forbidden
-from .routing import UnknownTopic, get_router
+from .routing import UnknownTopic, admitted, get_router
 
 log = logging.getLogger("realtime.channels")
 
@@ -25,6 +26,17 @@ class ChannelSocket:
 
     def __init__(self, request, ws, user):
         self.request, self.ws, self.user = request, ws, user
+        self.sessions = None  # its membership of its user's sockets (disconnect.py), while it has a user
+
+    def watch_user(self):
+        """Be closed with 4403 when this socket's user is disconnected (call again when it changes)."""
+        self.unwatch_user()
+        self.sessions = watch_sessions(self.ws, self.user)
+
+    def unwatch_user(self):
+        if self.sessions is not None:
+            self.sessions.close()
+            self.sessions = None
 
     def subscribe(self, channel, topic, paused, watcher):
         return get_hub().subscribe(channel, self.ws, paused, watcher, topic=topic if self.framed else None)
@@ -55,9 +67,11 @@ class Socket(ChannelSocket):
 
     def run(self):
         try:
+            self.watch_user()
             while (message := self.ws.receive()) is not None:
                 self.receive(message)
         finally:
+            self.unwatch_user()
             for topic in list(self.topics):
                 self.drop(topic)
 
@@ -103,6 +117,7 @@ class Socket(ChannelSocket):
             if not isinstance(token, str):
                 raise ChannelError("unauthorized", '"token" must be a string.')
             self.user, self.allowed_topics = self.authenticate(token)
+            self.watch_user()
             return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
         raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
                                             f"not {frame.event!r}.")
@@ -153,8 +168,7 @@ class Socket(ChannelSocket):
     def may_join(self, topic):
         if self.allowed_topics is None:
             return True
-        return any(topic == allowed or (allowed.endswith("*") and topic.startswith(allowed[:-1]))
-                   for allowed in self.allowed_topics)
+        return admitted(topic, self.allowed_topics)
 
     def leave(self, frame):
         self.joined(frame.topic)
