@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "realtime",
+    "realtime.api",  # the server API (docs/api.md): optional
     "demos",
     "chat",
     # Before django_tasks_db: its `db_worker` command is jobs' subclass (jobs/management/commands/).
