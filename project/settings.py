@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import realtime.api.conf  # noqa: F401  (registers the server API's settings: from_environ reads them)
 import realtime.conf
 from django.core.exceptions import ImproperlyConfigured
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from django.contrib.auth.models import User
 from django.core.management import call_command
@@ -16,10 +17,13 @@ from django.test import Client, RequestFactory, TestCase, override_settings
 from django.urls import resolve
 from django.utils import timezone
 
+import realtime.api
 from chat.models import Message, Room
+from realtime.api.client import ApiClient, ApiError
 from realtime.api.keys import create_key
 from realtime.api.models import ApiKey
-from realtime.testing import ChannelClient, ChannelCommunicator, LiveWebSocketTestCase, RedisServer
+from realtime.channels.tokens import issue_token
+from realtime.testing import ChannelClient, ChannelCommunicator, LiveWebSocketTestCase
 from tests.servers import PageServer
 
 NO_LIMITS = {"REALTIME_API_RATE": 0}
@@ -265,3 +269,128 @@ class RateTests(ApiTestCase):
         self.assertEqual(self.call("notify", body, key=other)[0], 200)
         self.assertEqual(len([watcher.receive_push(event="tick") for _ in range(3)]), 3)
         self.assertTrue(watcher.receive_nothing())  # the refused one never came
+
+
+# --- over real HTTP: the page server under gunicorn, two websocket workers, Redis ------------------
+
+CLIENT_FILE = Path(realtime.api.__file__).with_name("client.py")
+# What another program runs: Python with no Django and no settings, this one file beside it.
+NO_DJANGO_PROGRAM = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("client", sys.argv[1])
+client = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(client)
+api = client.ApiClient(sys.argv[2], sys.argv[3])
+user = int(sys.argv[4])
+answers = [api.notify(user, "invoice_ready", {"invoice": 1234}),
+           api.publish("chat:lobby", "message", {"text": "Deploy done", "name": "deploybot"}, idempotency_key="deploy-812"),
+           api.publish("chat:lobby", "message", {"text": "Deploy done", "name": "deploybot"}, idempotency_key="deploy-812")]
+try:
+    api.notify(user, "close", {})
+except client.ApiError as error:
+    answers.append({"status": error.status, "code": error.code})
+print(json.dumps({"answers": answers, "django": "django" in sys.modules}))
+"""
+
+
+class ApiLiveTests(LiveWebSocketTestCase):
+    worker_count = 2
+    use_redis = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # The key's rate in this class: a burst of 4, then 1 in 10 s (settings from the environment).
+        cls.pages = PageServer({"REDIS_URL": cls.redis.url, "REALTIME_API_RATE": "0.1", "REALTIME_API_BURST": "4"})
+        cls.addClassCleanup(cls.pages.stop)
+        cls.pages.start()
+
+    def setUp(self):
+        super().setUp()
+        self.ann, self.bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+        Room.objects.create(name="lobby")
+        self.url = f"http://127.0.0.1:{self.pages.port}/realtime/api/"
+        self.row, key = create_key("billing", ["user:*", "chat:lobby"], may_disconnect=True)
+        self.api = ApiClient(self.url, key)
+
+    def socket(self, worker, user=None):
+        client = ChannelClient(worker.url("/socket/"), token=issue_token(user)[0] if user else None)
+        self.clients.append(client)
+        return client
+
+    def user_sockets(self, user):
+        """A socket of `user` on each worker, joined to the user's topic."""
+        sockets = [self.socket(worker, user) for worker in self.workers]
+        for socket in sockets:
+            socket.join(f"user:{user.pk}")
+        return sockets
+
+    def test_a_program_without_django_notifies_every_socket_of_a_user_and_posts_once_per_idempotency_key(self):
+        tabs = self.user_sockets(self.ann)
+        lobby = self.socket(self.workers[1])
+        lobby.join("chat:lobby")
+        program = subprocess.run([sys.executable, "-I", "-c", NO_DJANGO_PROGRAM, str(CLIENT_FILE), self.url,
+                                  self.api.key, str(self.ann.pk)], capture_output=True, text=True, timeout=60,
+                                 env={"PATH": os.environ["PATH"]})
+        self.assertEqual(program.returncode, 0, program.stderr)
+        result = json.loads(program.stdout)
+        self.assertFalse(result["django"])
+        self.assertEqual(result["answers"], [{"topic": f"user:{self.ann.pk}"}, {"topic": "chat:lobby", "offset": 1},
+                                             {"topic": "chat:lobby", "offset": 1}, {"status": 400, "code": "invalid_request"}])
+        for tab in tabs:  # on both workers
+            self.assertEqual(tab.receive_push(f"user:{self.ann.pk}", "invoice_ready")["data"], {"invoice": 1234})
+        message = lobby.receive_push("chat:lobby", "message")
+        self.assertEqual((message["offset"], message["data"]["text"]), (1, "Deploy done"))
+        lobby.join("clock")  # a round trip: anything published before it has arrived
+        self.assertEqual([push for push in lobby.pushes if push["event"] == "message"], [])  # no second copy
+        self.assertEqual(Message.objects.count(), 1)
+
+    def test_refused_keys_publish_nothing_and_say_why(self):
+        tabs = self.user_sockets(self.ann)
+        prefix = self.row.prefix
+        _, narrow = create_key("lobby only", ["chat:lobby"])
+        revoked_row, revoked = create_key("old", ["user:*"])
+        ApiKey.objects.filter(pk=revoked_row.pk).update(revoked=timezone.now())
+        for key, status, code in (("", 401, "unauthorized"), (f"rtk_{prefix}_wrong", 401, "unauthorized"),
+                                  (revoked, 403, "revoked"), (narrow, 403, "forbidden")):
+            with self.subTest(key=key), self.assertRaises(ApiError) as refused:
+                ApiClient(self.url, key).notify(self.ann.pk, "invoice_ready", {})
+            self.assertEqual((refused.exception.status, refused.exception.code), (status, code))
+        for tab in tabs:
+            self.assertEqual(tab.request("realtime", "heartbeat")["status"], "ok")
+            self.assertEqual(list(tab.pushes), [])  # nothing came before the heartbeat's reply
+
+    def test_over_the_rate_429_and_nothing_published_while_another_key_goes_on(self):
+        tabs = self.user_sockets(self.ann)
+        _, other_key = create_key("other", ["user:*"])
+        for i in range(4):
+            self.api.notify(self.ann.pk, "tick", {"n": i})
+        with self.assertRaises(ApiError) as refused:
+            self.api.notify(self.ann.pk, "tick", {"n": 4})
+        self.assertEqual((refused.exception.status, refused.exception.code), (429, "rate_limited"))
+        self.assertGreater(refused.exception.retry_after, 0)
+        ApiClient(self.url, other_key).notify(self.ann.pk, "tick", {"n": "other"})
+        for tab in tabs:
+            self.assertEqual([tab.receive_push(event="tick")["data"]["n"] for _ in range(5)], [0, 1, 2, 3, "other"])
+
+    def test_disconnect_closes_the_user_s_sockets_on_both_workers_with_4403_and_no_other(self):
+        tabs = self.user_sockets(self.ann) + [self.socket(self.workers[0], self.ann)]  # one joined nothing
+        bob = self.socket(self.workers[1], self.bob)
+        self.assertEqual(self.api.disconnect(self.ann.pk, "password changed"), {})
+        for tab in tabs:
+            self.assertEqual(tab.receive_close(), 4403)
+            self.assertEqual(tab.close_reason, "password changed")
+        self.assertEqual(bob.request("realtime", "heartbeat")["status"], "ok")
+
+    def test_presence_and_history_over_http(self):
+        # A room of its own: the other tests' members leave Redis's list only at their workers' next flush.
+        Room.objects.create(name="api-live")
+        api = ApiClient(self.url, create_key("reader", ["chat:api-live"])[1])
+        members = [self.socket(worker) for worker in self.workers]
+        for i, member in enumerate(members):
+            member.join("chat:api-live", params={"name": f"m{i}"})
+            member.receive_push("chat:api-live", "presence")
+        page = api.presence("chat:api-live")
+        self.assertEqual((page["count"], sorted(member["name"] for member in page["members"])), (2, ["m0", "m1"]))
+        self.assertEqual(api.publish("chat:api-live", "message", {"text": "one"})["offset"], 1)
+        self.assertEqual(api.history("chat:api-live")["publications"][0]["data"]["text"], "one")

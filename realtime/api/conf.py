@@ -1,10 +1,8 @@
 """The server API's settings (docs/settings.md, docs/api.md): read them with `get(name)`.
 
-They are registered with the layer's registry (`realtime.conf.register`) where it has one; until
-this branch meets the registry, `get` falls back to the defaults here.
+Registered with the layer's (`realtime.conf.register`), so that `realtime.conf.from_environ()` reads
+them too: the project's settings import this module before calling it.
 """
-
-from django.conf import settings
 
 from .. import conf
 from ..conf import Setting
@@ -21,7 +19,7 @@ DEFAULTS = {setting.name: setting.default for setting in SETTINGS}
 
 if hasattr(conf, "register"):
     conf.register(*SETTINGS)
+else:  # a layer without the registry yet: the same effect on conf.get and conf.from_environ
+    conf.DEFAULTS.update(DEFAULTS)
 
-
-def get(name):
-    return getattr(settings, name, DEFAULTS[name])
+get = conf.get
