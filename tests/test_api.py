@@ -23,7 +23,7 @@ from realtime.api.client import ApiClient, ApiError
 from realtime.api.keys import create_key
 from realtime.api.models import ApiKey
 from realtime.channels.tokens import issue_token
-from realtime.testing import ChannelClient, ChannelCommunicator, LiveWebSocketTestCase
+from realtime.testing import ChannelClient, ChannelCommunicator, LiveWebSocketTestCase, WebsocketCommunicator
 from tests.servers import PageServer
 
 NO_LIMITS = {"REALTIME_API_RATE": 0}
@@ -245,6 +245,20 @@ class DisconnectTests(ApiTestCase):
             self.assertEqual(socket.receive_close(), 4403)
             self.assertEqual(socket.close_reason, "password changed")
         self.assertEqual(bob_socket.request("realtime", "heartbeat")["status"], "ok")
+
+    def test_the_older_one_topic_routes_close_too(self):
+        room = WebsocketCommunicator("/chat/lobby/", user=self.ann)
+        self.assertTrue(room.connect())
+        self.addCleanup(room.disconnect)
+        room.receive_event("welcome")
+        self.call("disconnect", {"user": self.ann.pk})
+        self.assertEqual(room.receive_close(), 4403)
+
+    def test_a_socket_that_authenticates_later_is_the_new_user_s(self):
+        socket = self.socket()
+        socket.call("realtime", "auth", {"token": issue_token(self.ann)[0]})
+        self.call("disconnect", {"user": self.ann.pk})
+        self.assertEqual(socket.receive_close(), 4403)
 
     def test_a_key_without_may_disconnect_or_without_the_user_s_topic_is_refused(self):
         _, plain = create_key("plain", ["user:*"])

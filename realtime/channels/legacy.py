@@ -24,12 +24,12 @@ class OneTopicSocket(ChannelSocket):
         self.channel = channel
         channel.since = since
         try:
+            self.watch_user()  # from the start: a disconnect during the join closes it too
             response = self.channel.join(params)
             if not self.channel.subscriptions and self.channel.subscribes:
                 self.channel.subscribe()
             self.joined(response)
             self.channel.joined()
-            self.watch_user()
             for event, data in receive_events(self.ws):
                 self.receive(event, data)
         finally:
