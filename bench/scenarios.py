@@ -377,3 +377,12 @@ def _sharding(ctx, kind, cfg):  # bench/sharding.py imports this module: importe
 
 
 SCENARIOS["sharding"] = _sharding
+
+
+async def _api(ctx, kind, cfg):  # bench/api.py imports this module: imported at call time
+    from .api import api
+
+    return await api(ctx, kind, cfg)
+
+
+SCENARIOS["api"] = _api
