@@ -45,11 +45,11 @@ def api_call(cost=lambda body: 1):
                     return answer({"code": "method_not_allowed", "detail": "Use POST."}, 405)
                 key = authenticate(request.META.get("HTTP_AUTHORIZATION"))
                 body = read_body(request)
-                wait = budgets.spend("api", key.prefix, budgets.Rate(conf.get("REALTIME_API_RATE"),
-                                                                     conf.get("REALTIME_API_BURST")), cost(body))
+                rate = budgets.Rate(conf.get("REALTIME_API_RATE"), conf.get("REALTIME_API_BURST"))
+                wait = budgets.spend("api", key.prefix, rate, cost(body))
                 if wait:
-                    raise ChannelError("rate_limited", f"Over this key's rate ({conf.get('REALTIME_API_RATE'):g} calls a "
-                                                "second): nothing was done; try again later.", retry_after=round(wait, 3))
+                    raise ChannelError("rate_limited", f"Over this key's rate ({rate.per_second:g} calls a second): "
+                                                       "nothing was done; try again later.", retry_after=round(wait, 3))
                 return answer(handler(key, body, request))
             except Refused as refused:
                 return answer({"code": refused.code, "detail": refused.detail}, refused.status)
@@ -133,15 +133,17 @@ def publish_to(key, request, targets, event, data):
     nonce = idempotency_key(request)
     if nonce is not None and not all(channel.has_history for _, channel, _ in targets):
         raise ChannelError("invalid_request", "Idempotency-Key is honoured on topics with history only "
-                                       "(a chat room); this call names a topic without.")
+                                              "(a chat room); this call names a topic without.")
     results = []
     for topic, channel, kwargs in targets:
         try:
             results.append({"topic": topic, **channel.publish_from_server(topic, kwargs, event, data,
                                                                            SENDER.format(key.prefix), nonce)})
-        except ChannelError as refused:
+        except (ChannelError, BrokerUnavailable) as refused:
             if len(targets) == 1:
                 raise
+            if isinstance(refused, BrokerUnavailable):  # (a broadcast: the topics before it were published)
+                refused = ChannelError("broker_unavailable", "The broker is unavailable: not delivered.")
             results.append({"topic": topic, "error": {"code": refused.code, "detail": refused.detail, **refused.extra}})
     return results
 
