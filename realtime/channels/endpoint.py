@@ -59,7 +59,7 @@ def channel_socket(request, ws):
         try:
             if token is None:
                 raise InvalidToken("invalid", "The bearer offer is not base64url.")
-            socket.user, socket.allowed_topics = authenticate_token(token)
+            socket.become(authenticate_token(token))
         except InvalidToken as error:
             ws.accept()
             ws.close(UNAUTHORIZED, error.detail[:120])  # a close reason holds at most 123 bytes
@@ -77,9 +77,8 @@ def rate_limited_push(rate):
 
 
 def authenticate_token(token):
-    """(user, the topics it may join or None) of a valid token; InvalidToken otherwise."""
-    identity = run_read(lambda: read_token(token))
-    return identity.user, identity.topics
+    """The TokenIdentity of a valid token (read in a database reader's turn); InvalidToken otherwise."""
+    return run_read(lambda: read_token(token))
 
 
 def authenticate(token):

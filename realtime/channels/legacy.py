@@ -23,6 +23,7 @@ class OneTopicSocket(ChannelSocket):
         """Join `channel` (made for this socket), then serve the client's events until it leaves."""
         self.channel = channel
         channel.since = since
+        self.enroll()
         try:
             response = self.channel.join(params)
             if not self.channel.subscriptions and self.channel.subscribes:
@@ -32,6 +33,7 @@ class OneTopicSocket(ChannelSocket):
             for event, data in receive_events(self.ws):
                 self.receive(event, data)
         finally:
+            self.withdraw()
             self.channel.close()
 
     def receive(self, event, data):

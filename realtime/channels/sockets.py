@@ -13,6 +13,7 @@ from ..envelope import ClientError
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
 from . import frames
 from .errors import ChannelError, Forbidden
+from .revocation import registry, session_mark
 from .routing import UnknownTopic, get_router
 
 log = logging.getLogger("realtime.channels")
@@ -25,6 +26,18 @@ class ChannelSocket:
 
     def __init__(self, request, ws, user):
         self.request, self.ws, self.user = request, ws, user
+        # The session it is authenticated by, if any (a logout ends its sockets: revocation.py).
+        session = getattr(request, "session", None)
+        self.session = session_mark(session.session_key) if session is not None and user.is_authenticated else None
+
+    def enroll(self):
+        """Be found by `disconnect(user)` (a logout, a ban) while open, when authenticated."""
+        if self.user.is_authenticated:
+            registry.add(self, self.user.pk, self.session)
+
+    def withdraw(self):
+        if self.user.is_authenticated:
+            registry.discard(self, self.user.pk)
 
     def subscribe(self, channel, topic, paused, watcher):
         return get_hub().subscribe(channel, self.ws, paused, watcher, topic=topic if self.framed else None)
@@ -47,17 +60,23 @@ class ChannelSocket:
 class Socket(ChannelSocket):
     """The realtime.v1 protocol on one connection (docs/protocol.md, Channels)."""
 
-    def __init__(self, request, ws, user, allowed_topics=None):
+    def __init__(self, request, ws, user):
         super().__init__(request, ws, user)
-        self.allowed_topics = allowed_topics  # a token's topics (None: any the channels admit)
+        self.allowed_topics = None  # a token's topics (None: any the channels admit)
         self.topics = {}  # topic -> its Channel, while joined
-        self.authenticate = None  # token -> (user, allowed topics), or raises ClientError: the `auth` event
+        self.authenticate = None  # token -> TokenIdentity, or raises ClientError: the `auth` event
+
+    def become(self, identity):
+        """Be the user of a token (a TokenIdentity) from now on; topics joined before stay as they are."""
+        self.user, self.allowed_topics, self.session = identity.user, identity.topics, session_mark(identity.session_key)
 
     def run(self):
+        self.enroll()
         try:
             while (message := self.ws.receive()) is not None:
                 self.receive(message)
         finally:
+            self.withdraw()
             for topic in list(self.topics):
                 self.drop(topic)
 
@@ -102,7 +121,10 @@ class Socket(ChannelSocket):
             token = frame.data.get("token")
             if not isinstance(token, str):
                 raise ChannelError("unauthorized", '"token" must be a string.')
-            self.user, self.allowed_topics = self.authenticate(token)
+            identity = self.authenticate(token)
+            self.withdraw()
+            self.become(identity)
+            self.enroll()
             return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
         raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
                                             f"not {frame.event!r}.")
