@@ -109,6 +109,7 @@ class RoomChannel(Channel):
         """Store the message: the reply is its id (also for a resend of the same nonce). Refused:
         `invalid_message` (resending will not help); stored but not delivered live: `delivery_degraded`."""
         nonce = data.get("nonce")
+        self.reply_first(self.subscription)  # the sender learns its message's id before it sees the copy
         try:
             message = post_message(self.room.name, data.get("text"), self.name, self.color,
                                    nonce=nonce, sender=self.sender)

@@ -303,6 +303,9 @@ class ChatChannelTests(ChannelTestCase):
         bob.join("chat:lobby")
         with self.captureOnCommitCallbacks(execute=True):  # published once committed
             self.assertEqual(ann.push("chat:lobby", "message", {"text": "hi", "nonce": "n-1"}), {"id": 1})
+        # Her reply came before her copy (which this process's broker delivered during the post).
+        self.assertEqual([p for p in ann.before_reply if p["event"] == "message"], [])
+        self.assertEqual(ann.receive_push("chat:lobby", "message")["data"]["id"], 1)
         self.assertEqual(ann.push("chat:lobby", "message", {"text": "hi", "nonce": "n-1"}), {"id": 1})  # a resend
         seen = bob.receive_push("chat:lobby", "message")
         self.assertEqual((seen["offset"], seen["data"]["text"]), (1, "hi"))

@@ -43,6 +43,8 @@ class OneTopicSocket(ChannelSocket):
             self.refused(event, data, error)
         else:
             self.answered(event, data, response)
+        finally:
+            self.channel.replied()
 
     def joined(self, response):
         """The join's response, in whatever events the route's clients expect (nothing by default)."""

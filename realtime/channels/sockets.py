@@ -86,6 +86,7 @@ class Socket(ChannelSocket):
         except frames.InvalidFrame as error:
             self.ws.send(frames.error_push(error, error.ref, error.topic, error.event))
             return
+        channel = None
         try:
             if frame.topic == frames.SYSTEM_TOPIC:
                 response = self.system(frame)
@@ -94,13 +95,18 @@ class Socket(ChannelSocket):
             elif frame.event == "leave":
                 response = self.leave(frame)
             else:
-                response = self.joined(frame.topic).handle(frame.event, frame.data)
+                channel = self.joined(frame.topic)
+                response = channel.handle(frame.event, frame.data)
         except ClientError as error:
-            return self.refuse(frame, error)
+            self.refuse(frame, error)
         except Exception:
             log.exception("topic %s: event %s failed", frame.topic, frame.event)
-            return self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
-        self.answer(frame, response)
+            self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
+        else:
+            self.answer(frame, response)
+        finally:
+            if channel is not None:
+                channel.replied()
 
     def answer(self, frame, response, **fields):
         if frame.ref is not None:
