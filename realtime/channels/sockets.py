@@ -9,12 +9,14 @@ message budget covers them all (docs/limits.md).
 import logging
 
 from .. import conf
-from ..envelope import ClientError
+from ..db import run_read
+from ..envelope import ClientError, envelope
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
 from . import frames
 from .errors import ChannelError, Forbidden
 from .revocation import registry, session_mark
 from .routing import UnknownTopic, get_router
+from .tokens import InvalidToken, read_token
 
 log = logging.getLogger("realtime.channels")
 
@@ -64,10 +66,11 @@ class Socket(ChannelSocket):
         super().__init__(request, ws, user)
         self.allowed_topics = None  # a token's topics (None: any the channels admit)
         self.topics = {}  # topic -> its Channel, while joined
-        self.authenticate = None  # token -> TokenIdentity, or raises ClientError: the `auth` event
 
-    def become(self, identity):
-        """Be the user of a token (a TokenIdentity) from now on; topics joined before stay as they are."""
+    def authenticate(self, token):
+        """Be the user of `token` from now on (topics joined before stay as they are); InvalidToken if
+        it is not valid (its user, and the session it came from, are read in a database reader's turn)."""
+        identity = run_read(lambda: read_token(token))
         self.user, self.allowed_topics, self.session = identity.user, identity.topics, session_mark(identity.session_key)
 
     def run(self):
@@ -123,14 +126,17 @@ class Socket(ChannelSocket):
     def system(self, frame):
         if frame.event == "heartbeat":
             return {}
-        if frame.event == "auth" and self.authenticate is not None:
+        if frame.event == "auth":
             token = frame.data.get("token")
             if not isinstance(token, str):
                 raise ChannelError("unauthorized", '"token" must be a string.')
-            identity = self.authenticate(token)
             self.withdraw()
-            self.become(identity)
-            self.enroll()
+            try:
+                self.authenticate(token)
+            except InvalidToken as error:
+                raise error.as_channel_error() from None
+            finally:
+                self.enroll()
             return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
         raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
                                             f"not {frame.event!r}.")
@@ -199,6 +205,5 @@ class Socket(ChannelSocket):
 
     def end(self, topic, code, detail, rejoin):
         if topic in self.topics:
-            self.push(topic, frames.encode({"event": "close", "data": {"code": code, "detail": detail,
-                                                                        "rejoin": rejoin}}))
+            self.push(topic, envelope("close", {"code": code, "detail": detail, "rejoin": rejoin}))
             self.drop(topic)
