@@ -29,6 +29,9 @@ FULL = {
     # `rooms` rooms of `subscribers` members each over two workers, `rate` messages/s in all spread
     # over the rooms: through one Redis, then through a Redis Cluster of 3 shards.
     "sharding": {"rooms": 48, "subscribers": 20, "rate": 100, "seconds": 10},
+    # `pages` pages, each with a chat room, its user's notifications and its user's jobs: as one
+    # socket with three topics, then as three sockets (bench/page.py).
+    "page": {"pages": 2000},
     # `rate` publishes/s to a room of `subscribers` through the server API, then from Django code (bench/api.py).
     "api": {"subscribers": 1000, "rate": 50, "seconds": 15},
     # A delivery later than this after its publish counts as lost (and ends the drain).
@@ -52,6 +55,7 @@ QUICK = {
     "crowd-2": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "crowd-3": {"subscribers": 1000, "concurrency": 200, "rate": 20, "seconds": 3},
     "sharding": {"rooms": 24, "subscribers": 10, "rate": 60, "seconds": 3},
+    "page": {"pages": 300},
     "api": {"subscribers": 300, "rate": 50, "seconds": 3},
     "late_after": 5.0,
     "budget": 8 * 60,
@@ -71,6 +75,7 @@ SCENARIO_SERVERS = {
     "crowd-2": "all",
     "crowd-3": ["ours", "bare"],
     "sharding": ["ours"],
+    "page": ["ours"],
     "api": ["ours"],
 }
 

@@ -101,10 +101,11 @@ class Crowd:
         self.closing = False
         self.progress = progress
 
-    async def connect(self, urls, count, *, welcome, deadline, concurrency=50, what="connecting"):
+    async def connect(self, urls, count, *, welcome, deadline, concurrency=50, what="connecting", headers=None):
         """Open `count` connections spread over `urls`; return those that made it by `deadline`.
 
-        With `welcome`, a connection counts once the chat server's welcome arrived.
+        With `welcome`, a connection counts once the chat server's welcome arrived. `headers`: more
+        request headers (a subprotocol offer).
         """
         semaphore = asyncio.Semaphore(concurrency)
         opened = []
@@ -116,7 +117,8 @@ class Crowd:
                     raise TimeoutError("connect deadline passed")
                 _, client = await asyncio.wait_for(
                     ws_connect(lambda: Client(self, await_welcome if welcome else ignore), url,
-                               websocket_handshake_timeout=min(remaining, 30), max_frame_size=16 * 1024 * 1024),
+                               websocket_handshake_timeout=min(remaining, 30), max_frame_size=16 * 1024 * 1024,
+                               extra_headers=headers),
                     remaining)
                 if welcome:
                     await asyncio.wait_for(asyncio.shield(client.welcomed), max(0.01, deadline - time.monotonic()))

@@ -121,6 +121,15 @@ def ours_table(document):
                      f"| {scaling['ratio']:.2f} × |" if scaling.get("ratio") else "| scaling | error | | |")
     else:
         lines.append(f"| scaling | {failed(scaling)} | | |")
+    page = record(document, "page", "ours")
+    if page and page.get("status") == "ok":
+        one, three = page["one_socket"], page["three_sockets"]
+        lines.append(f"| page ({cfg['page']['pages']:,} pages: a chat room, the user's notifications and jobs): "
+                     f"server KB per page, one socket of three topics (with) vs three sockets (without); "
+                     f"joins/s {one['joins_per_s']:,.0f} vs {three['joins_per_s']:,.0f} "
+                     f"| {three['kb_per_page']:.1f} | {one['kb_per_page']:.1f} | {page['memory_ratio']:.2f} × |")
+    elif page:
+        lines.append(f"| page | {failed(page)} | | |")
     return "\n".join(lines)
 
 

@@ -379,6 +379,15 @@ def _sharding(ctx, kind, cfg):  # bench/sharding.py imports this module: importe
 SCENARIOS["sharding"] = _sharding
 
 
+def _page(ctx, kind, cfg):  # bench/page.py imports this module: imported at call time
+    from .page import page
+
+    return page(ctx, kind, cfg)
+
+
+SCENARIOS["page"] = _page
+
+
 async def _api(ctx, kind, cfg):  # bench/api.py imports this module: imported at call time
     from .api import api
 

@@ -126,4 +126,10 @@ def evaluate(document):
     two = scaling["two"].get("deliveries_per_s") if scaling else None
     checks.append(ratio_check("two workers vs one: fan-out deliveries/s", two, one, 1.6, fmt_rate, "one worker",
                               [scaling]))
+
+    page = get("page")
+    checks.append(ratio_check("a page's three topics on one socket vs three sockets: server memory",
+                              page["one_socket"].get("kb_per_page") if page else None,
+                              page["three_sockets"].get("kb_per_page") if page else None,
+                              0.5, lambda kb: f"{kb:.1f} KB per page", "three sockets", [], at_least=False))
     return checks

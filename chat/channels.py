@@ -136,6 +136,7 @@ class RoomChannel(Channel):
         """Store the message: the reply is its id (also for a resend of the same nonce). Refused:
         `invalid_message` (resending will not help); stored but not delivered live: `delivery_degraded`."""
         nonce = data.get("nonce")
+        self.reply_first(self.subscription)  # the sender learns its message's id before it sees the copy
         try:
             message = post_message(self.room.name, data.get("text"), self.name, self.color,
                                    nonce=nonce, sender=self.sender)
@@ -189,6 +190,8 @@ def sender_key(user, client, member_id):
 
 class RoomDirectoryChannel(Channel):
     """`rooms`: the public rooms with the most members, computed once per process (chat/directory.py)."""
+
+    server_publishes = False
 
     def join(self, params):
         directory = get_directory()

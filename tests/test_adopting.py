@@ -1,11 +1,15 @@
-"""Another Django project installs `realtime` as docs/adopting.md says, and its own view answers.
+"""Another Django project installs `realtime` as docs/adopting.md says, and its own view answers;
+its own topic, notifications and tokens work as the docs' second half shows them.
 
 The wheel is built from pyproject.toml and installed into a fresh venv (once per run of this class;
 the build backend and the dependencies come through pip's ordinary index), beside a copy of tests/adopter/, a minimal
-project outside this repository's import path. Then its websocket worker starts as the docs say.
+project outside this repository's import path. Then its websocket worker starts as the docs say, on
+a Redis of its own (a notification sent from `manage.py shell` crosses processes).
 """
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,7 +20,8 @@ import websocket as websocket_client
 from django.conf import settings
 from django.test import SimpleTestCase
 
-from realtime.testing import ServerProcess
+from realtime.testing import RedisServer, ServerProcess
+from tests.scripts import token_scripts_hear_the_shell
 
 REPO = Path(settings.BASE_DIR)
 PIP_TIMEOUT = 300  # a cold pip cache downloads gevent & co.; a warm one takes seconds
@@ -34,9 +39,9 @@ class AdopterWorker(ServerProcess):
 
     name = "adopter-worker"
 
-    def __init__(self, venv, project):
+    def __init__(self, venv, project, redis_url):
         super().__init__()
-        self.venv, self.cwd = venv, project
+        self.venv, self.cwd, self.redis_url = venv, project, redis_url
 
     def command(self):
         return [str(self.venv / "bin" / "gunicorn"), "-k", "realtime.worker.WebSocketWorker", "--worker-connections",
@@ -44,15 +49,19 @@ class AdopterWorker(ServerProcess):
 
     def env(self):
         # Nothing of this repository's: no PYTHONPATH, no settings of ours.
-        return adopter_env(self.venv)
+        return adopter_env(self.venv, self.redis_url)
 
     def ready(self):
         return self.http_get("/__ready__") is not None
 
 
-def adopter_env(venv):
+def adopter_env(venv, redis_url):
     return {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": os.environ.get("HOME", "/tmp"),
-            "DJANGO_SETTINGS_MODULE": "mysite.settings", "PYTHONUNBUFFERED": "1"}
+            "DJANGO_SETTINGS_MODULE": "mysite.settings", "PYTHONUNBUFFERED": "1", "REDIS_URL": redis_url}
+
+
+# A file of the adopter project as the docs show it: a code block whose first line names it.
+SHOWN_FILE = re.compile(r"```python\n# ([\w./-]+\.py)(?::[^\n]*)?\n.*?```", re.DOTALL)
 
 
 class InstalledLayerTests(SimpleTestCase):
@@ -78,12 +87,17 @@ class InstalledLayerTests(SimpleTestCase):
         run(*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", cls.folder / "dist", "./source",
             cwd=cls.folder)
         cls.wheel = next((cls.folder / "dist").glob("django_realtime_gevent-*.whl"))
-        run(*pip, "install", cls.wheel, cwd=cls.folder)
-        cls.worker = AdopterWorker(cls.venv, cls.project).start()
+        run(*pip, "install", f"{cls.wheel}[testing]", cwd=cls.folder)  # realtime.testing needs websocket-client
+        cls.redis = RedisServer().start()
+        cls.addClassCleanup(cls.redis.stop)
+        cls.manage("migrate", "--noinput")  # docs/adopting.md, step 7: the layer's table of issued tokens
+        cls.worker = AdopterWorker(cls.venv, cls.project, cls.redis.url).start()
         cls.addClassCleanup(cls.worker.stop)
 
-    def manage(self, *args):
-        return run(self.venv / "bin" / "python", "manage.py", *args, cwd=self.project, env=adopter_env(self.venv))
+    @classmethod
+    def manage(cls, *args):
+        return run(cls.venv / "bin" / "python", "manage.py", *args, cwd=cls.project,
+                   env=adopter_env(cls.venv, cls.redis.url))
 
     def test_the_adopter_s_own_view_answers_through_the_installed_worker(self):
         ws = websocket_client.create_connection(f"ws://127.0.0.1:{self.worker.port}/shout/", timeout=10)
@@ -103,3 +117,31 @@ class InstalledLayerTests(SimpleTestCase):
         rendered = self.manage("shell", "--no-imports", "-c", "from django.template import engines; print(engines['django']"
                                ".from_string(\"{% load websockets %}{% websocket_url 'shout' %}\").render())")
         self.assertEqual(rendered.strip(), "/shout/")
+
+    def test_the_files_the_docs_show_are_the_adopter_project_s(self):
+        """Every file the channels half of the docs shows (a block headed `# path`) is the project's as it
+        is here (without the heading, unless the file starts with it too)."""
+        docs = (REPO / "docs" / "adopting.md").read_text()
+        channels_half = docs[docs.index("# Channels: one socket per page"):]
+        shown = {match.group(1): match.group(0) for match in SHOWN_FILE.finditer(channels_half)}
+        self.assertEqual(set(shown), {"mysite/websocket_urls.py", "mysite/urls.py", "shout/channels.py",
+                                      "shout/tests.py", "token_client.py", "token_client_async.py"})
+        for name, block in shown.items():
+            with self.subTest(name=name):
+                code = block[len("```python\n"):-len("```")]
+                file = (self.project / name).read_text()
+                self.assertEqual(code if file.startswith("# ") else code.split("\n", 1)[1], file)
+
+    def test_the_adopter_s_own_topic_passes_its_tests_without_a_server(self):
+        result = subprocess.run([self.venv / "bin" / "python", "manage.py", "test", "shout", "--noinput"],
+                                cwd=self.project, env=adopter_env(self.venv, ""),  # in process: not even Redis
+                                capture_output=True, text=True, timeout=PIP_TIMEOUT)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("Ran 1 test", result.stderr)
+
+    def test_scripts_with_a_token_hear_a_notify_sent_from_the_adopter_s_shell(self):
+        ann = self.manage("shell", "--no-imports", "-c", "from django.contrib.auth.models import User; "
+                                         "print(User.objects.create_user('ann').pk)").strip()
+        token = self.manage("realtime_token", "ann").strip()
+        token_scripts_hear_the_shell(self, self.venv / "bin" / "python", self.project,
+                                     f"ws://127.0.0.1:{self.worker.port}/socket/", token, f"user:{ann}", self.manage)

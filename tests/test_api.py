@@ -51,7 +51,7 @@ class ApiTestCase(ApiCalls, TestCase):
     def setUp(self):
         self.ann = User.objects.create_user("ann")
         Room.objects.create(name="lobby")
-        _, self.key = create_key("billing", ["user:*", "chat:lobby", "news"], may_disconnect=True)
+        _, self.key = create_key("billing", ["user:*", "chat:lobby", "news", "jobs:*"], may_disconnect=True)
 
     def socket(self, **options):
         socket = ChannelCommunicator(**options)
@@ -148,6 +148,7 @@ class PublishTests(ApiTestCase):
                  ({"topic": "chat:lobby", "event": "typing", "data": {}}, 400, '"message"'),
                  ({"topic": "chat:kitchen", "event": "message", "data": {"text": "hi"}}, 403, "chat:kitchen"),
                  ({"topic": "news", "event": "headline", "data": {}}, 404, "No channel serves"),
+                 ({"topic": "jobs:all", "event": "job", "data": {}}, 403, "fed by the server"),
                  ({"event": "headline", "data": {}}, 400, '"topic"')]
         for body, status, detail in cases:
             with self.subTest(body=body):

@@ -3,16 +3,26 @@ after a worker is killed, a socket that joins far too much or floods across its 
 over the wire."""
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import websocket as websocket_client
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.test import override_settings
 
 from chat.models import Room
+from realtime.channels.revocation import disconnect
 from realtime.channels.tokens import issue_token
-from realtime.testing import ChannelClient, LiveWebSocketTestCase, bearer_offer
+from realtime.testing import ChannelClient, LiveWebSocketTestCase, bearer_offer, database_url
+from tests.scripts import token_scripts_hear_the_shell
 from tests.test_flood import BYSTANDER_WORST_ECHO, Bystander
+
+ADOPTER = Path(settings.BASE_DIR) / "tests" / "adopter"  # the scripts docs/adopting.md shows
 
 
 class ChannelsLiveTestCase(LiveWebSocketTestCase):
@@ -65,9 +75,22 @@ class HandshakeTests(ChannelsLiveTestCase):
         self.assertEqual(client.request("realtime", "heartbeat")["status"], "ok")  # still open, as before
 
 
-class PerTopicResumeTests(ChannelsLiveTestCase):
+class TwoWorkersTests(ChannelsLiveTestCase):
     worker_count = 2
     use_redis = True
+
+    def test_disconnect_from_any_process_closes_the_user_s_sockets_on_every_worker_with_4403(self):
+        ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+        token, other_token = issue_token(ann)[0], issue_token(bob)[0]
+        hers = [self.socket(worker, token=token) for worker in self.workers]
+        his = self.socket(self.workers[1], token=other_token)
+        for socket in hers + [his]:
+            socket.request("realtime", "heartbeat")
+        with override_settings(REDIS_URL=self.redis.url):  # as any process with the settings would
+            disconnect(ann, detail="Logged out everywhere.")
+        for socket in hers:
+            self.assertEqual((socket.receive_close(), socket.close_reason), (4403, "Logged out everywhere."))
+        self.assertEqual(his.request("realtime", "heartbeat")["status"], "ok")
 
     def post(self, poster, room, count, prefix):
         return [poster.push(f"chat:{room}", "message", {"text": f"{prefix}{i}"})["id"] for i in range(count)]
@@ -155,3 +178,25 @@ class OneBudgetForAllTopicsTests(ChannelsLiveTestCase):
         answered = {frame["ref"] for frame in client.pushes if frame.get("ref") in refs}
         self.assertLessEqual(len(answered), 7, answered)  # what was left of the burst (6), and a second's worth
         self.assertGreater(len(answered), 0)
+
+
+class TokenScriptTests(ChannelsLiveTestCase):
+    """The scripts of docs/adopting.md (tests/adopter/), each in a process of its own without Django,
+    listen to ann's topic with a token from `manage.py realtime_token`; `manage.py shell` notifies her."""
+
+    use_redis = True
+
+    def manage(self, *args):
+        env = {**os.environ, "DATABASE_URL": database_url(), "REDIS_URL": self.redis.url}
+        result = subprocess.run([sys.executable, "manage.py", *args], env=env, cwd=settings.BASE_DIR,
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return result.stdout
+
+    def test_a_sync_and_an_asyncio_script_with_a_token_hear_a_notify_sent_from_the_shell(self):
+        ann = User.objects.create_user("ann")
+        token = self.manage("realtime_token", "ann").strip()
+        scripts = token_scripts_hear_the_shell(self, sys.executable, ADOPTER, self.worker.url("/socket/"), token,
+                                               f"user:{ann.pk}", self.manage)
+        self.assertEqual(json.loads(scripts[1].lines[0][len("auth "):])["data"]["response"],
+                         {"user": {"id": ann.pk, "username": "ann"}})

@@ -21,7 +21,9 @@ from django.test import SimpleTestCase, TransactionTestCase
 from selenium.webdriver.common.by import By
 
 from deploy.nginx_conf import TEMPLATE, render
-from realtime.testing import ClientsMixin, RedisServer, WorkerProcess, free_port, require_binary, wait_until
+from django.contrib.auth.models import User
+from realtime.testing import (ChannelClient, ClientsMixin, RedisServer, WorkerProcess, bearer_offer, database_url,
+                              free_port, require_binary, wait_until)
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.servers import NginxServer, PageServer
 
@@ -179,6 +181,21 @@ class NginxDeploymentTests(ClientsMixin, TransactionTestCase):
         wait_until(lambda: all(any(p in w.log() for w in self.workers) for p in probes), message="all 101 lines")
         for worker in self.workers:
             self.assertTrue(any(probe in worker.log() for probe in probes), f"no socket on worker {worker.port}")
+
+    def test_a_token_given_in_the_subprotocol_is_in_no_access_log(self):
+        ann = User.objects.create_user("ann")
+        token = manage("realtime_token", "ann", env={"DATABASE_URL": database_url()}).strip()
+        client = ChannelClient(self.ws_url("/socket/?probe=token"), token=token)
+        self.clients.append(client)
+        self.assertEqual(client.join(f"user:{ann.pk}")["status"], "ok")  # the worker took it as ann's
+        client.close()
+        # A socket is logged when it ends, by nginx and by the worker that had it.
+        logged = '/socket/?probe=token HTTP/1.1" 101'
+        wait_until(lambda: logged in self.nginx.access_log() and any(logged in w.log() for w in self.workers),
+                   message="the socket's lines in nginx's and the worker's access logs")
+        logs = self.nginx.access_log() + "".join(worker.log() for worker in self.workers)
+        for secret in (token, bearer_offer(token), token[:24]):
+            self.assertNotIn(secret, logs)
 
     def request(self, method, path, headers, nginx=None):
         """(status, body) of any request through nginx."""

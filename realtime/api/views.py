@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .. import budgets
 from ..channels import ChannelError, user_topic
-from ..channels.disconnect import MAX_REASON_BYTES, disconnect as disconnect_user
+from ..channels.revocation import disconnect as disconnect_user
 from ..channels.frames import MAX_EVENT_LENGTH, MAX_TOPIC_LENGTH
 from ..channels.routing import UnknownTopic, admitted, get_router
 from ..fanout.brokers import BrokerUnavailable
@@ -29,7 +29,8 @@ RESERVED_EVENTS = {"reply", "close", "resync"}  # what clients read as the layer
 MAX_BROADCAST_TOPICS = 100
 MAX_HISTORY_PAGE = 100
 MAX_IDEMPOTENCY_KEY = 64
-STATUS = {"forbidden": 403, "unknown_topic": 404, "no_history": 404, "no_presence": 404, "too_large": 413,
+MAX_REASON_BYTES = 120  # a close reason holds at most 123 bytes
+STATUS = {"forbidden": 403, "not_publishable": 403, "unknown_topic": 404, "no_history": 404, "no_presence": 404, "too_large": 413,
           "rate_limited": 429, "delivery_degraded": 503, "broker_unavailable": 503, "presence_unavailable": 503}
 
 
@@ -134,6 +135,10 @@ def publish_to(key, request, targets, event, data):
     if nonce is not None and not all(channel.has_history for _, channel, _ in targets):
         raise ChannelError("invalid_request", "Idempotency-Key is honoured on topics with history only "
                                               "(a chat room); this call names a topic without.")
+    for topic, channel, _ in targets:
+        if not channel.server_publishes:
+            raise ChannelError("not_publishable", f"{topic!r} is fed by the server alone: nothing published to it "
+                                                  "would reach its members.")
     results = []
     for topic, channel, kwargs in targets:
         try:
@@ -218,5 +223,5 @@ def disconnect(key, body, request):
         raise ChannelError("forbidden", f"This key may not use {user_topic(user)!r}; its topics: {key.topics}.")
     if not isinstance(reason, str) or len(reason.encode()) > MAX_REASON_BYTES:
         raise ChannelError("invalid_request", f'"reason": a string of at most {MAX_REASON_BYTES} bytes.')
-    disconnect_user(user, reason)
+    disconnect_user(user, **({"detail": reason} if reason else {}))
     return {}

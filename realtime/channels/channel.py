@@ -32,7 +32,9 @@ HANDLED_EVENT = re.compile(r"[a-z][a-z0-9_]*")
 
 class Channel:
     subscribes = True  # subscribe the member to `self.topic` after a join that did not subscribe
+    _after_reply = None
     # For the server API (realtime/api/, docs/api.md), which has a topic but no socket:
+    server_publishes = True  # False: its members hear a channel of the server's own (refused, not lost)
     has_history = False  # publications are stored and numbered: `publish_from_server`, `read_history`
     has_presence = False  # members are listed in presence under the topic's name
 
@@ -80,6 +82,12 @@ class Channel:
         self.socket.send_history(self.topic, history)
         return offset
 
+    def reply_first(self, subscription):
+        """Hold `subscription`'s live messages until the reply to the event being handled is out: a
+        member that posts gets its reply (the id of what it posted) before everybody's copy of it."""
+        subscription.pause()
+        self._after_reply = subscription.resume
+
     def end(self, code, detail, rejoin=False):
         """End this topic for this member: it is told (`close`) and left; the socket stays."""
         self.socket.end(self.topic, code, detail, rejoin)
@@ -112,6 +120,12 @@ class Channel:
         if handler is None:
             raise ChannelError("unknown_event", f"Topic {self.topic!r} has no event {event!r}.")
         return handler(data)
+
+    def replied(self):
+        """The reply to the event handled went out (or its error did): release what reply_first held."""
+        after, self._after_reply = self._after_reply, None
+        if after is not None:
+            after()
 
     def close(self):
         """Leave, then end every subscription (a failing leave still ends them)."""

@@ -49,8 +49,8 @@ def parse_frame(message):
     if ref is not None and not valid_ref(ref):
         raise InvalidFrame(f'"ref" must be a string of at most {MAX_REF_LENGTH} characters or an integer.')
     topic, event, data = decoded.get("topic"), decoded.get("event"), decoded.get("data", {})
-    if not isinstance(topic, str) or not 0 < len(topic) <= MAX_TOPIC_LENGTH:
-        raise InvalidFrame(f'"topic" must be a string of 1-{MAX_TOPIC_LENGTH} characters.', ref)
+    if not isinstance(topic, str) or not 0 < len(topic) <= MAX_TOPIC_LENGTH or not topic.isprintable():
+        raise InvalidFrame(f'"topic" must be a string of 1-{MAX_TOPIC_LENGTH} printable characters.', ref)
     if not isinstance(event, str) or not 0 < len(event) <= MAX_EVENT_LENGTH:
         raise InvalidFrame(f'"event" must be a string of 1-{MAX_EVENT_LENGTH} characters.', ref, topic)
     if not isinstance(data, dict):

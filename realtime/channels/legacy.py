@@ -23,8 +23,8 @@ class OneTopicSocket(ChannelSocket):
         """Join `channel` (made for this socket), then serve the client's events until it leaves."""
         self.channel = channel
         channel.since = since
+        self.enroll()
         try:
-            self.watch_user()  # from the start: a disconnect during the join closes it too
             response = self.channel.join(params)
             if not self.channel.subscriptions and self.channel.subscribes:
                 self.channel.subscribe()
@@ -33,7 +33,7 @@ class OneTopicSocket(ChannelSocket):
             for event, data in receive_events(self.ws):
                 self.receive(event, data)
         finally:
-            self.unwatch_user()
+            self.withdraw()
             self.channel.close()
 
     def receive(self, event, data):
@@ -43,6 +43,8 @@ class OneTopicSocket(ChannelSocket):
             self.refused(event, data, error)
         else:
             self.answered(event, data, response)
+        finally:
+            self.channel.replied()
 
     def joined(self, response):
         """The join's response, in whatever events the route's clients expect (nothing by default)."""

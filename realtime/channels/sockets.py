@@ -9,12 +9,14 @@ message budget covers them all (docs/limits.md).
 import logging
 
 from .. import conf
-from ..envelope import ClientError
+from ..db import run_read
+from ..envelope import ClientError, envelope
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
 from . import frames
-from .disconnect import watch_sessions
 from .errors import ChannelError, Forbidden
+from .revocation import registry, session_mark
 from .routing import UnknownTopic, admitted, get_router
+from .tokens import InvalidToken, read_token
 
 log = logging.getLogger("realtime.channels")
 
@@ -26,17 +28,18 @@ class ChannelSocket:
 
     def __init__(self, request, ws, user):
         self.request, self.ws, self.user = request, ws, user
-        self.sessions = None  # its membership of its user's sockets (disconnect.py), while it has a user
+        # The session it is authenticated by, if any (a logout ends its sockets: revocation.py).
+        session = getattr(request, "session", None)
+        self.session = session_mark(session.session_key) if session is not None and user.is_authenticated else None
 
-    def watch_user(self):
-        """Be closed with 4403 when this socket's user is disconnected (call again when it changes)."""
-        self.unwatch_user()
-        self.sessions = watch_sessions(self.ws, self.user)
+    def enroll(self):
+        """Be found by `disconnect(user)` (a logout, a ban) while open, when authenticated."""
+        if self.user.is_authenticated:
+            registry.add(self, self.user.pk, self.session)
 
-    def unwatch_user(self):
-        if self.sessions is not None:
-            self.sessions.close()
-            self.sessions = None
+    def withdraw(self):
+        if self.user.is_authenticated:
+            registry.discard(self, self.user.pk)
 
     def subscribe(self, channel, topic, paused, watcher):
         return get_hub().subscribe(channel, self.ws, paused, watcher, topic=topic if self.framed else None)
@@ -59,19 +62,24 @@ class ChannelSocket:
 class Socket(ChannelSocket):
     """The realtime.v1 protocol on one connection (docs/protocol.md, Channels)."""
 
-    def __init__(self, request, ws, user, allowed_topics=None):
+    def __init__(self, request, ws, user):
         super().__init__(request, ws, user)
-        self.allowed_topics = allowed_topics  # a token's topics (None: any the channels admit)
+        self.allowed_topics = None  # a token's topics (None: any the channels admit)
         self.topics = {}  # topic -> its Channel, while joined
-        self.authenticate = None  # token -> (user, allowed topics), or raises ClientError: the `auth` event
+
+    def authenticate(self, token):
+        """Be the user of `token` from now on (topics joined before stay as they are); InvalidToken if
+        it is not valid (its user, and the session it came from, are read in a database reader's turn)."""
+        identity = run_read(lambda: read_token(token))
+        self.user, self.allowed_topics, self.session = identity.user, identity.topics, session_mark(identity.session_key)
 
     def run(self):
+        self.enroll()
         try:
-            self.watch_user()
             while (message := self.ws.receive()) is not None:
                 self.receive(message)
         finally:
-            self.unwatch_user()
+            self.withdraw()
             for topic in list(self.topics):
                 self.drop(topic)
 
@@ -81,6 +89,7 @@ class Socket(ChannelSocket):
         except frames.InvalidFrame as error:
             self.ws.send(frames.error_push(error, error.ref, error.topic, error.event))
             return
+        channel = None
         try:
             if frame.topic == frames.SYSTEM_TOPIC:
                 response = self.system(frame)
@@ -89,13 +98,18 @@ class Socket(ChannelSocket):
             elif frame.event == "leave":
                 response = self.leave(frame)
             else:
-                response = self.joined(frame.topic).handle(frame.event, frame.data)
+                channel = self.joined(frame.topic)
+                response = channel.handle(frame.event, frame.data)
         except ClientError as error:
-            return self.refuse(frame, error)
+            self.refuse(frame, error)
         except Exception:
             log.exception("topic %s: event %s failed", frame.topic, frame.event)
-            return self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
-        self.answer(frame, response)
+            self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
+        else:
+            self.answer(frame, response)
+        finally:
+            if channel is not None:
+                channel.replied()
 
     def answer(self, frame, response, **fields):
         if frame.ref is not None:
@@ -112,12 +126,17 @@ class Socket(ChannelSocket):
     def system(self, frame):
         if frame.event == "heartbeat":
             return {}
-        if frame.event == "auth" and self.authenticate is not None:
+        if frame.event == "auth":
             token = frame.data.get("token")
             if not isinstance(token, str):
                 raise ChannelError("unauthorized", '"token" must be a string.')
-            self.user, self.allowed_topics = self.authenticate(token)
-            self.watch_user()
+            self.withdraw()
+            try:
+                self.authenticate(token)
+            except InvalidToken as error:
+                raise error.as_channel_error() from None
+            finally:
+                self.enroll()
             return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
         raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
                                             f"not {frame.event!r}.")
@@ -185,6 +204,5 @@ class Socket(ChannelSocket):
 
     def end(self, topic, code, detail, rejoin):
         if topic in self.topics:
-            self.push(topic, frames.encode({"event": "close", "data": {"code": code, "detail": detail,
-                                                                        "rejoin": rejoin}}))
+            self.push(topic, envelope("close", {"code": code, "detail": detail, "rejoin": rejoin}))
             self.drop(topic)

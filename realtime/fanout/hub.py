@@ -68,6 +68,9 @@ class Subscription:
     `floor`: the member has it from the backlog, even when its publish arrives later than the read.
     """
 
+    # One per member and topic, thousands per worker: no per-instance dict.
+    __slots__ = ("hub", "channel", "connection", "head", "held", "floor", "on_resync")
+
     def __init__(self, hub, channel, connection, paused, head=None):
         self.hub, self.channel, self.connection = hub, channel, connection
         self.head = head  # topic_head of the topic its pushes are framed for (None: as published)
@@ -86,10 +89,17 @@ class Subscription:
             self.connection.abort(TRY_AGAIN_LATER, "slow consumer: too many messages held while syncing",
                                   "slow_consumer")
 
-    def resume(self, floor=0):
-        """Deliver what was held, except offsets up to `floor`, and live messages from now on."""
+    def pause(self):
+        """Hold live messages (bounded, as when created paused) until `resume`."""
+        if self.held is None:
+            self.held = []
+
+    def resume(self, floor=None):
+        """Deliver what was held, except offsets up to `floor` (if given: from now on), and live
+        messages from now on."""
         held, self.held = self.held or [], None
-        self.floor = floor
+        if floor is not None:
+            self.floor = floor
         for frame, offset in held:
             self.deliver(frame, offset)
 

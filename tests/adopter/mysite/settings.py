@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import realtime.conf
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = "adopter-test-only"
 DEBUG = True
@@ -26,3 +28,4 @@ STATIC_URL = "/static/"
 USE_TZ = True
 
 WEBSOCKET_URLCONF = "mysite.websocket_urls"
+globals().update(realtime.conf.from_environ())  # REDIS_URL and the layer's other settings, from the environment

@@ -1,1 +1,5 @@
-urlpatterns = []
+from django.urls import include, path
+
+urlpatterns = [
+    path("realtime/", include("realtime.urls")),  # POST /realtime/token/
+]
