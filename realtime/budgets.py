@@ -23,12 +23,16 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import gevent
+
 from .fanout.brokers import get_broker
 from .fanout.brokers.base import UNREACHABLE
 
 log = logging.getLogger("realtime.budgets")
 
 SPEND = (Path(__file__).with_name("budgets.lua")).read_bytes()
+# A socket refused for its client's budget reads nothing more for up to this long (hold_off).
+HOLD_OFF_MAX = 1.0
 
 
 class Rate(NamedTuple):
@@ -45,15 +49,42 @@ def spend(budget, who, rate, cost=1):
     return _store().spend(f"{budget}:{who}", rate, min(cost, rate.burst))
 
 
+def hold_off(wait):
+    """Call in a socket's view after refusing its client for the budget: the socket reads nothing
+    for `wait` s (at most HOLD_OFF_MAX, so that its pings are still answered in time). What it
+    sends meanwhile waits in the network's buffers instead of costing this worker a refusal each:
+    a client posting flat out on a hundred sockets would otherwise keep the worker busy refusing,
+    and every other socket waiting for its turn."""
+    gevent.sleep(min(wait, HOLD_OFF_MAX))
+
+
+class Moments:
+    """key -> a moment on the clock. Keys whose moment passed are forgotten, a sweep each time
+    SWEEP_ABOVE more are remembered (amortized: no scan per spend, memory bounded by the clients
+    of the last moments)."""
+
+    SWEEP_ABOVE = 10_000
+
+    def __init__(self):
+        self.at = {}
+        self.kept = 0  # keys left by the last sweep
+
+    def get(self, key, default):
+        return self.at.get(key, default)
+
+    def set(self, key, moment, now):
+        self.at[key] = moment
+        if len(self.at) > self.kept + self.SWEEP_ABOVE:
+            self.at = {k: t for k, t in self.at.items() if t > now}
+            self.kept = len(self.at)
+
+
 class InProcessBudgets:
     """The budgets of this process alone, on its monotonic clock."""
 
-    SWEEP_ABOVE = 10_000  # clients remembered before those whose budget is whole are forgotten
-
     def __init__(self, clock=time.monotonic):
         self.clock = clock
-        self.whole_at = {}  # key -> the clock's time at which its budget is whole again
-        self.kept = 0  # clients left by the last sweep
+        self.whole_at = Moments()  # key -> the clock's time at which its budget is whole again
 
     def spend(self, key, rate, cost):
         now = self.clock()
@@ -62,33 +93,42 @@ class InProcessBudgets:
         wait = whole_at - now - interval * rate.burst
         if wait > 0:
             return wait
-        self.whole_at[key] = whole_at
-        if len(self.whole_at) > self.kept + self.SWEEP_ABOVE:  # amortized: a sweep per SWEEP_ABOVE new clients
-            self.whole_at = {k: t for k, t in self.whole_at.items() if t > now}
-            self.kept = len(self.whole_at)
+        self.whole_at.set(key, whole_at, now)
         return 0.0
 
 
 class RedisBudgets:
     """The budgets of every process, in Redis: a key per client and budget, named like every key of
-    the broker (REALTIME_KEY_PREFIX; with Cluster, the key is its own hash tag)."""
+    the broker (REALTIME_KEY_PREFIX; with Cluster, the key is its own hash tag).
 
-    def __init__(self, client, names):
-        self.names = names
+    A refusal also says when the client's next unit comes back, and nothing can bring it sooner
+    (other workers only spend): until then this process refuses that client without asking Redis,
+    so a client posting flat out costs a round trip per refusal period, not one per message.
+    """
+
+    def __init__(self, client, names, clock=time.monotonic):
+        self.names, self.clock = names, clock
         self.script = client.register_script(SPEND)
-        self.fallback = InProcessBudgets()
+        self.empty_until = Moments()  # key -> when its next unit comes back, as last refused
+        self.fallback = InProcessBudgets(clock)
         self.unreachable = False  # logged once per outage
 
     def spend(self, key, rate, cost):
+        now, interval = self.clock(), 1.0 / rate.per_second
+        empty_until = self.empty_until.get(key, now)
+        if empty_until > now:
+            return empty_until - now + interval * (cost - 1)
         try:
-            wait_ms = self.script(keys=[self.names.key("budget", key)], args=[1000.0 / rate.per_second, rate.burst, cost])
+            wait = self.script(keys=[self.names.key("budget", key)], args=[1000 * interval, rate.burst, cost]) / 1000
         except UNREACHABLE as error:
             if not self.unreachable:
                 log.warning("budgets: Redis is unreachable (%s); this process counts alone until it is back", error)
                 self.unreachable = True
             return self.fallback.spend(key, rate, cost)
         self.unreachable = False
-        return wait_ms / 1000.0
+        if wait:
+            self.empty_until.set(key, now + wait - interval * (cost - 1), now)
+        return wait
 
 
 _current = (None, None)  # (the broker, its budgets): new ones when the broker is replaced
