@@ -36,6 +36,8 @@ FULL = {
     # `subscribers` in one room get `rate` probes/s, without and then with `abusers` sockets of one
     # address posting `abuser_rate` messages/s each into another room (bench/abuse.py).
     "abuse": {"subscribers": 1000, "rate": 20, "seconds": 10, "abusers": 100, "abuser_rate": 50},
+    # `rate` publishes/s to a room of `subscribers` through the server API, then from Django code (bench/api.py).
+    "api": {"subscribers": 1000, "rate": 50, "seconds": 15},
     # A delivery later than this after its publish counts as lost (and ends the drain).
     "late_after": 30.0,
     # The whole run stops starting new scenarios after this many seconds.
@@ -59,6 +61,7 @@ QUICK = {
     "sharding": {"rooms": 24, "subscribers": 10, "rate": 60, "seconds": 3},
     "page": {"pages": 300},
     "abuse": {"subscribers": 300, "rate": 20, "seconds": 3, "abusers": 100, "abuser_rate": 50},
+    "api": {"subscribers": 300, "rate": 50, "seconds": 3},
     "late_after": 5.0,
     "budget": 8 * 60,
 }
@@ -79,6 +82,7 @@ SCENARIO_SERVERS = {
     "sharding": ["ours"],
     "page": ["ours"],
     "abuse": ["ours"],
+    "api": ["ours"],
 }
 
 # The load generator is "saturated" above this share of its core: its numbers are flagged.

@@ -170,6 +170,25 @@ def sharding_section(document):
     return f"\n{table}\n" if table else ""
 
 
+def api_table(document):
+    """Publishing through the server API beside publishing from Django code (bench/api.py)."""
+    r = record(document, "api", "ours")
+    if not r:
+        return ""
+    cfg = r["config"]
+    head = (f"\nPublishing to a room of {cfg['subscribers']:,} members, {cfg['rate']}/s for {cfg['seconds']} s, "
+            "through the server API (HTTP to the page server, keep-alive) and from Django code "
+            "(`post_message` in a process of its own), `bench/api.py`:\n\n")
+    lines = ["| published | deliveries/s | p50 / p99 from the call to the delivery |", "|---|---:|---|"]
+    if r.get("status") != "ok":
+        return head + "\n".join(lines + [f"| api | {failed(r)} | |"]) + "\n"
+    for label, key in (("through the API", "api"), ("from Django code", "django")):
+        x = r[key]
+        lines.append(f"| {label} | {x['deliveries_per_s']:,.0f}{warn(x)} | {fmt_ms(x['p50_ms'])} / {fmt_ms(x['p99_ms'])}, "
+                     f"{fmt_loss(x)} |")
+    return head + "\n".join(lines) + "\n"
+
+
 def flood_table(document):
     """One row per server and kind of flood: the bystander's echo p99 calm and during the flood."""
     lines = ["| server | flood | bystander echo p50 / p99 / worst, calm | during the flood | the flooder |",
@@ -199,7 +218,8 @@ def cpu_table(document):
     lines = ["| scenario | server | load generator | server | Redis | other work on the machine | note |",
              "|---|---|---:|---:|---:|---:|---|"]
     for r in document["results"]:
-        parts = [("", r)] + [(f" ({key})", r[key]) for key in ("without", "with", "one", "two") if isinstance(r.get(key), dict)]
+        parts = [("", r)] + [(f" ({key})", r[key]) for key in ("without", "with", "one", "two", "api", "django")
+                             if isinstance(r.get(key), dict)]
         for suffix, part in parts:
             if "loadgen_cpu" not in part:
                 continue
@@ -250,7 +270,7 @@ def results_markdown(document, checks, plot_paths, relative_to):
 One client floods (`bench/flood.py`): a bystander echoes every 20 ms on the same server.
 
 {flood_table(document)}
-{sharding_section(document)}
+{sharding_section(document)}{api_table(document)}
 p50/p99 count every expected delivery; one not delivered within {late:g} s of its publish is lost
 and counts as infinitely late, so a run that lost more than 1 % shows p99 ∞. {WARN.strip()} marks a
 number measured while the load generator used ≥ {LOADGEN_SATURATED:.0%} of its core.
@@ -286,6 +306,7 @@ def docs_page(document, results_path, checks, plot_paths):
     e, el, f1, f2, idle, slow, k, c1, c2, c3 = (FULL[name] for name in (
         "echo", "echo-large", "fanout-1", "fanout-2", "idle", "slow-consumer", "scaling", "crowd-1", "crowd-2", "crowd-3"))
     sh = FULL["sharding"]
+    ap = FULL["api"]
     late, quick_late, warm, publishers = FULL["late_after"], QUICK["late_after"], WARM_UP_PROBES, PUBLISHERS
     source = results_path.relative_to(ROOT) if results_path.is_relative_to(ROOT) else results_path
     return f"""# Performance
@@ -353,6 +374,7 @@ The benchmark is not part of `make test` or CI.
 | slow consumer (ours) | the {slow['subscribers']:,}-subscriber fan-out at {slow['rate']}/s run twice on one room for {slow['seconds']} s each: as is, then with one more member that never reads (its receive buffer shrunk to 4 KiB) | whether one stuck client slows the others; whether the server closes it (1013) |
 | crowd | {c1['subscribers']:,}, {c2['subscribers']:,} and {c3['subscribers']:,} members join one chat room as fast as the load generator connects ({c1['concurrency']} handshakes at once; 10,000 against ours and bare only); the moment the last has its `welcome`, one probe; the moment every member has it, {c1['rate']} probes/s for {c1['seconds']} s | joins/s, the time until one message reached every member, then fan-out p50/p99 and loss right after a crowd filled the room |
 | sharding (ours) | {sh['rooms']} chat rooms of {sh['subscribers']} members spread over two workers, {sh['rate']} messages/s in all spread over the rooms for {sh['seconds']} s: through one Redis, then through a Redis Cluster of three primaries with a replica each (sharded PubSub) | Redis CPU per delivery (its own `INFO`, less what it spends at rest) and the share of publishes each shard took: what decides when one Redis is the limit, measured without the cores to reach it (see Findings, Past one Redis) |
+| api (ours) | {ap['subscribers']:,} members of one chat room; {ap['rate']} publishes/s for {ap['seconds']} s through the server API (`POST /realtime/api/publish` with a key, to the gunicorn page server over keep-alive connections), then the same from Django code (`post_message` in a process of its own) | what the HTTP API adds to a publish: deliveries/s and latency from the call to each delivery, beside Django code's (`bench/api.py`) |
 | scaling (ours) | closed-loop fan-out ({k['in_flight']} probes in flight; the next is published when every subscriber has one) to {k['subscribers']:,} subscribers on one worker, then split evenly over two workers (two gunicorn instances) sharing one Redis | fan-out deliveries/s the server side sustains, and how it grows with a second worker |
 
 No scenario waits for setup traffic to settle: each measures from the moment every member has

@@ -393,3 +393,12 @@ def _page(ctx, kind, cfg):  # bench/page.py imports this module: imported at cal
 
 SCENARIOS["page"] = _page
 SCENARIOS["abuse"] = _abuse
+
+
+async def _api(ctx, kind, cfg):  # bench/api.py imports this module: imported at call time
+    from .api import api
+
+    return await api(ctx, kind, cfg)
+
+
+SCENARIOS["api"] = _api

@@ -20,10 +20,11 @@ from .directory import DIRECTORY_CHANNEL, get_directory
 from .feed import RoomFeed
 from .forms import NickForm, errors_detail
 from .mentions import notify_mentions
-from .models import ROOM_NAME_PATTERN
+from .models import ROOM_NAME_PATTERN, Message
 from .nonces import CLIENT_ID_PATTERN
 from .services import Poster, PostingTooFast, post_message, room_channel, room_to_open, shared_backlog
 
+SERVER_COLOR = "#555555"  # server code's messages (manage.py chat_say's default too)
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#469990", "#9a6324"]
 
 
@@ -51,6 +52,7 @@ class RoomChannel(Channel):
     itself and pages through the member list."""
 
     room = channel = subscription = member_id = None
+    has_history = has_presence = True  # (presence's group is the room's channel: the topic's name)
 
     def join(self, params):
         self.room = room = self.room or open_room(self.kwargs["room"], self.user)  # (a route may have opened it)
@@ -97,6 +99,31 @@ class RoomChannel(Channel):
             page = Page(0, 1, None, [json.dumps(self.member())])
         return page.event("presence", {"room": self.room.name})
 
+    # --- the server API (docs/api.md) ---------------------------------------------------------
+
+    @classmethod
+    def publish_from_server(cls, topic, kwargs, event, data, sender, nonce):
+        """A `message` {"text", "name", "color"} posted as any server code posts (chat_say): stored
+        once per sender and nonce, numbered, then published."""
+        if event != "message":
+            raise ChannelError("invalid_event", 'A room takes the event "message" {"text", "name", "color"}.')
+        try:
+            message = post_message(kwargs["room"], data.get("text"), data.get("name", "server"),
+                                   data.get("color", SERVER_COLOR), nonce=nonce, sender=sender)
+        except ValidationError as error:
+            raise ChannelError("invalid_message", " ".join(error.messages)) from None
+        except BrokerUnavailable as error:
+            raise ChannelError("delivery_degraded", "Stored, but not delivered live: the broker is unavailable. "
+                                                    "Members get it when they resume.", offset=error.message.seq) from None
+        return {"offset": message.seq}
+
+    @classmethod
+    def read_history(cls, topic, kwargs, before, limit):
+        messages = Message.objects.select_related("room").filter(room__name=kwargs["room"]).order_by("-seq")
+        if before is not None:
+            messages = messages.filter(seq__lt=before)
+        return [(message.seq, "message", message.as_event_data()) for message in messages[:limit]]
+
     # --- what a member pushes -----------------------------------------------------------------
 
     def handle_message(self, data):
@@ -104,6 +131,7 @@ class RoomChannel(Channel):
         `invalid_message` (resending will not help), `rate_limited` (over the poster's budget: send it
         again after `retry_after`); stored but not delivered live: `delivery_degraded`."""
         nonce = data.get("nonce")
+        self.reply_first(self.subscription)  # the sender learns its message's id before it sees the copy
         try:
             message = post_message(self.room.name, data.get("text"), self.name, self.color,
                                    nonce=nonce, sender=self.sender, poster=self.poster)
@@ -159,6 +187,8 @@ def sender_key(user, client, member_id):
 
 class RoomDirectoryChannel(Channel):
     """`rooms`: the public rooms with the most members, computed once per process (chat/directory.py)."""
+
+    server_publishes = False
 
     def join(self, params):
         directory = get_directory()

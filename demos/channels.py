@@ -9,6 +9,7 @@ from .clock import CHANNEL, get_ticker
 
 
 class ClockChannel(Channel):
+    server_publishes = False  # ticks made in each worker process
     def join(self, params):
         ticker = get_ticker()
         self.subscribe(CHANNEL)

@@ -2,6 +2,7 @@
 route `/time/` (ClockChannel, demos/channels.py, in the older framing)."""
 
 from realtime.channels.legacy import OneTopicSocket
+from realtime.db import read_user
 from realtime.decorators import websocket
 from realtime.envelope import envelope
 from realtime.transport.codes import NORMAL
@@ -43,5 +44,5 @@ class ClockSocket(OneTopicSocket):
 @websocket
 def clock(request, ws):
     """`time` events from the process's one ticker; {"event": "close"} gets `goodbye`, then close 1000."""
-    socket = ClockSocket(request, ws, request.user)
+    socket = ClockSocket(request, ws, read_user(request))
     socket.serve(ClockChannel(socket, "clock", {}), {})

@@ -31,6 +31,7 @@ def user_jobs_topic(user_id):
 
 
 class JobsChannel(Channel):
+    server_publishes = False  # the states of stored jobs, published by the jobs app alone
     def owner_id(self):
         """Whose jobs (None: everyone's)."""
         return self.kwargs.get("user_id")

@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 import chat.conf  # noqa: F401
 import demos.conf  # noqa: F401
 import jobs.conf  # noqa: F401
+import realtime.api.conf  # noqa: F401
 import realtime.conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -53,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "realtime",
+    "realtime.api",  # the server API (docs/api.md): optional
     "demos",
     "chat",
     # Before django_tasks_db: its `db_worker` command is jobs' subclass (jobs/management/commands/).

@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("jobs/", include("jobs.urls")),
+    path("realtime/api/", include("realtime.api.urls")),  # the server API: docs/api.md
     path("realtime/", include("realtime.urls")),  # POST /realtime/token/: a token for an app or a script
     path("admin/", admin.site.urls),
 ]

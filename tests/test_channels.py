@@ -6,9 +6,11 @@ import json
 import time
 from unittest import mock
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import signing
-from django.test import Client, SimpleTestCase, TestCase, override_settings
+from django.contrib.auth import logout
+from django.test import Client, RequestFactory, SimpleTestCase, TestCase, override_settings
 
 from chat.mentions import MENTION_LIMIT, mentioned_names
 from chat.models import Message, Room
@@ -17,6 +19,7 @@ from jobs.services import report
 from realtime import notify
 from realtime.channels import History
 from realtime.channels.frames import InvalidFrame, parse_frame
+from realtime.channels.revocation import disconnect
 from realtime.channels.routing import UnknownTopic, get_router
 from realtime.channels.tokens import InvalidToken, issue_token, read_token
 from realtime.fanout.brokers.in_process import InProcessBroker
@@ -300,6 +303,9 @@ class ChatChannelTests(ChannelTestCase):
         bob.join("chat:lobby")
         with self.captureOnCommitCallbacks(execute=True):  # published once committed
             self.assertEqual(ann.push("chat:lobby", "message", {"text": "hi", "nonce": "n-1"}), {"id": 1})
+        # Her reply came before her copy (which this process's broker delivered during the post).
+        self.assertEqual([p for p in ann.before_reply if p["event"] == "message"], [])
+        self.assertEqual(ann.receive_push("chat:lobby", "message")["data"]["id"], 1)
         self.assertEqual(ann.push("chat:lobby", "message", {"text": "hi", "nonce": "n-1"}), {"id": 1})  # a resend
         seen = bob.receive_push("chat:lobby", "message")
         self.assertEqual((seen["offset"], seen["data"]["text"]), (1, "hi"))
@@ -387,3 +393,41 @@ class OtherTopicsTests(ChannelTestCase):
         while (rooms := watcher.receive_push("rooms", "rooms")["data"]["rooms"]) != [
                 {"name": "kitchen", "count": 2}, {"name": "lobby", "count": 1}]:
             self.assertLess(time.monotonic(), deadline, rooms)
+
+
+class DisconnectTests(ChannelTestCase):
+    def test_disconnect_closes_every_socket_of_the_user_with_4403_and_nobody_else_s(self):
+        token, _ = issue_token(self.ann)
+        ann_cookie, ann_token, bob = self.socket(user=self.ann), self.socket(token=token), self.socket(user=self.bob)
+        anonymous = self.socket()
+        legacy = WebsocketCommunicator("/chat/", user=self.ann)  # the one-topic routes too
+        self.assertTrue(legacy.connect())
+        self.addCleanup(legacy.disconnect)
+        legacy.receive_event("welcome")
+        for socket in (ann_cookie, ann_token, bob, anonymous):
+            socket.request("realtime", "heartbeat")  # each is open and enrolled
+        disconnect(self.ann, detail="Banned.")
+        for socket in (ann_cookie, ann_token, legacy):
+            self.assertEqual(socket.receive_close(), 4403)
+            self.assertEqual(socket.close_reason, "Banned.")
+        for socket in (bob, anonymous):
+            self.assertEqual(socket.request("realtime", "heartbeat")["status"], "ok")
+
+    def test_a_logout_closes_that_session_s_sockets_and_those_of_its_tokens_only(self):
+        browser, other_browser = Client(), Client()
+        browser.force_login(self.ann)
+        other_browser.force_login(self.ann)
+        token = browser.post("/realtime/token/").json()["token"]
+        cookie = f"{settings.SESSION_COOKIE_NAME}={browser.session.session_key}"
+        same_session = self.socket(headers={"Cookie": cookie})
+        its_token, other_session = self.socket(token=token), self.socket(user=self.ann)
+        for socket in (same_session, its_token, other_session):
+            socket.join(f"user:{self.ann.pk}")
+        # Django's logout, as the logout view calls it (the test client's own requests would reconnect
+        # the signal that closes the test's database connection while the sockets' views still run).
+        request = RequestFactory().post("/accounts/logout/")
+        request.session, request.user = browser.session, self.ann
+        logout(request)
+        for socket in (same_session, its_token):
+            self.assertEqual(socket.receive_close(), 4403)
+        self.assertEqual(other_session.request("realtime", "heartbeat")["status"], "ok")

@@ -13,8 +13,10 @@ from pathlib import Path
 import websocket as websocket_client
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.test import override_settings
 
 from chat.models import Room
+from realtime.channels.revocation import disconnect
 from realtime.channels.tokens import issue_token
 from realtime.testing import ChannelClient, LiveWebSocketTestCase, bearer_offer, database_url
 from tests.scripts import token_scripts_hear_the_shell
@@ -73,9 +75,22 @@ class HandshakeTests(ChannelsLiveTestCase):
         self.assertEqual(client.request("realtime", "heartbeat")["status"], "ok")  # still open, as before
 
 
-class PerTopicResumeTests(ChannelsLiveTestCase):
+class TwoWorkersTests(ChannelsLiveTestCase):
     worker_count = 2
     use_redis = True
+
+    def test_disconnect_from_any_process_closes_the_user_s_sockets_on_every_worker_with_4403(self):
+        ann, bob = User.objects.create_user("ann"), User.objects.create_user("bob")
+        token, other_token = issue_token(ann)[0], issue_token(bob)[0]
+        hers = [self.socket(worker, token=token) for worker in self.workers]
+        his = self.socket(self.workers[1], token=other_token)
+        for socket in hers + [his]:
+            socket.request("realtime", "heartbeat")
+        with override_settings(REDIS_URL=self.redis.url):  # as any process with the settings would
+            disconnect(ann, detail="Logged out everywhere.")
+        for socket in hers:
+            self.assertEqual((socket.receive_close(), socket.close_reason), (4403, "Logged out everywhere."))
+        self.assertEqual(his.request("realtime", "heartbeat")["status"], "ok")
 
     def post(self, poster, room, count, prefix):
         return [poster.push(f"chat:{room}", "message", {"text": f"{prefix}{i}"})["id"] for i in range(count)]

@@ -35,7 +35,7 @@ class DocsFollowTheRegistry(SimpleTestCase):
 
     def test_every_setting_of_the_layer_and_the_apps_has_its_row_in_docs_settings(self):
         modules = app_conf_modules()
-        self.assertEqual({module.__name__ for module in modules}, {"realtime.conf", "chat.conf", "demos.conf", "jobs.conf"})
+        self.assertEqual({module.__name__ for module in modules}, {"realtime.conf", "realtime.api.conf", "chat.conf", "demos.conf", "jobs.conf"})
         tables = conf.GENERATED.findall((ROOT / "docs" / "settings.md").read_text())
         tabled = [row for *_, table, _ in tables for row in re.findall(r"^\| `(\w+)` \|", table, re.M)]
         self.assertEqual(sorted(tabled), sorted(conf.REGISTRY))

@@ -23,6 +23,7 @@ unless `join` subscribed itself: first, to read a snapshot that nothing publishe
 import re
 
 from ..envelope import envelope
+from ..fanout.brokers import publish as broker_publish
 from .errors import ChannelError
 from .history import Resume
 
@@ -31,6 +32,11 @@ HANDLED_EVENT = re.compile(r"[a-z][a-z0-9_]*")
 
 class Channel:
     subscribes = True  # subscribe the member to `self.topic` after a join that did not subscribe
+    _after_reply = None
+    # For the server API (realtime/api/, docs/api.md), which has a topic but no socket:
+    server_publishes = True  # False: its members hear a channel of the server's own (refused, not lost)
+    has_history = False  # publications are stored and numbered: `publish_from_server`, `read_history`
+    has_presence = False  # members are listed in presence under the topic's name
 
     def __init__(self, socket, topic, kwargs):
         self.socket, self.topic, self.kwargs = socket, topic, kwargs
@@ -76,9 +82,32 @@ class Channel:
         self.socket.send_history(self.topic, history)
         return offset
 
+    def reply_first(self, subscription):
+        """Hold `subscription`'s live messages until the reply to the event being handled is out: a
+        member that posts gets its reply (the id of what it posted) before everybody's copy of it."""
+        subscription.pause()
+        self._after_reply = subscription.resume
+
     def end(self, code, detail, rejoin=False):
         """End this topic for this member: it is told (`close`) and left; the socket stays."""
         self.socket.end(self.topic, code, detail, rejoin)
+
+    # --- what the server API calls, on the class (no socket, no member) ------------------------
+
+    @classmethod
+    def publish_from_server(cls, topic, kwargs, event, data, sender, nonce):
+        """Publish `event` to every member of the topic for server code; returns what the caller is
+        told. By default it is published (`realtime.publish`) and kept nowhere. A topic with history
+        stores it first, at most once per `sender` and `nonce`, and returns {"offset": N}; raise
+        ChannelError to refuse (its code and detail go to the caller)."""
+        broker_publish(topic, envelope(event, data))
+        return {}
+
+    @classmethod
+    def read_history(cls, topic, kwargs, before, limit):
+        """A topic with history: its last `limit` publications below offset `before` (None: the
+        latest), newest first, as (offset, event, data)."""
+        raise NotImplementedError
 
     # --- what the layer calls -----------------------------------------------------------------
 
@@ -91,6 +120,12 @@ class Channel:
         if handler is None:
             raise ChannelError("unknown_event", f"Topic {self.topic!r} has no event {event!r}.")
         return handler(data)
+
+    def replied(self):
+        """The reply to the event handled went out (or its error did): release what reply_first held."""
+        after, self._after_reply = self._after_reply, None
+        if after is not None:
+            after()
 
     def close(self):
         """Leave, then end every subscription (a failing leave still ends them)."""

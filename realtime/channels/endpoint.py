@@ -10,12 +10,12 @@ import binascii
 
 from django.http import HttpResponseBadRequest
 
-from ..db import read_user, run_read
+from ..db import read_user
 from ..decorators import websocket
 from .errors import ChannelError
 from .frames import error_push
 from .sockets import Socket
-from .tokens import InvalidToken, read_token
+from .tokens import InvalidToken
 
 VERSION = "realtime.v1"
 SUPPORTED = (VERSION,)
@@ -53,13 +53,12 @@ def channel_socket(request, ws):
         request.META["realtime.subprotocol"] = VERSION  # the handler puts it in the 101
     ws.core.on_rate_limited = rate_limited_push  # the transport's notice, as a realtime.v1 push
     socket = Socket(request, ws, read_user(request))
-    socket.authenticate = authenticate
     if bearers:
         token = bearer_token(bearers[0])
         try:
             if token is None:
                 raise InvalidToken("invalid", "The bearer offer is not base64url.")
-            socket.user, socket.allowed_topics = authenticate_token(token)
+            socket.authenticate(token)
         except InvalidToken as error:
             ws.accept()
             ws.close(UNAUTHORIZED, error.detail[:120])  # a close reason holds at most 123 bytes
@@ -74,17 +73,3 @@ def rate_limited_push(rate):
         "rate_limited", f"Too many frames: at most {rate:g} per second on this socket, all topics together. "
                         "This one was dropped (no reply will come); keep flooding and the socket is closed (1008).",
         retry_after=round(1 / rate, 3)))
-
-
-def authenticate_token(token):
-    """(user, the topics it may join or None) of a valid token; InvalidToken otherwise."""
-    identity = run_read(lambda: read_token(token))
-    return identity.user, identity.topics
-
-
-def authenticate(token):
-    """The `auth` event: as authenticate_token, refused with `unauthorized` (the socket stays)."""
-    try:
-        return authenticate_token(token)
-    except InvalidToken as error:
-        raise error.as_channel_error() from None

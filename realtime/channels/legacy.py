@@ -25,6 +25,7 @@ class OneTopicSocket(ChannelSocket):
         """Join `channel` (made for this socket), then serve the client's events until it leaves."""
         self.channel = channel
         channel.since = since
+        self.enroll()
         try:
             response = self.channel.join(params)
             if not self.channel.subscriptions and self.channel.subscribes:
@@ -34,6 +35,7 @@ class OneTopicSocket(ChannelSocket):
             for event, data in receive_events(self.ws):
                 self.receive(event, data)
         finally:
+            self.withdraw()
             self.channel.close()
 
     def receive(self, event, data):
@@ -45,6 +47,8 @@ class OneTopicSocket(ChannelSocket):
                 hold_off(error.retry_after)
         else:
             self.answered(event, data, response)
+        finally:
+            self.channel.replied()
 
     def joined(self, response):
         """The join's response, in whatever events the route's clients expect (nothing by default)."""

@@ -38,6 +38,13 @@ def include_topics(module):
     return path("", include(list(module.topicpatterns)))
 
 
+def admitted(topic_name, patterns):
+    """Whether a list of topic patterns (a token's, an API key's) admits a topic: each is a topic
+    name, or ends with `*`, which matches any rest (`user:*`)."""
+    return any(topic_name == pattern or (pattern.endswith("*") and topic_name.startswith(pattern[:-1]))
+               for pattern in patterns)
+
+
 class UnknownTopic(LookupError):
     pass
 

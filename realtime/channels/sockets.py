@@ -10,11 +10,14 @@ import logging
 
 from .. import conf
 from ..budgets import hold_off
-from ..envelope import ClientError
+from ..db import run_read
+from ..envelope import ClientError, envelope
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
 from . import frames
 from .errors import ChannelError, Forbidden, OverBudget
-from .routing import UnknownTopic, get_router
+from .revocation import registry, session_mark
+from .routing import UnknownTopic, admitted, get_router
+from .tokens import InvalidToken, read_token
 
 log = logging.getLogger("realtime.channels")
 
@@ -26,6 +29,18 @@ class ChannelSocket:
 
     def __init__(self, request, ws, user):
         self.request, self.ws, self.user = request, ws, user
+        # The session it is authenticated by, if any (a logout ends its sockets: revocation.py).
+        session = getattr(request, "session", None)
+        self.session = session_mark(session.session_key) if session is not None and user.is_authenticated else None
+
+    def enroll(self):
+        """Be found by `disconnect(user)` (a logout, a ban) while open, when authenticated."""
+        if self.user.is_authenticated:
+            registry.add(self, self.user.pk, self.session)
+
+    def withdraw(self):
+        if self.user.is_authenticated:
+            registry.discard(self, self.user.pk)
 
     def subscribe(self, channel, topic, paused, watcher):
         return get_hub().subscribe(channel, self.ws, paused, watcher, topic=topic if self.framed else None)
@@ -48,17 +63,24 @@ class ChannelSocket:
 class Socket(ChannelSocket):
     """The realtime.v1 protocol on one connection (docs/protocol.md, Channels)."""
 
-    def __init__(self, request, ws, user, allowed_topics=None):
+    def __init__(self, request, ws, user):
         super().__init__(request, ws, user)
-        self.allowed_topics = allowed_topics  # a token's topics (None: any the channels admit)
+        self.allowed_topics = None  # a token's topics (None: any the channels admit)
         self.topics = {}  # topic -> its Channel, while joined
-        self.authenticate = None  # token -> (user, allowed topics), or raises ClientError: the `auth` event
+
+    def authenticate(self, token):
+        """Be the user of `token` from now on (topics joined before stay as they are); InvalidToken if
+        it is not valid (its user, and the session it came from, are read in a database reader's turn)."""
+        identity = run_read(lambda: read_token(token))
+        self.user, self.allowed_topics, self.session = identity.user, identity.topics, session_mark(identity.session_key)
 
     def run(self):
+        self.enroll()
         try:
             while (message := self.ws.receive()) is not None:
                 self.receive(message)
         finally:
+            self.withdraw()
             for topic in list(self.topics):
                 self.drop(topic)
 
@@ -68,6 +90,7 @@ class Socket(ChannelSocket):
         except frames.InvalidFrame as error:
             self.ws.send(frames.error_push(error, error.ref, error.topic, error.event))
             return
+        channel = None
         try:
             if frame.topic == frames.SYSTEM_TOPIC:
                 response = self.system(frame)
@@ -76,16 +99,21 @@ class Socket(ChannelSocket):
             elif frame.event == "leave":
                 response = self.leave(frame)
             else:
-                response = self.joined(frame.topic).handle(frame.event, frame.data)
+                channel = self.joined(frame.topic)
+                response = channel.handle(frame.event, frame.data)
         except OverBudget as error:
             self.refuse(frame, error)
-            return hold_off(error.retry_after)
+            hold_off(error.retry_after)
         except ClientError as error:
-            return self.refuse(frame, error)
+            self.refuse(frame, error)
         except Exception:
             log.exception("topic %s: event %s failed", frame.topic, frame.event)
-            return self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
-        self.answer(frame, response)
+            self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))
+        else:
+            self.answer(frame, response)
+        finally:
+            if channel is not None:
+                channel.replied()
 
     def answer(self, frame, response, **fields):
         if frame.ref is not None:
@@ -102,11 +130,17 @@ class Socket(ChannelSocket):
     def system(self, frame):
         if frame.event == "heartbeat":
             return {}
-        if frame.event == "auth" and self.authenticate is not None:
+        if frame.event == "auth":
             token = frame.data.get("token")
             if not isinstance(token, str):
                 raise ChannelError("unauthorized", '"token" must be a string.')
-            self.user, self.allowed_topics = self.authenticate(token)
+            self.withdraw()
+            try:
+                self.authenticate(token)
+            except InvalidToken as error:
+                raise error.as_channel_error() from None
+            finally:
+                self.enroll()
             return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
         raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
                                             f"not {frame.event!r}.")
@@ -157,8 +191,7 @@ class Socket(ChannelSocket):
     def may_join(self, topic):
         if self.allowed_topics is None:
             return True
-        return any(topic == allowed or (allowed.endswith("*") and topic.startswith(allowed[:-1]))
-                   for allowed in self.allowed_topics)
+        return admitted(topic, self.allowed_topics)
 
     def leave(self, frame):
         self.joined(frame.topic)
@@ -175,6 +208,5 @@ class Socket(ChannelSocket):
 
     def end(self, topic, code, detail, rejoin):
         if topic in self.topics:
-            self.push(topic, frames.encode({"event": "close", "data": {"code": code, "detail": detail,
-                                                                        "rejoin": rejoin}}))
+            self.push(topic, envelope("close", {"code": code, "detail": detail, "rejoin": rejoin}))
             self.drop(topic)

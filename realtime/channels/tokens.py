@@ -44,6 +44,7 @@ class InvalidToken(Exception):
 class TokenIdentity:
     user: object
     topics: list | None  # the topics it may join (a trailing * matches any rest); None: any
+    session_key: str | None = None  # the session that issued it (None: the command did)
 
 
 def issue_token(user, *, session_key=None, topics=None, max_age=None):
@@ -82,7 +83,8 @@ def read_token(token):
         grant = IssuedToken.objects.filter(pk=payload["g"], user=user).first()
         if grant is None or not session_is_users(grant.session_key, user):
             raise InvalidToken("revoked", "The session this token came from was logged out: get a new one.")
-    elif not constant_time_compare(payload.get("h", ""), auth_digest(user)):
+        return TokenIdentity(user, payload.get("t"), grant.session_key)
+    if not constant_time_compare(payload.get("h", ""), auth_digest(user)):
         raise InvalidToken("revoked", "The user's password changed since this token was issued: get a new one.")
     return TokenIdentity(user, payload.get("t"))
 

@@ -88,10 +88,17 @@ class Subscription:
         elif self.connection.hold(frame):
             self.held.append((frame, offset))
 
-    def resume(self, floor=0):
-        """Deliver what was held, except offsets up to `floor`, and live messages from now on."""
+    def pause(self):
+        """Hold live messages (bounded, as when created paused) until `resume`."""
+        if self.held is None:
+            self.held = []
+
+    def resume(self, floor=None):
+        """Deliver what was held, except offsets up to `floor` (if given: from now on), and live
+        messages from now on."""
         held, self.held = self.held or [], None
-        self.floor = floor
+        if floor is not None:
+            self.floor = floor
         for frame, offset in held:
             self.connection.release(frame)
             self.deliver(frame, offset)
