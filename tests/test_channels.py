@@ -82,8 +82,8 @@ class HubFramingTests(SimpleTestCase):
         history = History.of([(4, '{"event":"message","data":{"id":4}}'), (5, '{"event":"message","data":{"id":5}}')])
         on_topic = history.frames_for(b'{"topic":"chat:a",')
         self.assertIs(history.frames_for(b'{"topic":"chat:a",'), on_topic)  # made once, shared by joiners
-        self.assertEqual(on_topic, push_frame('{"topic":"chat:a","offset":4,"event":"message","data":{"id":4}}')
-                         + push_frame('{"topic":"chat:a","offset":5,"event":"message","data":{"id":5}}'))
+        self.assertEqual(on_topic, (push_frame('{"topic":"chat:a","offset":4,"event":"message","data":{"id":4}}'),
+                                    push_frame('{"topic":"chat:a","offset":5,"event":"message","data":{"id":5}}')))
         self.assertEqual(history.frames_for(None), history.frames)
 
 

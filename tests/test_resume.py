@@ -6,6 +6,7 @@ Message ids count 1, 2, 3, ... in each room, however the posts race.
 """
 
 import signal
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection
@@ -13,7 +14,7 @@ from django.test import override_settings
 
 from chat.models import Message, Room
 from chat.services import post_message, publish_message
-from realtime.testing import LiveWebSocketTestCase, wait_until
+from realtime.testing import ChannelClient, LiveWebSocketTestCase, wait_until
 from tests.history import RoomClientsMixin, create_rooms, store_history
 
 
@@ -153,6 +154,31 @@ class ResumeTests(RoomClientsMixin, LiveWebSocketTestCase):
         self.assertEqual(self.texts_until(joiner, "next"), ["next"])
         early.send_json("ping", {"then": "nothing more"})  # everything sent before the pong is in
         self.assertEqual([m for m in early.receive_until("pong")[0] if m["event"] == "message"], [])
+
+    def test_a_backlog_bigger_than_the_send_queue_reaches_every_resuming_client_in_pieces(self):
+        """1,000 messages of 2,000 control characters (each escapes to 6 bytes in JSON: ~12 MB, three
+        times the 4 MiB send queue), then 5 clients resume from before them with small receive buffers (as on
+        a real network): each reaches its welcome (on /socket/: its join's reply) with every message,
+        in order, instead of being closed as a slow consumer and retrying forever."""
+        room = Room.objects.create(name="heavy")
+        Message.objects.bulk_create(Message(room=room, seq=i + 1, name="guest", color="#000000", text="\x01" * 2000)
+                                    for i in range(1000))
+        room.last_seq = 1000
+        room.save(update_fields=["last_seq"])
+        small_buffer = {"sockopt": ((socket.SOL_SOCKET, socket.SO_RCVBUF, 16384),)}
+        clients = [self.open_client(self.workers[i % 2].url("/chat/heavy/", since=0), **small_buffer) for i in range(4)]
+        for client in clients:
+            history, welcome = client.receive_until("welcome", timeout=60)
+            self.assertEqual([m["data"]["id"] for m in history], list(range(1, 1001)))
+            self.assertEqual(welcome["last_id"], 1000)
+        channel = ChannelClient(self.workers[0].url("/socket/"), **small_buffer)
+        self.addCleanup(channel.close)
+        reply = channel.join("chat:heavy", since=0, timeout=60)
+        self.assertEqual([push["offset"] for push in channel.before_reply if push["event"] == "message"],
+                         list(range(1, 1001)))
+        self.assertEqual((reply["status"], reply["offset"], reply["recovered"]), ("ok", 1000, True))
+        for worker in self.workers:  # nobody was closed for it
+            self.assertNotIn('reason="slow_consumer"', worker.http_get("/metrics")[2])
 
     def test_same_when_the_worker_it_was_on_was_killed_and_restarted_meanwhile(self):
         ann, last_seen = self.seen_one_message_then_gone("restart", self.workers[0])

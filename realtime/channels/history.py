@@ -12,21 +12,22 @@ class History:
     `since` could not be honoured ("too_far_behind", "unknown_since"; None when it was)."""
 
     messages: list
-    frames: bytes  # the events as frames, as published (a one-topic socket's), back to back: one write
+    frames: tuple  # the events as frames, as published (a one-topic socket's)
     resync: str | None = None
     # topic_head -> the frames as pushes of that topic, with their offsets: made once, for every joiner
     on_topics: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, messages, resync=None):
-        return cls(messages, b"".join(text_frame(text.encode()) for _, text in messages), resync)
+        return cls(messages, tuple(text_frame(text.encode()) for _, text in messages), resync)
 
     def frames_for(self, head):
+        """The frames of this history for a member whose pushes start with `head` (None: as published)."""
         if head is None:
             return self.frames
         frames = self.on_topics.get(head)
         if frames is None:
-            frames = self.on_topics[head] = b"".join(
+            frames = self.on_topics[head] = tuple(
                 text_frame(on_topic(head, text.encode(), offset)) for offset, text in self.messages)
         return frames
 

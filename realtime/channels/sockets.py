@@ -53,8 +53,8 @@ class ChannelSocket:
         self.ws.send_frame(text_frame(on_topic(self.head(topic), text.encode())))
 
     def send_history(self, topic, history):
-        if history.messages:
-            self.ws.send_frame(history.frames_for(self.head(topic)), messages=len(history.messages))
+        if history.messages:  # however big: a piece at a time, as the client reads (send_paced)
+            self.ws.send_paced(history.frames_for(self.head(topic)))
 
     def end(self, topic, code, detail, rejoin):
         raise NotImplementedError

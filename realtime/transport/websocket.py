@@ -10,6 +10,7 @@ Views, and the hub, use this interface and never a socket:
     environ                       the request's WSGI environ (a view is also given the request)
     max_message_size              the limit of incoming messages (a route may lower it before the first)
     send_frame(frame, messages=1) already serialized frames, never waiting (fan-out); False once closed
+    send_paced(frames)            already serialized frames of any total size (a backlog), a piece at a time
     hold(frame), release(frame)   a frame kept for this socket until it may be sent (a paused subscription)
     abort(code, reason, cause)    close at once, without waiting for what is queued
 
@@ -31,6 +32,9 @@ from .codes import NORMAL
 from .core import LINGER, NOW, SEND, WAIT_FOR_ROOM, Core
 
 log = logging.getLogger("realtime.connection")
+
+# send_paced puts about this much in the send queue at a time (whole frames), then waits for it to drain.
+PACED_PIECE_BYTES = 256 * 1024
 
 
 class ConnectionClosed(WebSocketError):
@@ -130,6 +134,30 @@ class WebSocket:
             if action is not None:
                 self._carry_out(action)
                 return False
+        return True
+
+    def send_paced(self, frames):
+        """Send already serialized frames that may add up to more than the send queue holds (a
+        joiner's backlog: 1,000 chat messages of 2,000 escaped characters are 12 MB): a piece of whole
+        frames at a time, the next once the queue drained, waiting like a view's `send()` (bounded:
+        a client that stops reading is closed 1013). Other frames may go out between two pieces,
+        never inside a frame. False once closed."""
+        piece, size = [], 0
+        for frame in frames:
+            piece.append(frame)
+            size += len(frame)
+            if size >= PACED_PIECE_BYTES and not self._send_piece(piece):
+                return False
+            if size >= PACED_PIECE_BYTES:
+                piece, size = [], 0
+        return self._send_piece(piece) if piece else not self.closed
+
+    def _send_piece(self, frames):
+        if not self.send_frame(b"".join(frames), messages=len(frames)):
+            return False
+        if self.core.pending and not self._wait_for_room():
+            self._carry_out(self.core.waited_for_room(False))
+            return False
         return True
 
     def hold(self, frame):
