@@ -55,3 +55,9 @@ def prune(room):
     start = window_start()
     expired = [pk for pk, created in oldest if created < start]
     return room.messages.filter(pk__in=expired).update(nonce=None) if expired else 0
+
+
+def nonces_of(room, sender, first, last):
+    """[(nonce, id)] of `sender`'s messages with ids first..last that still keep their nonce."""
+    return list(room.messages.filter(sender=sender, nonce__isnull=False, seq__range=(first, last))
+                .order_by("seq").values_list("nonce", "seq"))

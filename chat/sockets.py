@@ -12,17 +12,27 @@ refused message), after which the connection stays open.
 from django.http import HttpResponseForbidden, HttpResponseNotFound
 
 from realtime.channels.legacy import OneTopicSocket
-from realtime.db import read_user
+from realtime.db import read_user, run_read
 from realtime.decorators import websocket
 from realtime.envelope import ClientError, envelope
 
 from .channels import RoomChannel, open_room
+from .nonces import nonces_of
 from .services import LOBBY, room_channel
 
 REFUSALS = {"not_found": HttpResponseNotFound, "forbidden": HttpResponseForbidden}
 
 
 class RoomSocket(OneTopicSocket):
+    def before_history(self, history):
+        # The room's copies carry no nonce, and this route's clients match their pending messages by
+        # nonce: first the acks of the client's own messages in this history (only it gets them).
+        sender = self.channel.sender
+        if history.messages and not sender.startswith("conn:"):
+            first, last = history.messages[0][0], history.messages[-1][0]
+            for nonce, message_id in run_read(lambda: nonces_of(self.channel.room, sender, first, last)):
+                self.ws.send(envelope("ack", {"nonce": nonce, "id": message_id}))
+
     def joined(self, response):
         self.ws.send(envelope("welcome", {**response, "last_id": self.channel.resume.offset}))
 

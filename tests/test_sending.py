@@ -57,6 +57,21 @@ class AcknowledgementTests(RoomClientsMixin, LiveWebSocketTestCase):
         self.assertEqual([listener.receive_event("message")["text"] for _ in range(2)], ["typed once", "mine"])
         self.assertEqual(self.stored("across"), [(1, "typed once", "n-1"), (2, "mine", "n-1")])
 
+    def test_a_client_back_gets_the_acks_of_its_own_messages_in_the_backlog_first_and_nobody_else_does(self):
+        """The backlog's copies carry no nonce: a page that lost its acks with its connection learns
+        from these which of its pending messages the backlog holds (and does not show them twice)."""
+        ann = self.join("own", name="ann", client="tab-1")
+        ann.send_json("message", {"text": "mine", "nonce": "n-1"})
+        self.assertEqual(ann.receive_event("ack"), {"nonce": "n-1", "id": 1})
+        ann.close()
+        for client, acks in (("tab-1", [{"nonce": "n-1", "id": 1}]), ("tab-2", [])):
+            with self.subTest(client=client):
+                back = self.connect("/chat/own/", client=client, since=0)
+                before_welcome, _ = back.receive_until("welcome")
+                self.assertEqual([m["data"] for m in before_welcome if m["event"] == "ack"], acks)
+                self.assertEqual([m["event"] for m in before_welcome], ["ack"] * len(acks) + ["message"])
+                self.assertNotIn("nonce", before_welcome[-1]["data"])
+
     def test_a_refused_message_gets_an_error_with_its_nonce_and_nothing_is_stored(self):
         ann = self.join("refused", name="ann", client="tab-1")
         ann.send_json("message", {"text": "x" * 2001, "nonce": "too-long"})

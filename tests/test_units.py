@@ -243,7 +243,9 @@ class HandshakeCheckTests(SimpleTestCase):
            key=st.one_of(st.sampled_from(["dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZR==", "not base64!",
                                           "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZQ==,dGhlIHNhbXBsZSBub25jZQ=="]),
                          st.text(alphabet="ABCabc012+/=", min_size=20, max_size=28)),
-           protocol=st.sampled_from([None, "chat", "bad protocol@@"]),
+           protocol=st.sampled_from([None, "chat", "bad protocol@@", "realtime.v1", "realtime.v1, realtime.bearer.eyJ1Ijo",
+                                     "realtime.v1,realtime.bearer.a_b-c", "realtime.v1,", ",realtime.v1", "a,,b",
+                                     "realtime.v1 , x", "realtime.v1\t,x", "realtime/v1", "x=y", ""]),
            http=st.sampled_from(["HTTP/1.1", "HTTP/1.0"]))
     def test_quick_check_passes_only_what_websockets_checks_pass(self, connection, upgrade, version, key, protocol, http):
         environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/echo/", "HTTP_CONNECTION": connection, "HTTP_UPGRADE": upgrade,
@@ -259,6 +261,8 @@ class HandshakeCheckTests(SimpleTestCase):
                        "HTTP_SEC_WEBSOCKET_KEY": "dGhlIHNhbXBsZSBub25jZQ=="}
             self.assertTrue(plainly_valid(environ, "HTTP/1.1"))
         self.assertFalse(plainly_valid({**environ, "HTTP_SEC_WEBSOCKET_KEY": "not base64!"}, "HTTP/1.1"))
+        for offer in ("realtime.v1", "realtime.v1, realtime.bearer.ZXlKMSI6", "chat,superchat"):  # /socket/'s too
+            self.assertTrue(plainly_valid({**environ, "HTTP_SEC_WEBSOCKET_PROTOCOL": offer}, "HTTP/1.1"), offer)
 
 
 class HeaderParsingTests(SimpleTestCase):

@@ -62,7 +62,11 @@ class OneTopicSocket(ChannelSocket):
     def send_history(self, topic, history):
         if history.resync:  # before the history: the client starts over from it
             self.ws.send(envelope("resync", {"reason": history.resync, "detail": RESYNC_DETAILS[history.resync]}))
+        self.before_history(history)
         super().send_history(topic, history)
+
+    def before_history(self, history):
+        """What the route's clients get right before the history (nothing by default)."""
 
     def end(self, topic, code, detail, rejoin):
         self.ws.send(envelope("error", {"code": code, "detail": detail}))

@@ -108,21 +108,53 @@ class ChannelCalls:
 
 class ChannelCommunicator(ChannelCalls, WebsocketCommunicator):
     """A `/socket/` client in this process, with no server (see WebsocketCommunicator): the channel
-    classes run as in a worker, their broadcasts through this process's in-process broker.
+    classes run as in a worker, their broadcasts through this process's broker, which delivers to
+    this process's sockets while any communicator is connected (as a worker's does from its start).
     `user`: logged in as that user (a session); `token`: a token offered in the subprotocol."""
 
     def __init__(self, user=None, token=None, path=None, headers=None, timeout=DEFAULT_TIMEOUT):
         offers = [SUBPROTOCOL] + ([bearer_offer(token)] if token else [])
         super().__init__(path or socket_path(), headers={"Sec-WebSocket-Protocol": ", ".join(offers),
                                                           **(headers or {})}, timeout=timeout, user=user)
-        start_broker_here()
+        self._listening = False
+
+    def connect(self, timeout=None):
+        if not self._listening:
+            self._listening = True
+            _broker_here.listen()
+        return super().connect(timeout)
+
+    def disconnect(self, timeout=None):
+        try:
+            super().disconnect(timeout)
+        finally:
+            if self._listening:
+                self._listening = False
+                _broker_here.stop_listening()
 
 
-def start_broker_here():
-    """Deliver what this process publishes to its own sockets, as a worker does from its start."""
-    broker, hub = get_broker(), get_hub()
-    if broker.on_message is None:
-        broker.start(hub.dispatch, hub.resync_all)
+class BrokerHere:
+    """This process's broker delivering to its hub while communicators need it, and only if it was
+    not delivering already (a test process is no worker: what it publishes otherwise goes nowhere)."""
+
+    def __init__(self):
+        self.users, self.started = 0, None
+
+    def listen(self):
+        broker, hub = get_broker(), get_hub()
+        if self.users == 0 and broker.on_message is None:
+            broker.start(hub.dispatch, hub.resync_all)
+            self.started = broker
+        self.users += 1
+
+    def stop_listening(self):
+        self.users -= 1
+        if self.users == 0 and self.started is not None:
+            self.started.stop()
+            self.started = None
+
+
+_broker_here = BrokerHere()
 
 
 class ChannelClient(ChannelCalls, WebSocketClient):
