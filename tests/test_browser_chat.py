@@ -44,6 +44,9 @@ class ChatPageTests(StaticLiveServerTestCase):
     def edit_nick(self, browser, name=None, color=None):
         if name is not None:
             name_input = browser.find_element(*by_testid("name-input"))
+            # Into the field first, as a person does: the page fills in a name only while the field is
+            # empty and unfocused (the join's reply may come while a stored name is being replaced).
+            name_input.click()
             name_input.clear()
             name_input.send_keys(name)
         if color is not None:

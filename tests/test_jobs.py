@@ -219,13 +219,13 @@ class PrivateJobsTests(LiveJobsTestCase):
         self.assertEqual(set(done), {anns.id, bobs.id})
         self.finished_result(bobs)
 
-        # The pages, as rendered: each their own; staff everyone's; the anonymous none (and no socket).
+        # The pages, as rendered: each their own; staff everyone's; the anonymous none (and no jobs topic).
         rows = lambda client: {int(i) for i in re.findall(r'data-job-id="(\d+)"', client.get("/jobs/").content.decode())}  # noqa: E731
-        self.assertEqual((rows(self.client), rows(bob), rows(staff)), ({anns.id}, {bobs.id}, {anns.id, bobs.id}))
+        self.assertEqual((rows(self.client), rows(bob), rows(staff), rows(Client())),
+                         ({anns.id}, {bobs.id}, {anns.id, bobs.id}, set()))
         anonymous = Client().get("/jobs/")
-        self.assertContains(anonymous, "to see and start your jobs")
-        self.assertNotContains(anonymous, "data-job-id")
-        self.assertNotContains(anonymous, "jobs.js")
+        self.assertContains(anonymous, "to start jobs and watch them here")
+        self.assertContains(anonymous, 'data-topic=""')
         with self.assertRaises(websocket_client.WebSocketBadStatusException) as refused:
             self.open_client(self.worker.url("/jobs/"))
         self.assertEqual(refused.exception.status_code, 403)
