@@ -13,7 +13,7 @@ worker held meanwhile.
 import asyncio
 import json
 
-from chat import conf as chat_conf
+from realtime import conf
 
 from .config import ABUSE_ROOM
 from .loadgen import Crowd, ignore, now
@@ -70,7 +70,7 @@ async def abuse(ctx, kind, cfg):
             # Most of what it sent still waits unread (its sockets read a message a second once
             # refused): what is stored now is within what its address could spend until now.
             stored = await asyncio.to_thread(stack.stored_messages, ABUSE_ROOM)
-            rate, burst = (chat_conf.DEFAULTS[name] for name in ("CHAT_GUEST_POST_RATE", "CHAT_GUEST_POST_BURST"))
+            rate, burst = (conf.DEFAULTS[name] for name in ("CHAT_GUEST_POST_RATE", "CHAT_GUEST_POST_BURST"))
             budget = int(burst + rate * (now() - started))
             return {"subscribers": len(subs), "rate": cfg["rate"], "without": without, "with": with_abuse,
                     "abuser": {"sockets": len(abusers), "sent": state["sent"], "refused": state["refused"],

@@ -37,6 +37,7 @@ from django_websocket.wsgi import WebSocketHandler as PackageHandler  # noqa: E4
 from ..db.readers import release_db_connections
 from .origin import origin_allowed
 from ..transport.codes import INTERNAL_ERROR
+from ..transport.websocket import ConnectionClosed
 
 log = logging.getLogger("realtime")
 
@@ -81,6 +82,10 @@ def websocket_view(view):
                 response = target(request, ws, *args, **kwargs)
             else:  # a call with *args/**kwargs recurses in C (~370 bytes of saved stack)
                 response = target(request, ws)
+        except ConnectionClosed:  # it sent to a client that had gone: the view simply ends
+            if not ws.accepted:
+                raise
+            return WebSocketEnded()
         except Exception:
             if not ws.accepted:
                 raise
