@@ -177,7 +177,7 @@ class RoomChannel(Channel):
 def sender_key(user, client, member_id):
     """Who sends this member's messages, for recognising a resend after a reconnect: a logged-in
     user's account (any tab or device); else the `client` id the client keeps across its reconnects
-    (client.js: one per browser tab), which only it knows; else this member alone."""
+    (the browser client: one per tab), which only it knows; else this member alone."""
     if user.is_authenticated:
         return f"user:{user.pk}"
     if isinstance(client, str) and CLIENT_ID_PATTERN.fullmatch(client):

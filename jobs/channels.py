@@ -14,7 +14,6 @@ import gevent
 from realtime.channels import Channel, Forbidden, topic
 from realtime.db import run_read
 from realtime.envelope import envelope
-from realtime.fanout.brokers import get_broker
 from realtime.fanout.hub import get_hub
 
 from . import watcher

@@ -181,9 +181,9 @@ def _forget(**kwargs):
 setting_changed.connect(_forget)
 
 
-def parse(name, text, defaults=DEFAULTS):
+def parse(name, text):
     """The value of setting `name` written as `text` (an environment variable), typed like its default."""
-    default = defaults[name]
+    default = DEFAULTS[name]
     if isinstance(default, str):
         return text
     try:

@@ -1,5 +1,5 @@
 """How a conforming client follows a group's member list (docs/protocol.md, Presence): the rules of
-client.js's PresenceList, in Python, for the tests' clients (tests/test_presence.py, tests/crowd.py)
+the browser client's PresenceList (clients/js/src/presence.js), in Python, for the tests' clients (tests/test_presence.py, tests/crowd.py)
 and the rules' own tests (tests/test_presence_diff.py)."""
 
 

@@ -7,7 +7,6 @@ project outside this repository's import path. Then its websocket worker starts 
 a Redis of its own (a notification sent from `manage.py shell` crosses processes).
 """
 
-import json
 import os
 import re
 import shutil

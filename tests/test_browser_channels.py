@@ -4,7 +4,6 @@ taking your message off the page, a newcomer's way in (sign up, open a room, see
 the chat page on a phone-sized window."""
 
 import tempfile
-import time
 from pathlib import Path
 
 from django.contrib.auth.models import User

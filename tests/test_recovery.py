@@ -114,7 +114,7 @@ class GracefulShutdownTests(LiveWebSocketTestCase):
         started = time.monotonic()
         self.worker.process.send_signal(signal.SIGTERM)
         self.assertEqual(clients[0].receive_close(), 1001)
-        # Told to come back, within a window (client.js spreads its return over it) ...
+        # Told to come back, within a window (the browser client spreads its return over it) ...
         self.assertIn("reconnect_window=", clients[0].close_reason)
         # ... but not here: from the first close on, an upgrade that still reaches this worker is
         # turned away (503) until gunicorn closes its listening socket (then: refused).

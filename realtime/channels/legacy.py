@@ -6,10 +6,8 @@ then hands every event the client sends to it. What differs per route (the `welc
 its `ack`s) is said by `joined` and `answered`, which a route's subclass overrides.
 """
 
-from ..budgets import hold_off
 from ..envelope import ClientError, envelope, receive_events
 from ..transport.codes import NORMAL
-from .errors import OverBudget
 from .sockets import ChannelSocket
 
 RESYNC_DETAILS = {
@@ -43,8 +41,7 @@ class OneTopicSocket(ChannelSocket):
             response = self.channel.handle(event, data)
         except ClientError as error:  # (anything else fails the view: 1011, logged)
             self.refused(event, data, error)
-            if isinstance(error, OverBudget):
-                hold_off(error.retry_after)
+            self.hold_off_after(error)
         else:
             self.answered(event, data, response)
         finally:

@@ -33,6 +33,12 @@ class ChannelSocket:
         session = getattr(request, "session", None)
         self.session = session_mark(session.session_key) if session is not None and user.is_authenticated else None
 
+    def hold_off_after(self, error):
+        """After refusing `error`: a client over one of its budgets is not read for a moment
+        (budgets.hold_off), so that flooding costs this worker no refusal per message."""
+        if isinstance(error, OverBudget):
+            hold_off(error.retry_after)
+
     def enroll(self):
         """Be found by `disconnect(user)` (a logout, a ban) while open, when authenticated."""
         if self.user.is_authenticated:
@@ -101,11 +107,9 @@ class Socket(ChannelSocket):
             else:
                 channel = self.joined(frame.topic)
                 response = channel.handle(frame.event, frame.data)
-        except OverBudget as error:
-            self.refuse(frame, error)
-            hold_off(error.retry_after)
         except ClientError as error:
             self.refuse(frame, error)
+            self.hold_off_after(error)
         except Exception:
             log.exception("topic %s: event %s failed", frame.topic, frame.event)
             self.refuse(frame, ChannelError("internal_error", "The server failed to handle this event."))

@@ -13,7 +13,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.sessions",
     "django.contrib.staticfiles",
-    "realtime",  # the WebSocket layer: template tags, static client.js
+    "realtime",  # the WebSocket layer: template tags, the static browser client
     "shout",
 ]
 MIDDLEWARE = [
