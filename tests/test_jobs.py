@@ -71,10 +71,11 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
 
     def setUp(self):
         super().setUp()
+        # Registered first, so run last: after the other clean-ups, before the rows are flushed.
+        self.addCleanup(self.wait_until_the_task_worker_is_idle)
         settings_override = override_settings(REDIS_URL=self.redis.url if self.redis else "")
         settings_override.enable()
         self.addCleanup(settings_override.disable)
-        self.tasks.start_if_stopped()  # a worker that saved a task of the last test as its rows were flushed stops
         self.addCleanup(self.tasks.start_if_stopped)  # after a test that killed it
         self.ann = User.objects.create_user("ann", password="a long enough password")
         self.client.force_login(self.ann)
@@ -83,6 +84,15 @@ class LiveJobsTestCase(LiveWebSocketTestCase):
         """A socket of the user `client` (a django.test.Client) is logged in as: this test's, ann, by default."""
         cookie = f"sessionid={(client or self.client).cookies['sessionid'].value}"
         return self.open_client((worker or self.worker).url(path, **query), cookie=cookie)
+
+    def wait_until_the_task_worker_is_idle(self):
+        """No task running, none due. A task whose row the flush after a test deletes fails to save
+        its result, and that stops the task worker (django-tasks-db's loop raises): the next test
+        would find it still exiting, start a job nobody runs, and wait for it in vain. A job's last
+        report comes before its result is saved, and each worker start queues the periodic prune
+        at once (jobs/periodic.py): a test that saw its job end can still leave one running."""
+        wait_until(lambda: not (DBTaskResult.objects.running().exists() or DBTaskResult.objects.ready().exists()),
+                   message="the task worker idle, before the rows are flushed")
 
     def connect_after_the_current_states(self, path, client=None):
         """A watcher whose current-state snapshot is behind it, so every later change arrives once,
