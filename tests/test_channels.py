@@ -356,6 +356,20 @@ class ChatChannelTests(ChannelTestCase):
         self.assertEqual([p for p in ann.pushes if p["event"] == "mention"], [])  # not her own
         self.assertTrue(cat_socket.receive_nothing())
 
+    def test_a_resend_after_a_reconnect_notifies_the_mentioned_user_once(self):
+        bob = self.socket(user=self.bob)
+        bob.join(f"user:{self.bob.pk}")
+        message = {"text": "@bob, the build is green", "nonce": "n-1"}
+        before = self.socket(user=self.ann)
+        before.join("chat:lobby")
+        stored = before.push("chat:lobby", "message", message)
+        after = self.socket(user=self.ann)  # her page reconnected and resends what it saw no ack for
+        after.join("chat:lobby")
+        self.assertEqual(after.push("chat:lobby", "message", message), stored)  # the same message, stored once
+        self.assertEqual(bob.receive_push(f"user:{self.bob.pk}", "mention")["data"]["id"], stored["id"])
+        bob.request("realtime", "heartbeat")  # any second mention was pushed before this reply
+        self.assertEqual([p for p in bob.pushes if p["event"] == "mention"], [])  # bob sees it once
+
     def test_mentions_are_bounded_per_message(self):
         self.assertEqual(mentioned_names("@a @b @a @c @d @e"), ["a", "b", "c"][:MENTION_LIMIT])
         self.assertEqual(mentioned_names("mail ann@example.com, @ann. (@bob)"), ["ann", "bob"])
