@@ -21,6 +21,7 @@ from realtime.channels import History
 from realtime.channels.frames import InvalidFrame, parse_frame
 from realtime.channels.revocation import disconnect
 from realtime.channels.routing import UnknownTopic, get_router
+from realtime.channels.sockets import MAX_SESSIONS
 from realtime.channels.tokens import InvalidToken, issue_token, read_token
 from realtime.fanout.brokers.in_process import InProcessBroker
 from realtime.fanout.hub import Hub, text_frame
@@ -445,3 +446,40 @@ class DisconnectTests(ChannelTestCase):
         for socket in (same_session, its_token):
             self.assertEqual(socket.receive_close(), 4403)
         self.assertEqual(other_session.request("realtime", "heartbeat")["status"], "ok")
+
+    def test_auth_never_makes_a_user_s_socket_another_user_s_so_the_first_user_s_disconnect_still_ends_it(self):
+        ann = self.socket(user=self.ann)
+        ann.join(f"user:{self.ann.pk}")  # hers: it must not outlive her sessions under bob's name
+        refused = self.assert_refused("unauthorized", ann.call, "realtime", "auth", {"token": issue_token(self.bob)[0]})
+        self.assertEqual(refused.response["reason"], "another_user")
+        joined_as_ann = self.assert_refused("forbidden", ann.join, f"user:{self.bob.pk}")  # still hers
+        self.assertIn(f"user:{self.ann.pk}", joined_as_ann.detail)
+        disconnect(self.bob, detail="Bob is banned.")
+        disconnect(self.ann, detail="Ann is banned.")
+        self.assertEqual((ann.receive_close(), ann.close_reason), (4403, "Ann is banned."))  # not bob's
+
+    def test_after_a_token_refresh_a_logout_of_the_session_it_first_authenticated_by_still_ends_it(self):
+        browser = Client()
+        browser.force_login(self.ann)
+        from_session = browser.post("/realtime/token/").json()["token"]
+        socket = self.socket(token=from_session)
+        socket.join(f"user:{self.ann.pk}")  # joined on that session's word
+        refreshed = socket.call("realtime", "auth", {"token": issue_token(self.ann)[0]})  # a command's token
+        self.assertEqual(refreshed["response"]["user"], {"id": self.ann.pk, "username": "ann"})
+        request = RequestFactory().post("/accounts/logout/")  # as the test above: Django's logout
+        request.session, request.user = browser.session, self.ann
+        logout(request)
+        self.assertEqual(socket.receive_close(), 4403)
+
+    def test_a_socket_keeps_a_bounded_number_of_sessions_and_a_known_one_may_always_refresh_it(self):
+        tokens = []
+        for _ in range(MAX_SESSIONS + 1):
+            browser = Client()
+            browser.force_login(self.ann)  # a session each
+            tokens.append(browser.post("/realtime/token/").json()["token"])
+        socket = self.socket()
+        for token in tokens[:MAX_SESSIONS]:
+            self.assertEqual(socket.call("realtime", "auth", {"token": token})["response"]["user"]["id"], self.ann.pk)
+        refused = self.assert_refused("unauthorized", socket.call, "realtime", "auth", {"token": tokens[-1]})
+        self.assertEqual(refused.response["reason"], "too_many_sessions")
+        self.assertEqual(socket.call("realtime", "auth", {"token": tokens[0]})["status"], "ok")
