@@ -12,6 +12,7 @@ from django.core import signing
 from django.contrib.auth import logout
 from django.test import Client, RequestFactory, SimpleTestCase, TestCase, override_settings
 
+from chat.directory import busiest_public_rooms
 from chat.mentions import MENTION_LIMIT, mentioned_names
 from chat.models import Message, Room
 from jobs.models import Job
@@ -408,6 +409,11 @@ class OtherTopicsTests(ChannelTestCase):
         while (rooms := watcher.receive_push("rooms", "rooms")["data"]["rooms"]) != [
                 {"name": "kitchen", "count": 2}, {"name": "lobby", "count": 1}]:
             self.assertLess(time.monotonic(), deadline, rooms)
+
+    def test_the_room_directory_reads_the_busiest_rooms_from_its_index_without_sorting_the_table(self):
+        plan = busiest_public_rooms().explain()  # SQLite here; PostgreSQL: tests/test_postgres.py
+        self.assertIn("USING INDEX chat_room_public_last_seq", plan)
+        self.assertNotIn("TEMP B-TREE", plan)  # SQLite's sort of what it scanned
 
 
 class DisconnectTests(ChannelTestCase):
