@@ -19,7 +19,6 @@ from realtime.presence import Page, get_presence
 from .directory import DIRECTORY_CHANNEL, get_directory
 from .feed import RoomFeed
 from .forms import NickForm, errors_detail
-from .mentions import notify_mentions
 from .models import ROOM_NAME_PATTERN, Message
 from .nonces import CLIENT_ID_PATTERN
 from .services import Poster, PostingTooFast, post_message, room_channel, room_to_open, shared_backlog
@@ -143,7 +142,6 @@ class RoomChannel(Channel):
             raise ChannelError("delivery_degraded", "Your message was saved but live delivery is degraded; "
                                                     "others will get it when they reconnect.",
                                id=error.message.seq) from None
-        notify_mentions(message, self.user)
         return {"id": message.seq}
 
     def handle_nick(self, data):

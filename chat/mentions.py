@@ -34,18 +34,18 @@ def mentioned_names(text):
 
 
 def notify_mentions(message, author):
-    """Notify the accounts `message` mentions (not its author)."""
+    """Notify the accounts `message` mentions, but not its `author` (a username; "" for a guest)."""
     names = mentioned_names(message.text)
     if not names:
         return
     users = get_user_model()._default_manager
     field = get_user_model().USERNAME_FIELD
-    pks = run_read(lambda: list(users.filter(**{f"{field}__in": names, "is_active": True}).values_list("pk", flat=True)))
+    mentioned = users.filter(**{f"{field}__in": names, "is_active": True}).exclude(**{field: author})
+    pks = run_read(lambda: list(mentioned.values_list("pk", flat=True)))
     data = {"room": message.room.name, "id": message.seq, "from": message.name, "text": message.text[:EXCERPT]}
     for pk in pks:
-        if pk != author.pk:
-            try:
-                notify(pk, "mention", data)
-            except BrokerUnavailable:
-                log.warning("mention of user %s in %s #%s not delivered: the broker is unavailable",
-                            pk, message.room.name, message.seq)
+        try:
+            notify(pk, "mention", data)
+        except BrokerUnavailable:
+            log.warning("mention of user %s in %s #%s not delivered: the broker is unavailable",
+                        pk, message.room.name, message.seq)

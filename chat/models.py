@@ -14,6 +14,13 @@ class Room(models.Model):
     # The id of the room's newest message: post_message numbers messages 1, 2, 3, ... from it.
     last_seq = models.PositiveIntegerField(default=0)
 
+    class Meta:
+        indexes = [
+            # The room directory's scan (chat/directory.py, busiest_public_rooms): the public rooms
+            # by last_seq, newest first, read in index order up to its limit, never sorted whole.
+            models.Index(fields=["-last_seq"], condition=models.Q(private=False), name="chat_room_public_last_seq"),
+        ]
+
     def __str__(self):
         return self.name
 

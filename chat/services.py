@@ -16,6 +16,7 @@ from realtime.fanout.brokers import BrokerUnavailable, publish
 
 from . import conf
 from .forms import MessageForm, NickForm, errors_detail
+from .mentions import notify_mentions
 from .models import ROOM_NAME_PATTERN, Message, Room
 from .nonces import earlier_copy, prune, validate_nonce
 
@@ -103,7 +104,8 @@ def post_message(room_name, text, name, color, nonce=None, sender="server", post
     CHAT_NONCE_WINDOW) is not stored again: that original is returned, and nothing is published.
     A sender is any string that tells its messages from others' (a socket's is its account or
     client id; server code may use its own name). A `poster` (a client's socket posting) spends
-    its budget first and marks the message with its account.
+    its budget first and marks the message with its account, and the `@name`s of a message it
+    stores now are notified (chat/mentions.py): a resend stores nothing, so it notifies nobody again.
 
     Raises ValidationError for bad input (or a nonce already used for another text),
     PostingTooFast when over the poster's budget (nothing stored), and BrokerUnavailable when the
@@ -124,11 +126,16 @@ def post_message(room_name, text, name, color, nonce=None, sender="server", post
     account = poster.account if poster is not None else ""
     # In a websocket worker, by one of its few database writers (realtime/db/): a posting storm
     # never opens a connection per socket or per message.
-    return run_write(lambda: store_message(room_name, text, nick_form.cleaned_data, nonce, sender, account))
+    nick = nick_form.cleaned_data
+    message, stored_now = run_write(lambda: store_message(room_name, text, nick, nonce, sender, account))
+    if stored_now and poster is not None:
+        notify_mentions(message, poster.account)
+    return message
 
 
 def store_message(room_name, text, nick, nonce, sender, account):
-    """post_message's transaction, once the input is valid: the stored message (or the original of a resend)."""
+    """post_message's transaction, once the input is valid: (the stored message, True), or (the
+    original, False) for a resend."""
     with transaction.atomic():
         # The room row stays locked until the commit (on SQLite the IMMEDIATE transaction locks the
         # whole database): posts into one room take turns, so its ids are 1, 2, 3, ... without holes
@@ -139,7 +146,7 @@ def store_message(room_name, text, nick, nonce, sender, account):
         if original is not None:
             if original.text != text:
                 raise ValidationError("nonce: already used for another message; a resend carries the same text.")
-            return original
+            return original, False
         room.last_seq += 1
         room.save(update_fields=["last_seq"])
         message = Message.objects.create(room=room, seq=room.last_seq, text=text, sender=sender, nonce=nonce,
@@ -147,7 +154,7 @@ def store_message(room_name, text, nick, nonce, sender, account):
         prune(room)
         # Published only once committed, or a client could fetch history that lacks it.
         transaction.on_commit(lambda: publish_message(message))
-    return message
+    return message, True
 
 
 def publish_message(message):

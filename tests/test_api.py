@@ -390,6 +390,21 @@ class ApiLiveTests(LiveWebSocketTestCase):
             self.assertEqual(tab.close_reason, "password changed")
         self.assertEqual(bob.request("realtime", "heartbeat")["status"], "ok")
 
+    def test_disconnect_finds_a_socket_under_the_user_it_acts_as_and_auth_never_changes_that_user(self):
+        became_ann = self.socket(self.workers[0])  # anonymous, then ann's by an auth frame
+        self.assertEqual(became_ann.call("realtime", "auth", {"token": issue_token(self.ann)[0]})["response"]["user"],
+                         {"id": self.ann.pk, "username": "ann"})
+        bob = self.socket(self.workers[0], self.bob)
+        bob.join(f"user:{self.bob.pk}")
+        refused = bob.request("realtime", "auth", {"token": issue_token(self.ann)[0]})
+        self.assertEqual((refused["status"], refused["response"].get("code"), refused["response"].get("reason")),
+                         ("error", "unauthorized", "another_user"))
+        self.api.disconnect(self.ann.pk, "ann's sessions ended")
+        self.assertEqual((became_ann.receive_close(), became_ann.close_reason), (4403, "ann's sessions ended"))
+        self.api.disconnect(self.bob.pk, "bob's sessions ended")
+        # Closed by bob's disconnect, and not before by ann's: the refused auth left it bob's.
+        self.assertEqual((bob.receive_close(), bob.close_reason), (4403, "bob's sessions ended"))
+
     def test_presence_and_history_over_http(self):
         # A room of its own: the other tests' members leave Redis's list only at their workers' next flush.
         Room.objects.create(name="api-live")

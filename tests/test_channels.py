@@ -12,6 +12,7 @@ from django.core import signing
 from django.contrib.auth import logout
 from django.test import Client, RequestFactory, SimpleTestCase, TestCase, override_settings
 
+from chat.directory import busiest_public_rooms
 from chat.mentions import MENTION_LIMIT, mentioned_names
 from chat.models import Message, Room
 from jobs.models import Job
@@ -21,6 +22,7 @@ from realtime.channels import History
 from realtime.channels.frames import InvalidFrame, parse_frame
 from realtime.channels.revocation import disconnect
 from realtime.channels.routing import UnknownTopic, get_router
+from realtime.channels.sockets import MAX_SESSIONS
 from realtime.channels.tokens import InvalidToken, issue_token, read_token
 from realtime.fanout.brokers.in_process import InProcessBroker
 from realtime.fanout.hub import Hub, text_frame
@@ -356,6 +358,20 @@ class ChatChannelTests(ChannelTestCase):
         self.assertEqual([p for p in ann.pushes if p["event"] == "mention"], [])  # not her own
         self.assertTrue(cat_socket.receive_nothing())
 
+    def test_a_resend_after_a_reconnect_notifies_the_mentioned_user_once(self):
+        bob = self.socket(user=self.bob)
+        bob.join(f"user:{self.bob.pk}")
+        message = {"text": "@bob, the build is green", "nonce": "n-1"}
+        before = self.socket(user=self.ann)
+        before.join("chat:lobby")
+        stored = before.push("chat:lobby", "message", message)
+        after = self.socket(user=self.ann)  # her page reconnected and resends what it saw no ack for
+        after.join("chat:lobby")
+        self.assertEqual(after.push("chat:lobby", "message", message), stored)  # the same message, stored once
+        self.assertEqual(bob.receive_push(f"user:{self.bob.pk}", "mention")["data"]["id"], stored["id"])
+        bob.request("realtime", "heartbeat")  # any second mention was pushed before this reply
+        self.assertEqual([p for p in bob.pushes if p["event"] == "mention"], [])  # bob sees it once
+
     def test_mentions_are_bounded_per_message(self):
         self.assertEqual(mentioned_names("@a @b @a @c @d @e"), ["a", "b", "c"][:MENTION_LIMIT])
         self.assertEqual(mentioned_names("mail ann@example.com, @ann. (@bob)"), ["ann", "bob"])
@@ -394,6 +410,11 @@ class OtherTopicsTests(ChannelTestCase):
                 {"name": "kitchen", "count": 2}, {"name": "lobby", "count": 1}]:
             self.assertLess(time.monotonic(), deadline, rooms)
 
+    def test_the_room_directory_reads_the_busiest_rooms_from_its_index_without_sorting_the_table(self):
+        plan = busiest_public_rooms().explain()  # SQLite here; PostgreSQL: tests/test_postgres.py
+        self.assertIn("USING INDEX chat_room_public_last_seq", plan)
+        self.assertNotIn("TEMP B-TREE", plan)  # SQLite's sort of what it scanned
+
 
 class DisconnectTests(ChannelTestCase):
     def test_disconnect_closes_every_socket_of_the_user_with_4403_and_nobody_else_s(self):
@@ -431,3 +452,40 @@ class DisconnectTests(ChannelTestCase):
         for socket in (same_session, its_token):
             self.assertEqual(socket.receive_close(), 4403)
         self.assertEqual(other_session.request("realtime", "heartbeat")["status"], "ok")
+
+    def test_auth_never_makes_a_user_s_socket_another_user_s_so_the_first_user_s_disconnect_still_ends_it(self):
+        ann = self.socket(user=self.ann)
+        ann.join(f"user:{self.ann.pk}")  # hers: it must not outlive her sessions under bob's name
+        refused = self.assert_refused("unauthorized", ann.call, "realtime", "auth", {"token": issue_token(self.bob)[0]})
+        self.assertEqual(refused.response["reason"], "another_user")
+        joined_as_ann = self.assert_refused("forbidden", ann.join, f"user:{self.bob.pk}")  # still hers
+        self.assertIn(f"user:{self.ann.pk}", joined_as_ann.detail)
+        disconnect(self.bob, detail="Bob is banned.")
+        disconnect(self.ann, detail="Ann is banned.")
+        self.assertEqual((ann.receive_close(), ann.close_reason), (4403, "Ann is banned."))  # not bob's
+
+    def test_after_a_token_refresh_a_logout_of_the_session_it_first_authenticated_by_still_ends_it(self):
+        browser = Client()
+        browser.force_login(self.ann)
+        from_session = browser.post("/realtime/token/").json()["token"]
+        socket = self.socket(token=from_session)
+        socket.join(f"user:{self.ann.pk}")  # joined on that session's word
+        refreshed = socket.call("realtime", "auth", {"token": issue_token(self.ann)[0]})  # a command's token
+        self.assertEqual(refreshed["response"]["user"], {"id": self.ann.pk, "username": "ann"})
+        request = RequestFactory().post("/accounts/logout/")  # as the test above: Django's logout
+        request.session, request.user = browser.session, self.ann
+        logout(request)
+        self.assertEqual(socket.receive_close(), 4403)
+
+    def test_a_socket_keeps_a_bounded_number_of_sessions_and_a_known_one_may_always_refresh_it(self):
+        tokens = []
+        for _ in range(MAX_SESSIONS + 1):
+            browser = Client()
+            browser.force_login(self.ann)  # a session each
+            tokens.append(browser.post("/realtime/token/").json()["token"])
+        socket = self.socket()
+        for token in tokens[:MAX_SESSIONS]:
+            self.assertEqual(socket.call("realtime", "auth", {"token": token})["response"]["user"]["id"], self.ann.pk)
+        refused = self.assert_refused("unauthorized", socket.call, "realtime", "auth", {"token": tokens[-1]})
+        self.assertEqual(refused.response["reason"], "too_many_sessions")
+        self.assertEqual(socket.call("realtime", "auth", {"token": tokens[0]})["status"], "ok")

@@ -65,6 +65,11 @@ class PostgresChatTests(PostgresTestCase):
         self.assertEqual([m["data"]["id"] for m in missed], list(range(38, 61)))
         self.assertEqual(welcome["last_id"], 60)
 
+    def test_the_room_directory_reads_the_busiest_rooms_from_its_index_without_sorting_the_table(self):
+        plan = manage("shell", "-c", DIRECTORY_PLAN, env=self.env)  # SQLite: tests/test_channels.py
+        self.assertIn("Index Scan using chat_room_public_last_seq on chat_room", plan)
+        self.assertNotIn("Sort", plan)
+
     def test_a_slow_query_does_not_stop_the_other_sockets_of_its_worker(self):
         """psycopg waits for PostgreSQL through gevent: while one view's query runs for 1 s, an
         echo on the same worker answers, and the query's answer comes after it."""
@@ -98,6 +103,16 @@ class PostgresChatTests(PostgresTestCase):
             job = watcher.receive_event("job")
             states[job["id"]] = job["state"]
 
+
+# Run by `manage.py shell -c` on the PostgreSQL database: prints the plan of the room directory's
+# query. Sequential scans off: the plan says whether an index serves the query, not what the planner
+# prefers for the one row of a fresh table.
+DIRECTORY_PLAN = """
+from django.db import connection
+from chat.directory import busiest_public_rooms
+connection.cursor().execute("SET enable_seqscan = off")
+print(busiest_public_rooms().explain())
+"""
 
 # Run by `manage.py shell -c`: prints the session key of a new staff member, logged in.
 STAFF_SESSION = """

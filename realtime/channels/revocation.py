@@ -46,28 +46,30 @@ def end_the_session_s_sockets(sender, request, user, **kwargs):
 
 
 class Registry:
-    """This process's authenticated sockets, by user; the control channel's listener."""
+    """This process's authenticated sockets, by their one user (an `auth` never changes it:
+    sockets.py); the control channel's listener. A logout ends the sockets that authenticated by
+    its session (`socket.sessions`)."""
 
     def __init__(self):
-        self.sockets = {}  # user pk (str) -> {socket: its session mark, or None}
+        self.sockets = {}  # user pk (str) -> the set of its sockets
         self.listening = False
 
-    def add(self, socket, user_pk, session):
+    def add(self, socket, user_pk):
         if not self.listening:
             self.listening = True
             get_hub().subscribe(CONTROL_CHANNEL, Ear(), watcher=ControlWatcher)
-        self.sockets.setdefault(str(user_pk), {})[socket] = session
+        self.sockets.setdefault(str(user_pk), set()).add(socket)
 
     def discard(self, socket, user_pk):
         sockets = self.sockets.get(str(user_pk))
         if sockets is not None:
-            sockets.pop(socket, None)
+            sockets.discard(socket)
             if not sockets:
                 del self.sockets[str(user_pk)]
 
     def end(self, message):
-        for socket, session in list(self.sockets.get(message["user"], {}).items()):
-            if message["session"] is None or message["session"] == session:
+        for socket in list(self.sockets.get(message["user"], ())):
+            if message["session"] is None or message["session"] in socket.sessions:
                 socket.ws.close(DISCONNECTED, message["detail"][:120])
 
 

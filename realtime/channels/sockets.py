@@ -21,6 +21,10 @@ from .tokens import InvalidToken, read_token
 
 log = logging.getLogger("realtime.channels")
 
+# The sessions one socket may authenticate by while open (its `auth` refreshes from other sessions
+# add theirs): bounded, as everything a client adds to.
+MAX_SESSIONS = 8
+
 
 class ChannelSocket:
     """What channels use of their socket: who it is, and how its pushes are framed."""
@@ -29,9 +33,10 @@ class ChannelSocket:
 
     def __init__(self, request, ws, user):
         self.request, self.ws, self.user = request, ws, user
-        # The session it is authenticated by, if any (a logout ends its sockets: revocation.py).
+        # The sessions it authenticated by (its cookie's, each token's; None: a command's token): a
+        # logout of any of them ends it (revocation.py), with what it joined on that session's word.
         session = getattr(request, "session", None)
-        self.session = session_mark(session.session_key) if session is not None and user.is_authenticated else None
+        self.sessions = {session_mark(session.session_key)} if session is not None and user.is_authenticated else set()
 
     def hold_off_after(self, error):
         """After refusing `error`: a client over one of its budgets is not read for a moment
@@ -42,7 +47,7 @@ class ChannelSocket:
     def enroll(self):
         """Be found by `disconnect(user)` (a logout, a ban) while open, when authenticated."""
         if self.user.is_authenticated:
-            registry.add(self, self.user.pk, self.session)
+            registry.add(self, self.user.pk)
 
     def withdraw(self):
         if self.user.is_authenticated:
@@ -75,10 +80,29 @@ class Socket(ChannelSocket):
         self.topics = {}  # topic -> its Channel, while joined
 
     def authenticate(self, token):
-        """Be the user of `token` from now on (topics joined before stay as they are); InvalidToken if
-        it is not valid (its user, and the session it came from, are read in a database reader's turn)."""
+        """Be the user of `token`, before the socket acts (it wins over the cookie); InvalidToken if it
+        is not valid (its user, and the session it came from, are read in a database reader's turn)."""
         identity = run_read(lambda: read_token(token))
-        self.user, self.allowed_topics, self.session = identity.user, identity.topics, session_mark(identity.session_key)
+        self.user, self.allowed_topics = identity.user, identity.topics
+        self.sessions = {session_mark(identity.session_key)}
+
+    def refresh(self, token):
+        """The `auth` frame: joins from now on are as `token` says (topics joined before stay).
+
+        A socket is one user's, as Centrifugo refuses a refresh that changes the user: topics joined
+        as an earlier user would stay open under the new one, and that user's `disconnect` would no
+        longer find them. So another user's token is refused (that user opens another socket); an
+        anonymous socket, which holds nothing anyone may not, may become anyone. The token's session
+        is added to the socket's: a logout of any of them ends it.
+        """
+        identity = run_read(lambda: read_token(token))
+        if self.user.is_authenticated and identity.user.pk != self.user.pk:
+            raise InvalidToken("another_user", "This socket is another user's: open a new socket for this token.")
+        sessions = self.sessions | {session_mark(identity.session_key)}
+        if len(sessions) > MAX_SESSIONS:
+            raise InvalidToken("too_many_sessions", f"This socket authenticated by {MAX_SESSIONS} sessions "
+                                                    "already: open a new socket for this token.")
+        self.user, self.allowed_topics, self.sessions = identity.user, identity.topics, sessions
 
     def run(self):
         self.enroll()
@@ -138,13 +162,11 @@ class Socket(ChannelSocket):
             token = frame.data.get("token")
             if not isinstance(token, str):
                 raise ChannelError("unauthorized", '"token" must be a string.')
-            self.withdraw()
             try:
-                self.authenticate(token)
+                self.refresh(token)
             except InvalidToken as error:
                 raise error.as_channel_error() from None
-            finally:
-                self.enroll()
+            self.enroll()
             return {"user": {"id": self.user.pk, "username": self.user.get_username()}}
         raise ChannelError("unknown_event", f"The {frames.SYSTEM_TOPIC!r} topic has 'heartbeat' and 'auth', "
                                             f"not {frame.event!r}.")

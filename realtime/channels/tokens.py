@@ -30,7 +30,8 @@ PRUNE_BATCH = 100  # expired rows deleted per issue: the table holds about one m
 
 
 class InvalidToken(Exception):
-    """`reason` (invalid, expired, revoked, unknown_user) and what the client is told."""
+    """`reason` (invalid, expired, revoked, unknown_user; for an `auth` frame also another_user and
+    too_many_sessions: sockets.py) and what the client is told."""
 
     def __init__(self, reason, detail):
         super().__init__(detail)
