@@ -167,9 +167,11 @@ test("authenticate() sends the token on the realtime topic and resolves with the
   assert.deepEqual(frame.data, {token: "tok"});
   ws.reply(frame, {user: {id: 7}});
   assert.deepEqual(await answer, {user: {id: 7}});
+  assert.equal(socket.token, "tok");  // the next connect offers it
   const refused = socket.authenticate("bad");
   ws.reply(ws.lastFrame("auth"), {code: "unauthorized", detail: "bad token"}, "error");
   await assert.rejects(refused, {code: "unauthorized"});
+  assert.equal(socket.token, "tok");  // not the refused one, which the next connect would offer in vain
 });
 
 test("settings come from the page's JSON element; options win over them", () => {

@@ -98,13 +98,17 @@ export class Socket {
   }
 
   // Change this socket's identity without reconnecting: resolves with the reply's response
-  // ({user}), rejects with a ReplyError (`unauthorized`: it stays what it was).
+  // ({user}), rejects with a ReplyError (`unauthorized`: it stays what it was). The token is kept
+  // for later connects only once the server took it: a refused one would be refused again there.
   authenticate(token) {
-    this.token = token;
     return new Promise((resolve, reject) => {
       const sent = this.pushFrame(SYSTEM_TOPIC, "auth", {token}, (reply) => {
-        if (reply.status === "ok") resolve(reply.response);
-        else reject(new ReplyError(reply.response));
+        if (reply.status === "ok") {
+          this.token = token;
+          resolve(reply.response);
+        } else {
+          reject(new ReplyError(reply.response));
+        }
       });
       if (!sent) reject(disconnectedError());
     });
