@@ -80,10 +80,11 @@ class RoomFeed(ChannelWatcher):
             self.held_bytes += len(payload)
 
     def sent_history(self, last_id):
-        """A joiner was sent the history up to `last_id`. Only the first joiner's marks ids as
-        delivered: members who joined earlier may not have a later joiner's history."""
-        self.last_id = max(self.last_id, last_id)
+        """A joiner was sent the history up to `last_id`. Only the first joiner's counts: members who
+        joined earlier may not have a later joiner's history (read during a broker outage, it has
+        what they missed: the catch-up must still read it for them; the joiner's floor drops it)."""
         if self.delivered is None:
+            self.last_id = max(self.last_id, last_id)
             self.delivered = DeliveredOffsets(last_id)
 
     def reconnected(self):

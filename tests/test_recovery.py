@@ -57,19 +57,24 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         echo = self.connect("/echo/")
         echo.send("worker still up")
         self.assertEqual(echo.receive(), "worker still up")
+        # Someone opens the room meanwhile: its history has the message the others missed.
+        cara = self.connect("/chat/outage/", name="cara")
+        history, _ = cara.receive_until("welcome")
+        self.assertEqual([m["data"]["text"] for m in history], ["before", "during the outage"])
 
         self.redis.start()
         wait_until(lambda: self.health()[0] == 200, timeout=15, message="the hub to reconnect")
         self.assertIn("reconnected to Redis; resubscribed", self.worker.log())
         self.assertEqual(self.health()[1]["loops"]["broker-listener"], RUNNING)  # reconnected by itself, no crash
         # Nobody is told to reconnect: the worker catches both up on their open sockets, from the
-        # database, then live messages flow again.
+        # database, then live messages flow again (Cara's history does not count for them).
         for client in (bob, ann):
             before, missed = client.receive_until("message")
             self.assertEqual(missed["text"], "during the outage")
             self.assertNotIn("resync", [event["event"] for event in before])
         ann.send_json("message", {"text": "after"})
         self.assertEqual(bob.receive_event("message")["text"], "after")
+        self.assertEqual(cara.receive_event("message")["text"], "after")  # not what her history had, again
 
 
     def test_a_catch_up_bigger_than_the_send_queue_reaches_every_member_once_in_order_and_nobody_is_closed(self):
