@@ -2,8 +2,8 @@
 their open sockets instead of being told to reconnect.
 
 PubSub is at-most-once: what was published while the worker's Redis connection was down never
-reaches it. The feed knows the highest message id the worker delivered in the room (or sent as a
-joiner's history), so when the connection comes back it reads what came after from the database
+reaches it. The feed knows the highest message id the worker delivered in the room (or sent as its
+first joiner's history), so when the connection comes back it reads what came after from the database
 (once for the room, not once per member) and delivers it like live messages. Then a fresh
 member-list page, since diffs may have been missed too. Only when more was missed than a resume
 may replay do the members get `resync` and reconnect.
@@ -95,32 +95,37 @@ class RoomFeed(ChannelWatcher):
         gevent.spawn(self.catch_up)
 
     def catch_up(self):
-        delivered = 0
         try:
-            while True:
-                self.read_again = False
-                missed = shared_backlog(self.room, self.last_id)
-                if missed.resync:
-                    self.held = None
-                    self.deliver(envelope("resync", {
-                        "reason": "broker_reconnected", "detail": "Too many messages missed: reconnect with 'since'."}))
-                    return
-                delivered += self.deliver_paced([(seq, text.encode()) for seq, text in missed.messages])
-                while self.held and not self.read_again:  # what came live meanwhile, in the order it came
-                    held, self.held, self.held_bytes = self.held, [], 0
-                    delivered += self.deliver_paced(held)
-                if not self.read_again:
-                    break
-            self.held = None  # without a pause since the last look: no live message is left behind
-            page = get_presence().page(self.channel)
-            if page is not None:
-                self.deliver(page.event("presence", {"room": self.room.name}))
-            log.info("caught up %s after a broker reconnect: %d messages", self.room.name, delivered)
+            delivered = self.replay()
+            detail = "Too many messages missed: reconnect with 'since'."
         except Exception:
-            self.held = None
             log.exception("could not catch up %s after a broker reconnect", self.room.name)
-            self.deliver(envelope("resync", {
-                "reason": "broker_reconnected", "detail": "Messages may have been missed: reconnect with 'since'."}))
+            delivered, detail = None, "Messages may have been missed: reconnect with 'since'."
+        finally:
+            self.held = None  # right after the replay's last look at it: no live message is left behind
+        if delivered is None:
+            self.deliver(envelope("resync", {"reason": "broker_reconnected", "detail": detail}))
+            return
+        page = get_presence().page(self.channel)
+        if page is not None:
+            self.deliver(page.event("presence", {"room": self.room.name}))
+        log.info("caught up %s after a broker reconnect: %d messages", self.room.name, delivered)
+
+    def replay(self):
+        """Deliver what was missed, then what came live meanwhile, until nothing is left; returns how
+        many messages went out (None: more were missed than a resume may replay)."""
+        delivered = 0
+        while True:
+            self.read_again = False
+            missed = shared_backlog(self.room, self.last_id)
+            if missed.resync:
+                return None
+            delivered += self.deliver_paced([(seq, text.encode()) for seq, text in missed.messages])
+            while self.held and not self.read_again:  # what came live meanwhile, in the order it came
+                held, self.held, self.held_bytes = self.held, [], 0
+                delivered += self.deliver_paced(held)
+            if not self.read_again:
+                return delivered
 
     def deliver_paced(self, messages):
         """(id, payload) messages to every member here, paced, but those this process delivered
