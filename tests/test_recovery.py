@@ -78,11 +78,14 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
 
 
     def test_a_catch_up_bigger_than_the_send_queue_reaches_every_member_once_in_order_and_nobody_is_closed(self):
-        """995 messages of 2,000 control characters (each escapes to 6 bytes in JSON: ~12 MB, three
-        times the 4 MiB send queue) are stored while Redis is down, and one more is posted live as
-        it comes back, while the worker catches its members up. Members with small receive buffers
-        (as on a real network), on the chat's route and on /socket/, stay connected and get every
-        message once, in id order, then live ones: nobody is closed 1013 and reconnects."""
+        """900 messages of 2,000 control characters (each escapes to 6 bytes in JSON: ~11 MB, nearly
+        three times the 4 MiB send queue) are stored while Redis is down, and 30 more (360 KB, more
+        than the feed holds) are posted live as it comes back, while the worker catches its members
+        up. Members with small receive buffers (as on a real network), on the chat's route and on
+        /socket/, stay connected and get every message once, in id order, then live ones: nobody is
+        closed 1013 and reconnects."""
+        missed, live = 900, 30
+        big = "\x01" * 2000
         small_buffer = {"sockopt": ((socket.SOL_SOCKET, socket.SO_RCVBUF, 16384),)}
         create_rooms("heavy-blip")
         members = [self.open_client(self.worker.url("/chat/heavy-blip/"), **small_buffer) for _ in range(4)]
@@ -95,20 +98,22 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         self.redis.stop()
         wait_until(lambda: self.health()[0] == 503, message="healthz to report the broker down")
         room = Room.objects.get(name="heavy-blip")
-        Message.objects.bulk_create(Message(room=room, seq=i + 1, name="guest", color="#000000", text="\x01" * 2000)
-                                    for i in range(995))
-        room.last_seq = 995
+        Message.objects.bulk_create(Message(room=room, seq=i + 1, name="guest", color="#000000", text=big)
+                                    for i in range(missed))
+        room.last_seq = missed
         room.save(update_fields=["last_seq"])
         self.redis.start()
         wait_until(lambda: self.health()[0] == 200, timeout=15, message="the hub to reconnect")
-        with override_settings(REDIS_URL=self.redis.url):  # live, as the page server would post it
-            post_message("heavy-blip", "live during the catch-up", "server", "#555555")
+        with override_settings(REDIS_URL=self.redis.url):  # live, as the page server would post them
+            for _ in range(live):
+                post_message("heavy-blip", big, "server", "#555555")
+        last = missed + live
 
         def message_ids(receive):
-            """The ids of the messages a member gets up to 996, and the other events' names."""
+            """The ids of the messages a member gets up to the last, and the other events' names."""
             ids, others = [], []
-            deadline = time.monotonic() + 120
-            while not ids or ids[-1] < 996:
+            deadline = time.monotonic() + 90
+            while not ids or ids[-1] < last:
                 event = json.loads(receive(max(0.01, deadline - time.monotonic())))
                 if event["event"] == "message":
                     ids.append(event["data"]["id"] if "offset" not in event else event["offset"])
@@ -119,12 +124,12 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         with ThreadPoolExecutor(len(members) + 1) as readers:  # they read at once, as real clients do
             received = list(readers.map(message_ids, [member.receive for member in members] + [channel.receive]))
         for ids, others in received:
-            self.assertEqual(ids, list(range(1, 997)))
+            self.assertEqual(ids, list(range(1, last + 1)))
             self.assertNotIn("resync", others)
         self.assertNotIn('reason="slow_consumer"', self.worker.http_get("/metrics")[2])
         members[0].send_json("message", {"text": "after"})
         for member in members:
-            self.assertEqual(member.receive_event("message")["id"], 997)
+            self.assertEqual(member.receive_event("message")["id"], last + 1)
 
     def test_a_redis_that_stops_answering_is_noticed_within_the_interval_and_nothing_is_lost(self):
         """SIGSTOP: Redis keeps its connections but answers nothing, as a hung host or a partition
