@@ -8,8 +8,7 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from realtime.addresses import client_network
-from realtime.budgets import Rate, spend
+from realtime.budgets import Rate, budget_holder, spend
 from realtime.channels import History
 from realtime.db import SharedReads, run_read, run_write
 from realtime.fanout.brokers import BrokerUnavailable, publish
@@ -66,9 +65,7 @@ class Poster:
     @classmethod
     def of(cls, user, request):
         """The poster of a socket: its user (its session's or token's), else its request's address."""
-        if user.is_authenticated:
-            return cls(user.get_username(), f"user:{user.pk}")
-        return cls("", f"addr:{client_network(request)}")
+        return cls(user.get_username() if user.is_authenticated else "", budget_holder(user, request))
 
     def rate(self):
         if self.account:

@@ -15,15 +15,16 @@ def error_line(traceback_text):
     return (lines[-1] if lines else traceback_text.strip().splitlines()[-1])[:300]
 
 
-# Every client of the suite comes from 127.0.0.1, one guest address: its posting budget would be
-# shared by every test that chats. The servers tests start read these from the environment; the
-# tests of budgets (tests/test_budgets.py) give their workers budgets of their own.
-NO_POSTING_BUDGETS = {"CHAT_POST_RATE": "0", "CHAT_GUEST_POST_RATE": "0"}
+# Every client of the suite comes from 127.0.0.1, one guest address: its posting and join budgets
+# would be shared by every test that chats or joins. The servers tests start read these from the
+# environment; the tests of budgets (tests/test_budgets.py) give their workers budgets of their own.
+NO_CLIENT_BUDGETS = {"CHAT_POST_RATE": "0", "CHAT_GUEST_POST_RATE": "0",
+                     "WEBSOCKET_JOIN_RATE": "0", "WEBSOCKET_GUEST_JOIN_RATE": "0"}
 
 
 class SummaryRunner(DiscoverRunner):
     def setup_test_environment(self, **kwargs):
-        for name, value in NO_POSTING_BUDGETS.items():
+        for name, value in NO_CLIENT_BUDGETS.items():
             os.environ.setdefault(name, value)
         super().setup_test_environment(**kwargs)
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 import gevent
 
+from .addresses import client_network
 from .fanout.brokers import get_broker
 from .fanout.brokers.base import UNREACHABLE
 
@@ -38,6 +39,14 @@ HOLD_OFF_MAX = 1.0
 class Rate(NamedTuple):
     per_second: float  # units that come back each second; 0 or less: no limit
     burst: float  # units that may be spent at once (and the most a budget holds)
+
+
+def budget_holder(user, request):
+    """Whose budgets a socket spends: its account's when logged in ("user:<pk>"), else its address's
+    ("addr:<address, or an IPv6 /64>": everyone behind a NAT shares it)."""
+    if user.is_authenticated:
+        return f"user:{user.pk}"
+    return f"addr:{client_network(request)}"
 
 
 def spend(budget, who, rate, cost=1):

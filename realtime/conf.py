@@ -112,6 +112,22 @@ SETTINGS = register(
     Setting("WEBSOCKET_MAX_TOPICS", 50, "50",
             "topics one socket of `/socket/` may have joined at once (docs/protocol.md, Channels); one more join "
             "is refused with `too_many_topics`."),
+    # Join budgets (realtime/budgets.py), shared by every socket of one client on every worker. A page
+    # joins a handful of topics (about five), and every tab rejoins them after a reconnect.
+    Setting("WEBSOCKET_JOIN_RATE", 10.0, "10/s",
+            "a logged-in user's join budget, in topic joins per second (each join on `/socket/`, and each "
+            "connect of a one-topic route), shared by all the account's sockets on every worker: a join reads "
+            "history and writes presence. 0: no limit."),
+    Setting("WEBSOCKET_JOIN_BURST", 100, "100",
+            "the burst allowed above `WEBSOCKET_JOIN_RATE`: ten tabs of a page with five topics rejoining at once "
+            "after a reconnect take half of it."),
+    Setting("WEBSOCKET_GUEST_JOIN_RATE", 50.0, "50/s",
+            "a guest's join budget, per client address (an IPv6 /64), shared by every guest socket of that "
+            "address on every worker (a NAT or an office shares it too). 0: no limit."),
+    Setting("WEBSOCKET_GUEST_JOIN_BURST", 300, "300",
+            "the burst allowed above `WEBSOCKET_GUEST_JOIN_RATE`. Behind `deploy/nginx.conf` an address has at "
+            "most 100 sockets and opens 10 a second after a burst of 40: 100 pages of five topics reconnecting at "
+            "once join 200 times at once, then 50 a second, which these two allow."),
     Setting("WEBSOCKET_TOKEN_MAX_AGE", 600.0, "600 s",
             "how long a token (`POST /realtime/token/`, `manage.py realtime_token`) lets a client open a socket "
             "as its user; the command may give another with `--max-age`."),

@@ -1,10 +1,12 @@
-"""Posting budgets: what one client (an account, or a guest's address) may post, on all its sockets
-and every worker together; over it nothing is stored, and the client is told when to send again.
+"""Posting and join budgets: what one client (an account, or a guest's address) may post and join,
+on all its sockets and every worker together; over it nothing is done, and the client is told when
+to try again.
 
 The arithmetic (realtime/budgets.py) on a clock of our own and on a real Redis; the client address
 (realtime/addresses.py); then real workers sharing one Redis, and the chat page's outbox in Chromium.
 """
 
+import socket
 import time
 
 import redis
@@ -19,7 +21,8 @@ from chat.models import Message
 from realtime.addresses import client_address, client_network
 from realtime.budgets import InProcessBudgets, Rate, RedisBudgets
 from realtime.fanout.brokers.base import Names
-from realtime.testing import LiveWebSocketTestCase, RedisServer, WebSocketClient, WorkerProcess, free_port
+from realtime.testing import (ChannelClient, LiveWebSocketTestCase, RedisServer, WebSocketClient, WorkerProcess,
+                              free_port)
 from tests.browser import by_testid, start_browser, text_of, wait_for
 from tests.history import RoomClientsMixin, create_rooms
 
@@ -226,6 +229,81 @@ class PostingBudgetTests(RoomClientsMixin, LiveWebSocketTestCase):
         ann.receive_event("welcome")
         ann.send_json("message", {"text": "from my account", "nonce": "a1"})
         self.assertEqual(self.answers(ann, 1)[0], {"event": "ack", "data": {"nonce": "a1", "id": GUEST_BURST + 1}})
+
+
+JOIN_RATE, JOIN_BURST = 1, 4  # per address and per account: 4 joins at once, then one a second
+
+
+class JoinBudgetTests(LiveWebSocketTestCase):
+    """Two workers sharing one Redis. The clients come from 127.0.0.1, one guest address, but for
+    those that connect from 127.0.0.2: another address (the loopback interface answers to all of 127/8)."""
+
+    worker_count = 2
+    use_redis = True
+    worker_env = {"WEBSOCKET_GUEST_JOIN_RATE": str(JOIN_RATE), "WEBSOCKET_GUEST_JOIN_BURST": str(JOIN_BURST),
+                  "WEBSOCKET_JOIN_RATE": str(JOIN_RATE), "WEBSOCKET_JOIN_BURST": str(JOIN_BURST)}
+    TOPICS = ["clock", "rooms", "chat:one", "chat:two", "chat:three"]  # one more than the burst
+
+    def setUp(self):
+        super().setUp()
+        make_budgets_whole(self.redis.url)  # each test starts with every budget whole
+        create_rooms("one", "two", "three")
+
+    def from_address(self, address, worker, path, client_class=WebSocketClient, **options):
+        """A client of `path` on `worker` whose TCP connection comes from `address`."""
+        sock = socket.create_connection(("127.0.0.1", worker.port), timeout=10, source_address=(address, 0))
+        client = client_class(worker.url(path), socket=sock, **options)
+        self.addCleanup(client.close)
+        return client
+
+    def assert_refused_for_a_moment(self, response, whose):
+        self.assertEqual(response["code"], "rate_limited")
+        self.assertTrue(0 < response["retry_after"] <= 1 / JOIN_RATE + 0.01, response)
+        self.assertIn(f"your {whose}'s join budget", response["detail"])
+
+    def test_sockets_of_one_address_on_two_workers_share_its_join_budget_and_hear_when_to_join_again(self):
+        sockets = [self.from_address("127.0.0.1", worker, "/socket/", ChannelClient) for worker in self.workers]
+        for i, topic in enumerate(self.TOPICS[:JOIN_BURST]):  # the address's burst, on two sockets and workers
+            self.assertEqual(sockets[i % 2].join(topic)["status"], "ok")
+        refused = sockets[0].request(self.TOPICS[-1], "join", {"params": {}})
+        self.assertEqual(refused["status"], "error")
+        self.assert_refused_for_a_moment(refused["response"], "address")
+        # The socket stays open, with the topics it joined.
+        self.assertEqual(sockets[0].call("realtime", "heartbeat")["status"], "ok")
+        self.assertEqual(sockets[0].receive_push("clock", "time", timeout=15)["topic"], "clock")
+
+        # Another address, and an account at the same address, have budgets of their own.
+        elsewhere = self.from_address("127.0.0.2", self.workers[1], "/socket/", ChannelClient)
+        for topic in self.TOPICS[:JOIN_BURST]:
+            self.assertEqual(elsewhere.join(topic)["status"], "ok")
+        browser = Client()
+        browser.force_login(User.objects.create_user("ann", password="a long enough password"))
+        ann = self.from_address("127.0.0.1", self.workers[0], "/socket/", ChannelClient,
+                                cookie=f"sessionid={browser.cookies['sessionid'].value}")
+        for topic in self.TOPICS[:JOIN_BURST]:
+            self.assertEqual(ann.join(topic)["status"], "ok")
+        self.assert_refused_for_a_moment(ann.request(self.TOPICS[-1], "join", {"params": {}})["response"], "account")
+
+        # Joined again once the time it was told has passed, the refused join succeeds.
+        time.sleep(refused["response"]["retry_after"])
+        self.assertEqual(sockets[0].join(self.TOPICS[-1])["status"], "ok")
+
+    def test_a_one_topic_route_over_the_budget_is_told_then_joined_on_the_same_socket_after_retry_after(self):
+        for _ in range(JOIN_BURST):  # the address's burst: each connect of a one-topic route is a join
+            self.from_address("127.0.0.1", self.workers[0], "/chat/one/").receive_event("welcome")
+        late = self.from_address("127.0.0.1", self.workers[1], "/chat/one/")
+        told = late.receive_json()
+        told_at = time.monotonic()
+        self.assertEqual(told["event"], "error")
+        self.assert_refused_for_a_moment(told["data"], "address")
+        # Meanwhile another address joins at once.
+        elsewhere = self.from_address("127.0.0.2", self.workers[1], "/chat/one/")
+        self.assertEqual(elsewhere.receive_json()["event"], "welcome")
+        # The refused socket is joined once the budget allows: its history, then welcome, no error again.
+        before, welcome = late.receive_until("welcome")
+        self.assertGreaterEqual(time.monotonic() - told_at, told["data"]["retry_after"] - 0.1)
+        self.assertEqual([event["event"] for event in before], [])
+        self.assertEqual(welcome["room"], "one")
 
 
 class BudgetPageTests(StaticLiveServerTestCase):

@@ -2,14 +2,17 @@
 
 import json
 import signal
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.contrib.auth.models import User
-from django.test import Client
+from django.test import Client, override_settings
 
 import websocket as websocket_client
-from chat.models import Room
-from realtime.testing import LiveWebSocketTestCase, wait_until
+from chat.models import Message, Room
+from chat.services import post_message
+from realtime.testing import ChannelClient, LiveWebSocketTestCase, wait_until
 from tests.history import RoomClientsMixin, create_rooms
 
 
@@ -54,20 +57,79 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         echo = self.connect("/echo/")
         echo.send("worker still up")
         self.assertEqual(echo.receive(), "worker still up")
+        # Someone opens the room meanwhile: its history has the message the others missed.
+        cara = self.connect("/chat/outage/", name="cara")
+        history, _ = cara.receive_until("welcome")
+        self.assertEqual([m["data"]["text"] for m in history], ["before", "during the outage"])
 
         self.redis.start()
         wait_until(lambda: self.health()[0] == 200, timeout=15, message="the hub to reconnect")
         self.assertIn("reconnected to Redis; resubscribed", self.worker.log())
         self.assertEqual(self.health()[1]["loops"]["broker-listener"], RUNNING)  # reconnected by itself, no crash
         # Nobody is told to reconnect: the worker catches both up on their open sockets, from the
-        # database, then live messages flow again.
+        # database, then live messages flow again (Cara's history does not count for them).
         for client in (bob, ann):
             before, missed = client.receive_until("message")
             self.assertEqual(missed["text"], "during the outage")
             self.assertNotIn("resync", [event["event"] for event in before])
         ann.send_json("message", {"text": "after"})
         self.assertEqual(bob.receive_event("message")["text"], "after")
+        self.assertEqual(cara.receive_event("message")["text"], "after")  # not what her history had, again
 
+
+    def test_a_catch_up_bigger_than_the_send_queue_reaches_every_member_once_in_order_and_nobody_is_closed(self):
+        """900 messages of 2,000 control characters (each escapes to 6 bytes in JSON: ~11 MB, nearly
+        three times the 4 MiB send queue) are stored while Redis is down, and 30 more (360 KB, more
+        than the feed holds) are posted live as it comes back, while the worker catches its members
+        up. Members with small receive buffers (as on a real network), on the chat's route and on
+        /socket/, stay connected and get every message once, in id order, then live ones: nobody is
+        closed 1013 and reconnects."""
+        missed, live = 900, 30
+        big = "\x01" * 2000
+        small_buffer = {"sockopt": ((socket.SOL_SOCKET, socket.SO_RCVBUF, 16384),)}
+        create_rooms("heavy-blip")
+        members = [self.open_client(self.worker.url("/chat/heavy-blip/"), **small_buffer) for _ in range(4)]
+        for member in members:
+            self.assertEqual(member.receive_event("welcome")["last_id"], 0)
+        channel = ChannelClient(self.worker.url("/socket/"), **small_buffer)
+        self.addCleanup(channel.close)
+        self.assertEqual(channel.join("chat:heavy-blip")["offset"], 0)
+
+        self.redis.stop()
+        wait_until(lambda: self.health()[0] == 503, message="healthz to report the broker down")
+        room = Room.objects.get(name="heavy-blip")
+        Message.objects.bulk_create(Message(room=room, seq=i + 1, name="guest", color="#000000", text=big)
+                                    for i in range(missed))
+        room.last_seq = missed
+        room.save(update_fields=["last_seq"])
+        self.redis.start()
+        wait_until(lambda: self.health()[0] == 200, timeout=15, message="the hub to reconnect")
+        with override_settings(REDIS_URL=self.redis.url):  # live, as the page server would post them
+            for _ in range(live):
+                post_message("heavy-blip", big, "server", "#555555")
+        last = missed + live
+
+        def message_ids(receive):
+            """The ids of the messages a member gets up to the last, and the other events' names."""
+            ids, others = [], []
+            deadline = time.monotonic() + 90
+            while not ids or ids[-1] < last:
+                event = json.loads(receive(max(0.01, deadline - time.monotonic())))
+                if event["event"] == "message":
+                    ids.append(event["data"]["id"] if "offset" not in event else event["offset"])
+                else:
+                    others.append(event["event"])
+            return ids, others
+
+        with ThreadPoolExecutor(len(members) + 1) as readers:  # they read at once, as real clients do
+            received = list(readers.map(message_ids, [member.receive for member in members] + [channel.receive]))
+        for ids, others in received:
+            self.assertEqual(ids, list(range(1, last + 1)))
+            self.assertNotIn("resync", others)
+        self.assertNotIn('reason="slow_consumer"', self.worker.http_get("/metrics")[2])
+        members[0].send_json("message", {"text": "after"})
+        for member in members:
+            self.assertEqual(member.receive_event("message")["id"], last + 1)
 
     def test_a_redis_that_stops_answering_is_noticed_within_the_interval_and_nothing_is_lost(self):
         """SIGSTOP: Redis keeps its connections but answers nothing, as a hung host or a partition

@@ -2,6 +2,9 @@
 
 import io
 from http.client import HTTPException
+from unittest import mock
+
+import gevent
 
 from django.test import RequestFactory, SimpleTestCase, override_settings
 from django.urls import Resolver404
@@ -16,6 +19,7 @@ from realtime.server.application import WebSocketApplication
 from realtime.envelope import ClientError, envelope, parse_envelope
 from realtime.server.handler import handshake_request, plainly_valid
 from realtime.server.http_headers import read_headers
+from realtime.fanout import hub as hub_module
 from realtime.fanout.hub import REPEAT, ChannelWatcher, Hub, text_frame
 from realtime.fanout.offsets import DeliveredOffsets
 from realtime.testing import InProcessWebSocket
@@ -200,6 +204,36 @@ class HubTests(SimpleTestCase):
             self.assertEqual(logs.output, ["WARNING:realtime.connection:closing /test/ with 1013: slow_consumer"])
             # Its client sees the close frame (held messages were never sent), then the end.
             self.assertEqual(received(ann), b"\x88\x20\x03\xf5slow consumer: send queue full")
+
+
+    def test_a_paced_delivery_lets_members_drain_after_each_piece_and_waits_for_stuck_ones_only_so_long(self):
+        """A catch-up of 250 messages goes out in pieces of PACED_PIECE_MESSAGES; after each piece the
+        members get PACED_DRAIN_WAIT s in all (not each) to write it out. Two members that never drain
+        hold it up by that much a piece between them, and everyone gets every message, in order."""
+        class NeverDrains(InProcessWebSocket):
+            def wait_drained(self, timeout):
+                self.waits.append(timeout)
+                gevent.sleep(timeout)
+                return False
+
+        hub = started_hub(InProcessBroker())
+        ann = member()
+        stuck = [NeverDrains({"PATH_INFO": "/test/"}, accept=lambda: None, limits=Limits(), close_timeout=1)
+                 for _ in range(2)]
+        for ws in [ann, *stuck]:
+            ws.waits = []
+            hub.subscribe("room", ws)
+        messages = [(offset, str(offset).encode()) for offset in range(1, 251)]
+        with mock.patch.object(hub_module, "PACED_DRAIN_WAIT", 0.05):
+            hub.deliver_paced("room", messages)
+        in_order = b"".join(text_frame(payload) for _, payload in messages)
+        for ws in [ann, *stuck]:
+            self.assertEqual(received(ws), in_order)
+        # After the pieces 1-100 and 101-200 (not after the last): one stuck member waited out the
+        # whole bound, and the other was not waited for.
+        waits = [timeout for ws in stuck for timeout in ws.waits]
+        self.assertEqual(len(waits), 2, waits)
+        self.assertTrue(all(0 < timeout <= 0.05 for timeout in waits), waits)
 
 
 class DeliveredOffsetsTests(SimpleTestCase):

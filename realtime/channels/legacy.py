@@ -6,8 +6,11 @@ then hands every event the client sends to it. What differs per route (the `welc
 its `ack`s) is said by `joined` and `answered`, which a route's subclass overrides.
 """
 
+import gevent
+
 from ..envelope import ClientError, envelope, receive_events
 from ..transport.codes import NORMAL
+from .errors import OverBudget
 from .sockets import ChannelSocket
 
 RESYNC_DETAILS = {
@@ -25,6 +28,7 @@ class OneTopicSocket(ChannelSocket):
         channel.since = since
         self.enroll()
         try:
+            self.wait_for_join_budget()
             response = self.channel.join(params)
             if not self.channel.subscriptions and self.channel.subscribes:
                 self.channel.subscribe()
@@ -35,6 +39,18 @@ class OneTopicSocket(ChannelSocket):
         finally:
             self.withdraw()
             self.channel.close()
+
+    def wait_for_join_budget(self):
+        """Spend the join budget (`spend_join`). Over it, the client is told (`error` `rate_limited`
+        with `retry_after`) and the join is tried again that much later, on the same socket: the
+        connect is this route's join, and its clients do not join again by themselves. Meanwhile
+        nothing is read; a client that went away ends it (the next send raises ConnectionClosed)."""
+        while True:
+            try:
+                return self.spend_join()
+            except OverBudget as refusal:
+                self.ws.send(refusal.as_event())
+                gevent.sleep(refusal.retry_after)
 
     def receive(self, event, data):
         try:

@@ -7,9 +7,10 @@ message budget covers them all (docs/limits.md).
 """
 
 import logging
+import math
 
 from .. import conf
-from ..budgets import hold_off
+from ..budgets import Rate, budget_holder, hold_off, spend
 from ..db import run_read
 from ..envelope import ClientError, envelope
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
@@ -37,6 +38,19 @@ class ChannelSocket:
         # logout of any of them ends it (revocation.py), with what it joined on that session's word.
         session = getattr(request, "session", None)
         self.sessions = {session_mark(session.session_key)} if session is not None and user.is_authenticated else set()
+
+    def spend_join(self):
+        """Spend a unit of the join budget of this socket's client (its account's, else its address's),
+        shared by all its sockets on every worker: a join reads history and writes presence, and the
+        socket's own message rate does not stop a client with a hundred sockets. OverBudget if spent."""
+        guest = not self.user.is_authenticated
+        rate = Rate(conf.get("WEBSOCKET_GUEST_JOIN_RATE" if guest else "WEBSOCKET_JOIN_RATE"),
+                    conf.get("WEBSOCKET_GUEST_JOIN_BURST" if guest else "WEBSOCKET_JOIN_BURST"))
+        wait = spend("join", budget_holder(self.user, self.request), rate)
+        if wait:
+            retry_after = math.ceil(wait * 100) / 100
+            raise OverBudget(f"Too many joins: over your {'address' if guest else 'account'}'s join budget. "
+                             f"Join again in {retry_after:g} s.", retry_after)
 
     def hold_off_after(self, error):
         """After refusing `error`: a client over one of its budgets is not read for a moment
@@ -197,6 +211,7 @@ class Socket(ChannelSocket):
             channel_class, kwargs = get_router().resolve(topic)
         except UnknownTopic:
             raise ChannelError("unknown_topic", f"No channel serves {topic!r}.") from None
+        self.spend_join()  # the checks above cost nothing; the channel's join reads and writes
         channel = channel_class(self, topic, kwargs)
         channel.since = since
         try:

@@ -8,6 +8,10 @@ which never waits: a slow client is closed by its own queue limit and stalls nob
 Channels named `local:...` never reach the broker: they serve what one process produces for
 its own sockets (the clock ticker), fed by `hub.deliver_here(channel, payload)`.
 
+A backlog for every member at once (a catch-up after a broker blip: up to 1,000 chat messages of
+12 KB) would overflow each member's send queue if handed over in one go, and close them all 1013:
+`hub.deliver_paced` hands it over a piece at a time, letting members drain in between.
+
 A message is published as an event (`{"event": ..., "data": ...}`). A member of a `/socket/`
 (realtime.v1) gets it as a push of the topic it joined, `{"topic": ..., "event": ..., "data": ...}`:
 the members of a channel are grouped by that topic, and each group's frame is made once per message.
@@ -18,14 +22,25 @@ This process's hub is `get_hub()` (realtime/runtime.py: made and reset with the 
 
 import json
 import logging
+import time
 
+import gevent
 from websockets.frames import Frame, Opcode
 
 from ..runtime import get_hub  # this process's hub: applications import it from here
+from ..transport.websocket import PACED_PIECE_BYTES
 
 log = logging.getLogger("realtime.fanout.hub")
 
 LOCAL_PREFIX = "local:"
+
+# deliver_paced: a piece is at most PACED_PIECE_BYTES (as a joiner's backlog's) and this many
+# messages (each may be a chunk of its own in a member's queue, which holds 1,000 by default).
+PACED_PIECE_MESSAGES = 100
+# ... and after each piece, members have this long in all (not each) to write it out. A member
+# that reads 256 KiB a second keeps up; a slower one falls behind in its own queue (closed 1013
+# only if that overflows), and nobody waits on it longer than this per piece.
+PACED_DRAIN_WAIT = 1.0
 
 
 def is_local(channel):
@@ -55,7 +70,8 @@ def on_topic(head, payload, offset=None):
     return head + payload[1:]
 
 
-# What a channel watcher's `saw` returns for a message this process already delivered.
+# What a channel watcher's `saw` returns for a message that goes to nobody now: this process already
+# delivered it, or the watcher deals with it itself (it may deliver it later: deliver_paced).
 REPEAT = object()
 
 
@@ -127,7 +143,7 @@ class ChannelWatcher:
 
     `saw` returns the message's offset when the channel's messages have one (an int that orders
     them: subscriptions drop offsets their backlog had), REPEAT for a message this process already
-    delivered (dropped for every member: realtime/fanout/offsets.py), or None."""
+    delivered (dropped for every member: realtime/fanout/offsets.py) or one it keeps for later, or None."""
 
     def saw(self, payload):
         return None
@@ -199,10 +215,45 @@ class Hub:
         offset = None if watcher is None else watcher.saw(payload)
         if offset is REPEAT:
             return
+        self._deliver(groups, payload, offset)
+
+    def _deliver(self, groups, payload, offset):
         for head, members in list(groups.items()):
             frame = text_frame(on_topic(head, payload, offset))
             for subscription in list(members):
                 subscription.deliver(frame, offset)
+
+    def deliver_paced(self, channel, messages):
+        """Hand `messages`, (offset or None, payload bytes) in order, to this process's members of
+        `channel` as `dispatch` does, without asking its watcher (the caller counted them), a piece
+        at a time: after each piece (PACED_PIECE_BYTES or PACED_PIECE_MESSAGES) the members have
+        PACED_DRAIN_WAIT s in all to write it out before the next. So a backlog bigger than a send
+        queue reaches every member that reads, at about the pace of the members, for the cost of
+        its delivery and one look at each member per piece; a member that does not keep up is
+        the slow consumer of the transport's one rule, and keeps nobody waiting past the bound."""
+        size = count = 0
+        for offset, payload in messages:
+            groups = self.groups.get(channel)
+            if not groups:  # every member left
+                return
+            self._deliver(groups, payload, offset)
+            size, count = size + len(payload), count + 1
+            if size >= PACED_PIECE_BYTES or count >= PACED_PIECE_MESSAGES:
+                self._let_drain(channel)
+                size = count = 0
+            else:
+                gevent.sleep(0)  # as the broker's listener after each message: the sockets' readers run
+
+    def _let_drain(self, channel):
+        """Wait until the members of `channel` wrote out what is queued for them, PACED_DRAIN_WAIT s at most."""
+        deadline = time.monotonic() + PACED_DRAIN_WAIT
+        members = [s for group in list(self.groups.get(channel, {}).values()) for s in group]
+        for subscription in members:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            subscription.connection.wait_drained(left)
+        gevent.sleep(0)  # members that had nothing queued waited for nothing: others run now
 
     def resync_all(self, channels=None):
         """The broker reconnected: what was published meanwhile never reached this process. Each

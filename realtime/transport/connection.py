@@ -193,9 +193,9 @@ class Connection(WebSocket):
             core.drop_pending()
             self._drained.set()
 
-    def _wait_for_room(self):
+    def _wait_for_room(self, timeout=None):
         """A view's own send waits, bounded, for a slow reader instead of overflowing."""
-        return self._drained.wait(self._close_timeout * SEND_WAIT_CLOSE_TIMEOUTS)
+        return self._drained.wait(self._close_timeout * SEND_WAIT_CLOSE_TIMEOUTS if timeout is None else timeout)
 
     def _drain(self):
         # Let the writer send what is queued. Once the socket is dead nothing more can go out,

@@ -11,6 +11,7 @@ Views, and the hub, use this interface and never a socket:
     max_message_size              the limit of incoming messages (a route may lower it before the first)
     send_frame(frame, messages=1) already serialized frames, never waiting (fan-out); False once closed
     send_paced(frames)            already serialized frames of any total size (a backlog), a piece at a time
+    wait_drained(timeout)         wait (at most `timeout` s) for what is queued to be written (paced fan-out)
     hold(frame), release(frame)   a frame kept for this socket until it may be sent (a paused subscription)
     abort(code, reason, cause)    close at once, without waiting for what is queued
 
@@ -160,6 +161,11 @@ class WebSocket:
             return False
         return True
 
+    def wait_drained(self, timeout):
+        """Wait at most `timeout` s for what waits in the send queue to be written: True if it was
+        (at once when nothing waits). A hub pacing a backlog to many members waits on each in turn."""
+        return not self.core.pending or self._wait_for_room(timeout)
+
     def hold(self, frame):
         """Count `frame`, kept elsewhere for this socket until it may be sent, against its send
         queue's bounds: False when it does not fit (the connection is then closed, 1013) or the
@@ -256,9 +262,9 @@ class WebSocket:
         """Count work done without waiting (a read: one per 4 KiB; a message handed out: one), for
         a shell that must yield to others now and then."""
 
-    def _wait_for_room(self):
-        """Wait, bounded, for the send queue to drain: True if it did (a shell whose writes never
-        wait: at once)."""
+    def _wait_for_room(self, timeout=None):
+        """Wait, bounded (by `timeout` s, or the send wait), for the send queue to drain: True if it
+        did (a shell whose writes never wait: at once)."""
         return True
 
     def _drain(self):
