@@ -63,12 +63,12 @@ class OurWorker(Logged, WorkerProcess):
     def __init__(self, redis_url, database_url, cpus, log_dir, default_limits=False, env=None):
         # The per-connection rate limits (50 msg/s, 200 frames/s by default) are a policy the echo
         # scenario would hit at once; set so high they never trigger, their token buckets still run.
-        # So are the posting budgets per address (every client of the load generator is 127.0.0.1).
+        # So are the posting and join budgets per address (every client of the load generator is 127.0.0.1).
         # The flood and abuse scenarios measure those policies: they keep the defaults.
         unlimited = {} if default_limits else {
             "WEBSOCKET_RATE_LIMIT": "1000000", "WEBSOCKET_RATE_BURST": "1000000",
             "WEBSOCKET_FRAME_RATE": "1000000", "WEBSOCKET_FRAME_BURST": "1000000",
-            "CHAT_POST_RATE": "0", "CHAT_GUEST_POST_RATE": "0"}
+            "CHAT_POST_RATE": "0", "CHAT_GUEST_POST_RATE": "0", "WEBSOCKET_JOIN_RATE": "0", "WEBSOCKET_GUEST_JOIN_RATE": "0"}
         # The crowd of 10,000 is one room on one worker: above the default 9,000 connections a worker.
         super().__init__(redis_url=redis_url, env=production_env(
             DATABASE_URL=database_url, WEBSOCKET_MAX_CONNECTIONS="12000", WS_WORKER_CONNECTIONS="13000", **unlimited,
