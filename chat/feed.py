@@ -23,12 +23,11 @@ publish was still on its way), which then go to nobody.
 import json
 import logging
 
-import gevent
-
 from realtime.envelope import envelope
 from realtime.fanout.hub import REPEAT, ChannelWatcher, get_hub
 from realtime.fanout.offsets import DeliveredOffsets
 from realtime.presence import get_presence
+from realtime.supervisor import supervisor
 
 from .services import room_channel, shared_backlog
 
@@ -92,7 +91,7 @@ class RoomFeed(ChannelWatcher):
             self.read_again = True
             return
         self.held, self.held_bytes, self.read_again = [], 0, False  # live messages wait from now on
-        gevent.spawn(self.catch_up)
+        supervisor.run_task("chat-catch-up", self.catch_up)
 
     def catch_up(self):
         try:

@@ -9,12 +9,11 @@ in the older framing.
 
 import logging
 
-import gevent
-
 from realtime.channels import Channel, Forbidden, topic
 from realtime.db import run_read
 from realtime.envelope import envelope
 from realtime.fanout.hub import get_hub
+from realtime.supervisor import supervisor
 
 from . import watcher
 from .models import Job
@@ -71,7 +70,7 @@ class Replay:
         if self.greenlet is not None and not self.greenlet.dead:
             self.again = True
         else:
-            self.greenlet = gevent.spawn(self.run)
+            self.greenlet = supervisor.run_task("jobs-replay", self.run)
 
     def run(self):
         self.again = True

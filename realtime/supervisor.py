@@ -10,10 +10,16 @@ while any loop is restarting or dead, and `/metrics` counts restarts per loop.
 
 A loop keeps what it must across restarts in its own object (the broker remembers its channels
 and that it was connected before); the supervisor keeps only the loop's state and counts.
+
+One-off background work (a room's catch-up after a broker blip, the jobs' replay) is started with
+`supervisor.run_task(name, function)`: not restarted (each ends by telling its clients what they
+must do, e.g. `resync`), but logged if it fails, and counted under `tasks` in `/healthz` while it
+runs, so an operator sees a catch-up that takes long.
 """
 
 import logging
 import time
+from collections import Counter
 
 import gevent
 
@@ -80,11 +86,27 @@ class Loop:
 class Supervisor:
     def __init__(self):
         self.loops = {}  # name -> the Loop started last under that name
+        self.tasks = Counter()  # name -> how many one-off tasks of that name run now
 
     def spawn(self, name, function, *args, restart_min=RESTART_MIN, restart_max=RESTART_MAX):
         """Run `function(*args)` in a supervised greenlet named `name`; returns its Loop."""
         loop = self.loops[name] = Loop(name, function, args, restart_min, restart_max)
         return loop
+
+    def run_task(self, name, function, *args):
+        """Run `function(*args)` once in a greenlet of its own; returns the greenlet."""
+        self.tasks[name] += 1
+        return gevent.spawn(self._run_task, name, function, args)
+
+    def _run_task(self, name, function, args):
+        try:
+            function(*args)
+        except Exception:
+            log.exception("background task %s failed", name)
+        finally:
+            self.tasks[name] -= 1
+            if not self.tasks[name]:
+                del self.tasks[name]
 
     @property
     def healthy(self):

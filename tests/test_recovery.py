@@ -36,7 +36,8 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
         wait_until(lambda: self.health(fresh)[0] == 200, message="a fresh worker to report itself healthy")
         self.assertEqual(self.health(fresh)[1], {"status": "ok", "broker": "redis", "broker_connected": True,
                                                  "connections": 0, "loops": {"broker-listener": RUNNING,
-                                                                             "gc-reclaim": RUNNING}})
+                                                                             "gc-reclaim": RUNNING},
+                                                 "tasks": {}})
 
     def test_redis_killed_and_restarted_mid_chat(self):
         ann, bob = self.join("outage", name="ann", color="#ff0000"), self.join("outage", name="bob", color="#0000ff")
@@ -47,7 +48,8 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
                                                                            "gc-reclaim": RUNNING,
                                                                            "presence-flusher": RUNNING,
                                                                            "presence-refresher": RUNNING,
-                                                                           "connection-sweeper": RUNNING}}))
+                                                                           "connection-sweeper": RUNNING},
+                                               "tasks": {}}))
 
         self.redis.stop()
         wait_until(lambda: self.health()[0] == 503, message="healthz to report the broker down")
@@ -108,6 +110,8 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
             for _ in range(live):
                 post_message("heavy-blip", big, "server", "#555555")
         last = missed + live
+        # The operator sees it going on (nobody reads yet: it waits for them, a piece at a time).
+        wait_until(lambda: self.health()[1]["tasks"] == {"chat-catch-up": 1}, message="the catch-up in /healthz")
 
         def message_ids(receive):
             """The ids of the messages a member gets up to the last, and the other events' names."""
@@ -127,6 +131,7 @@ class RedisOutageTests(RoomClientsMixin, LiveWebSocketTestCase):
             self.assertEqual(ids, list(range(1, last + 1)))
             self.assertNotIn("resync", others)
         self.assertNotIn('reason="slow_consumer"', self.worker.http_get("/metrics")[2])
+        wait_until(lambda: self.health()[1]["tasks"] == {}, message="the catch-up to end")
         members[0].send_json("message", {"text": "after"})
         for member in members:
             self.assertEqual(member.receive_event("message")["id"], last + 1)

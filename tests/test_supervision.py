@@ -6,6 +6,7 @@ import json
 import struct
 
 import gevent
+import gevent.event
 import redis
 from django.test import SimpleTestCase
 
@@ -65,6 +66,22 @@ class SupervisorTests(SimpleTestCase):
             loop = self.supervisor.spawn("crashing", fail, restart_min=0.05, restart_max=0.2)
             self.wait_for(lambda: len(delays) >= 5, "five runs")
         self.assertEqual(delays[:5], [0.05, 0.1, 0.2, 0.2, 0.2])  # the wait after each run
+
+    def test_a_one_off_task_is_counted_while_it_runs_and_logged_if_it_fails(self):
+        go_on = gevent.event.Event()
+        self.supervisor.run_task("catch-up", go_on.wait)
+        self.supervisor.run_task("catch-up", go_on.wait)
+        gevent.sleep(0)
+        self.assertEqual(self.supervisor.tasks, {"catch-up": 2})
+        go_on.set()
+        self.wait_for(lambda: not self.supervisor.tasks, "both tasks done")
+        with self.assertLogs("realtime.supervisor", "ERROR") as logs:
+            failing = self.supervisor.run_task("replay", lambda: 1 / 0)
+            failing.join()
+        self.assertIn("background task replay failed", logs.output[0])
+        self.assertIn("ZeroDivisionError", logs.output[0])  # with its traceback
+        self.assertEqual(self.supervisor.tasks, {})  # not restarted, not counted
+        self.assertTrue(self.supervisor.healthy)
 
     def test_stopped_or_finished_loops_are_healthy_a_killed_one_is_dead(self):
         stopped = self.supervisor.spawn("stopped", gevent.sleep, 60)

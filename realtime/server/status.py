@@ -17,7 +17,8 @@ def health():
     broker = get_broker()
     healthy = broker.connected and supervisor.healthy
     return healthy, {"status": "ok" if healthy else "degraded", **broker.health(),
-                     "connections": len(open_connections), "loops": supervisor.report()}
+                     "connections": len(open_connections), "loops": supervisor.report(),
+                     "tasks": dict(supervisor.tasks)}
 
 
 def page(path):
