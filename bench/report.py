@@ -117,7 +117,9 @@ def ours_table(document):
     if abuse and abuse.get("status") == "ok":
         abuser, held = abuse["abuser"], abuse["database_connections"]
         lines.append(f"| abuse ({a['subscribers']:,} members, {a['rate']} msg/s; {a['abusers']} sockets of one address "
-                     f"posting {a['abuser_rate']}/s each in another room): the members' p99; the abuser stored "
+                     f"posting {a['abuser_rate']}/s each in another room, from a process of its own"
+                     + (f" that took {abuser['cpu']:.0%} of a core" if "cpu" in abuser else "")
+                     + f"): the members' p99; the abuser stored "
                      f"{abuser['stored']:,} of {abuser['sent']:,} (budget {abuser['budget']:,}); database connections "
                      f"{held['without']} → {held['with']} | {fmt_ms(abuse['without']['p99_ms'])}{warn(abuse['without'])} "
                      f"| {fmt_ms(abuse['with']['p99_ms'])}{warn(abuse['with'])} "
