@@ -34,7 +34,7 @@ log = logging.getLogger("realtime.budgets")
 SPEND = (Path(__file__).with_name("budgets.lua")).read_bytes()
 # A socket refused for its client's budget reads nothing more for up to this long (hold_off)...
 HOLD_OFF_MAX = 1.0
-# ... and then up to this share of it longer, at random: a client's refused sockets were all told
+# ... and then up to this many seconds longer, at random: a client's refused sockets were all told
 # the same moment, and woken together they would be refused together, in one burst of work that
 # every other socket of the worker waits behind (bench/FINDINGS.md, the abuse scenario).
 HOLD_OFF_SPREAD = 0.5
@@ -57,13 +57,12 @@ def spend(budget, who, rate, cost=1):
 def hold_off(wait):
     """Call in a socket's view after refusing its client for the budget: the socket reads nothing
     for `wait` s (at most HOLD_OFF_MAX, so that its pings are still answered in time), then, at
-    random, up to HOLD_OFF_SPREAD of that longer. What it sends meanwhile waits in the network's
+    random, up to HOLD_OFF_SPREAD s longer. What it sends meanwhile waits in the network's
     buffers instead of costing this worker a refusal each: a client posting flat out on a hundred
     sockets would otherwise keep the worker busy refusing, and every other socket waiting for its
     turn. The spread wakes those hundred sockets one at a time, not all at the moment they were
     told (only one of them can have the unit that comes back then)."""
-    wait = min(wait, HOLD_OFF_MAX)
-    gevent.sleep(wait * (1 + HOLD_OFF_SPREAD * random.random()))
+    gevent.sleep(min(wait, HOLD_OFF_MAX) + HOLD_OFF_SPREAD * random.random())
 
 
 class Moments:
