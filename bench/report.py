@@ -120,7 +120,10 @@ def ours_table(document):
                      f"posting {a['abuser_rate']}/s each in another room, from a process of its own"
                      + (f" that took {abuser['cpu']:.0%} of a core" if "cpu" in abuser else "")
                      + f"): the members' p99; the abuser stored "
-                     f"{abuser['stored']:,} of {abuser['sent']:,} (budget {abuser['budget']:,}); database connections "
+                     f"{abuser['stored']:,} of {abuser['sent']:,} (budget {abuser['budget']:,})"
+                     + (f", its {abuser['refused']:,} refusals after the first second at most {abuser['refused_in_50ms']} within 50 ms"
+                        if "refused_in_50ms" in abuser else "")
+                     + "; database connections "
                      f"{held['without']} → {held['with']} | {fmt_ms(abuse['without']['p99_ms'])}{warn(abuse['without'])} "
                      f"| {fmt_ms(abuse['with']['p99_ms'])}{warn(abuse['with'])} "
                      f"| {abuse['with']['p99_ms'] / abuse['without']['p99_ms']:.2f} × |")
