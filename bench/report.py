@@ -361,8 +361,9 @@ The benchmark is not part of `make test` or CI.
 - **Pinning.** With two or more CPUs, the load generator is pinned to the last CPU and each
   server with its Redis to the first (`taskset`). "Two workers" get the first two CPUs; on a
   two-CPU machine the second one is the load generator's, which that row then shares.
-- **Load generator.** One process: asyncio on uvloop with picows (WebSocket framing in Cython).
-  Its CPU share and the servers' are recorded for every measurement (table below); a number
+- **Load generator.** One process: asyncio on uvloop with picows (WebSocket framing in Cython);
+  only the abuse scenario's abuser posts from a second one (`bench/abuser.py`, on the same CPU at
+  the lowest priority), so that its sending does not delay the members' receives. Its CPU share and the servers' are recorded for every measurement (table below); a number
   taken while it used ≥ {LOADGEN_SATURATED:.0%} of its core is flagged {WARN.strip()}: there the client may be
   the bottleneck. File descriptor limits are raised to the hard limit for it and the servers.
 - **Bounds.** Every connect, drain and scenario has a deadline, and the whole run a budget;
