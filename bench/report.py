@@ -117,8 +117,13 @@ def ours_table(document):
     if abuse and abuse.get("status") == "ok":
         abuser, held = abuse["abuser"], abuse["database_connections"]
         lines.append(f"| abuse ({a['subscribers']:,} members, {a['rate']} msg/s; {a['abusers']} sockets of one address "
-                     f"posting {a['abuser_rate']}/s each in another room): the members' p99; the abuser stored "
-                     f"{abuser['stored']:,} of {abuser['sent']:,} (budget {abuser['budget']:,}); database connections "
+                     f"posting {a['abuser_rate']}/s each in another room, from a process of its own"
+                     + (f" that took {abuser['cpu']:.0%} of a core" if "cpu" in abuser else "")
+                     + f"): the members' p99; the abuser stored "
+                     f"{abuser['stored']:,} of {abuser['sent']:,} (budget {abuser['budget']:,})"
+                     + (f", its {abuser['refused']:,} refusals after the first second at most {abuser['refused_in_50ms']} within 50 ms"
+                        if "refused_in_50ms" in abuser else "")
+                     + "; database connections "
                      f"{held['without']} → {held['with']} | {fmt_ms(abuse['without']['p99_ms'])}{warn(abuse['without'])} "
                      f"| {fmt_ms(abuse['with']['p99_ms'])}{warn(abuse['with'])} "
                      f"| {abuse['with']['p99_ms'] / abuse['without']['p99_ms']:.2f} × |")
@@ -356,8 +361,9 @@ The benchmark is not part of `make test` or CI.
 - **Pinning.** With two or more CPUs, the load generator is pinned to the last CPU and each
   server with its Redis to the first (`taskset`). "Two workers" get the first two CPUs; on a
   two-CPU machine the second one is the load generator's, which that row then shares.
-- **Load generator.** One process: asyncio on uvloop with picows (WebSocket framing in Cython).
-  Its CPU share and the servers' are recorded for every measurement (table below); a number
+- **Load generator.** One process: asyncio on uvloop with picows (WebSocket framing in Cython);
+  only the abuse scenario's abuser posts from a second one (`bench/abuser.py`, on the same CPU at
+  the lowest priority), so that its sending does not delay the members' receives. Its CPU share and the servers' are recorded for every measurement (table below); a number
   taken while it used ≥ {LOADGEN_SATURATED:.0%} of its core is flagged {WARN.strip()}: there the client may be
   the bottleneck. File descriptor limits are raised to the hard limit for it and the servers.
 - **Bounds.** Every connect, drain and scenario has a deadline, and the whole run a budget;

@@ -19,6 +19,7 @@ unreachable, the same arithmetic runs on a dict in this process: one worker's sh
 """
 
 import logging
+import random
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -32,8 +33,12 @@ from .fanout.brokers.base import UNREACHABLE
 log = logging.getLogger("realtime.budgets")
 
 SPEND = (Path(__file__).with_name("budgets.lua")).read_bytes()
-# A socket refused for its client's budget reads nothing more for up to this long (hold_off).
+# A socket refused for its client's budget reads nothing more for up to this long (hold_off)...
 HOLD_OFF_MAX = 1.0
+# ... and then up to this many seconds longer, at random: a client's refused sockets were all told
+# the same moment, and woken together they would be refused together, in one burst of work that
+# every other socket of the worker waits behind (bench/FINDINGS.md, the abuse scenario).
+HOLD_OFF_SPREAD = 0.5
 
 
 class Rate(NamedTuple):
@@ -60,11 +65,13 @@ def spend(budget, who, rate, cost=1):
 
 def hold_off(wait):
     """Call in a socket's view after refusing its client for the budget: the socket reads nothing
-    for `wait` s (at most HOLD_OFF_MAX, so that its pings are still answered in time). What it
-    sends meanwhile waits in the network's buffers instead of costing this worker a refusal each:
-    a client posting flat out on a hundred sockets would otherwise keep the worker busy refusing,
-    and every other socket waiting for its turn."""
-    gevent.sleep(min(wait, HOLD_OFF_MAX))
+    for `wait` s (at most HOLD_OFF_MAX, so that its pings are still answered in time), then, at
+    random, up to HOLD_OFF_SPREAD s longer. What it sends meanwhile waits in the network's
+    buffers instead of costing this worker a refusal each: a client posting flat out on a hundred
+    sockets would otherwise keep the worker busy refusing, and every other socket waiting for its
+    turn. The spread wakes those hundred sockets one at a time, not all at the moment they were
+    told (only one of them can have the unit that comes back then)."""
+    gevent.sleep(min(wait, HOLD_OFF_MAX) + HOLD_OFF_SPREAD * random.random())
 
 
 class Moments:

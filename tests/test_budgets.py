@@ -8,6 +8,7 @@ The arithmetic (realtime/budgets.py) on a clock of our own and on a real Redis; 
 
 import socket
 import time
+from unittest import mock
 
 import redis
 from selenium.webdriver.common.by import By
@@ -19,7 +20,7 @@ from django.test import Client, RequestFactory, SimpleTestCase, override_setting
 
 from chat.models import Message
 from realtime.addresses import client_address, client_network
-from realtime.budgets import InProcessBudgets, Rate, RedisBudgets
+from realtime.budgets import HOLD_OFF_MAX, HOLD_OFF_SPREAD, InProcessBudgets, Rate, RedisBudgets, hold_off
 from realtime.fanout.brokers.base import Names
 from realtime.testing import (ChannelClient, LiveWebSocketTestCase, RedisServer, WebSocketClient, WorkerProcess,
                               free_port)
@@ -72,6 +73,32 @@ class InProcessBudgetTests(SimpleTestCase):
         self.clock.now += 2  # every budget whole again
         self.budgets.spend("new", rate, 1)  # past the threshold: the sweep keeps only this one
         self.assertEqual(list(self.budgets.whole_at.at), ["new"])
+
+
+class HoldOffTests(SimpleTestCase):
+    """How long a refused socket reads nothing (budgets.hold_off): how long each sleeps is recorded."""
+
+    def hold_off_all(self, waits):
+        slept = []
+        with mock.patch("gevent.sleep", slept.append):
+            for wait in waits:
+                hold_off(wait)
+        return slept
+
+    def test_a_client_s_refused_sockets_wake_one_at_a_time_not_together_at_the_moment_they_were_told(self):
+        # 100 sockets of one client refused until the same moment, 0.8 s away. Woken together, the
+        # worker would refuse all 100 in one burst that every other socket waits behind.
+        slept = sorted(self.hold_off_all([0.8] * 100))
+        self.assertGreaterEqual(slept[0], 0.8)  # none is read before its client's budget is back
+        self.assertLessEqual(slept[-1], 0.8 + HOLD_OFF_SPREAD)
+        # Spread over 0.5 s: a window of 40 ms holds about 8 of them; none holds a third.
+        crowded = max(sum(start <= moment < start + 0.04 for moment in slept) for start in slept)
+        self.assertLess(crowded, 34, slept)
+
+    def test_a_long_wait_holds_off_at_most_the_maximum_and_its_spread(self):
+        # However long until its client's budget is back: its pings must still be answered in time.
+        slept = self.hold_off_all([30.0] * 20)
+        self.assertTrue(all(HOLD_OFF_MAX <= moment <= HOLD_OFF_MAX + HOLD_OFF_SPREAD for moment in slept), slept)
 
 
 class RedisBudgetTests(SimpleTestCase):
