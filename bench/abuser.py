@@ -22,6 +22,7 @@ import os
 import time
 
 from .loadgen import Crowd, now
+from .stats import most_within
 
 GO, STOP = "go", "stop"
 
@@ -111,13 +112,3 @@ def count_refusal(frame, state):
     if b'"rate_limited"' in frame.get_payload_as_bytes():
         state["refused_at"].append(now())
 
-
-def most_within(moments, span):
-    """The most of the sorted `moments` that fall within any `span` s: how bunched the worker's
-    refusals came (all of the sockets at once, or one at a time)."""
-    most, first = 0, 0
-    for last, moment in enumerate(moments):
-        while moment - moments[first] > span:
-            first += 1
-        most = max(most, last - first + 1)
-    return most

@@ -1,4 +1,4 @@
-"""Pure helpers: latency summaries, CPU shares, JSON with infinity (tests/test_bench_stats.py)."""
+"""Pure helpers: latency summaries, CPU shares, bunching, JSON with infinity (tests/test_bench_stats.py)."""
 
 import bisect
 import math
@@ -52,6 +52,17 @@ def summarize_latencies(latencies, expected, late_after):
 def cpu_share(cpu_seconds, wall_seconds):
     """CPU seconds over wall seconds: 1.0 is one core fully busy."""
     return cpu_seconds / wall_seconds if wall_seconds > 0 else 0.0
+
+
+def most_within(moments, span):
+    """The most of the sorted `moments` (seconds) that fall within any `span` s: how bunched they
+    came (the abuse scenario's refusals: a hundred sockets refused at once, or one at a time)."""
+    most, first = 0, 0
+    for last, moment in enumerate(moments):
+        while moment - moments[first] > span:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
 
 
 def json_safe(value):

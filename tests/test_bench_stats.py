@@ -4,7 +4,7 @@ import math
 
 from django.test import SimpleTestCase
 
-from bench.stats import from_json, json_safe, percentile, summarize_latencies
+from bench.stats import from_json, json_safe, most_within, percentile, summarize_latencies
 
 
 class PercentileTests(SimpleTestCase):
@@ -35,3 +35,12 @@ class SummaryTests(SimpleTestCase):
     def test_infinity_survives_json(self):
         document = {"p99_ms": math.inf, "list": [1, math.inf]}
         self.assertEqual(from_json(json_safe(document)), document)
+
+
+class BunchingTests(SimpleTestCase):
+    def test_the_most_moments_within_a_span(self):
+        self.assertEqual(most_within([1.0] * 100, 0.05), 100)  # a hundred refusals at once
+        spread = [i * 0.25 for i in range(100)]  # one every 250 ms, one at a time
+        self.assertEqual(most_within(spread, 1.0), 5)  # both ends of the second count
+        self.assertEqual(most_within([0.0, 0.01, 0.2, 0.21, 0.22], 0.05), 3)
+        self.assertEqual(most_within([], 0.05), 0)
