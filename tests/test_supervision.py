@@ -10,6 +10,7 @@ import gevent.event
 import redis
 from django.test import SimpleTestCase
 
+from realtime.server.connections import SWEEP_BATCH, OpenConnections
 from realtime.supervisor import DEAD, RESTARTING, RUNNING, STOPPED, Supervisor
 from realtime.testing import LiveWebSocketTestCase, wait_until
 from tests.raw import RawClient
@@ -82,6 +83,21 @@ class SupervisorTests(SimpleTestCase):
         self.assertIn("ZeroDivisionError", logs.output[0])  # with its traceback
         self.assertEqual(self.supervisor.tasks, {})  # not restarted, not counted
         self.assertTrue(self.supervisor.healthy)
+
+    def test_the_connection_sweeper_lets_other_greenlets_run_during_a_long_pass(self):
+        checked = []
+
+        class Member:
+            def check_liveness(self, now, *timeouts):
+                checked.append(self)
+
+        connections = OpenConnections()
+        connections.connections.update(Member() for _ in range(2 * SWEEP_BATCH + 1))
+        seen_by_others = []
+        gevent.spawn(lambda: seen_by_others.append(len(checked)))
+        connections.sweep(0.0, 25, 10, 0)
+        self.assertEqual(len(checked), 2 * SWEEP_BATCH + 1)  # every one, once
+        self.assertEqual(seen_by_others, [SWEEP_BATCH])  # it ran after the first batch, not after the pass
 
     def test_stopped_or_finished_loops_are_healthy_a_killed_one_is_dead(self):
         stopped = self.supervisor.spawn("stopped", gevent.sleep, 60)

@@ -12,6 +12,8 @@ from .. import conf
 from ..supervisor import supervisor
 
 SWEEP_INTERVAL = 1.0
+# The sweeper yields after checking this many connections (under gevent a loop that never blocks never yields).
+SWEEP_BATCH = 500
 
 
 class OpenConnections:
@@ -45,9 +47,16 @@ class OpenConnections:
         idle_timeout = conf.get("WEBSOCKET_IDLE_TIMEOUT")
         while True:
             gevent.sleep(min(SWEEP_INTERVAL, ping_interval / 2))
-            now = time.monotonic()
-            for connection in list(self.connections):
-                connection.check_liveness(now, ping_interval, ping_timeout, idle_timeout)
+            self.sweep(time.monotonic(), ping_interval, ping_timeout, idle_timeout)
+
+    def sweep(self, now, *timeouts):
+        """One pass: each connection pings, closes if idle, drops if dead (its core decides). Other
+        greenlets run every SWEEP_BATCH connections: a pass over 10,000, with their pings, must not
+        hold up the process's messages."""
+        for checked, connection in enumerate(list(self.connections), 1):
+            connection.check_liveness(now, *timeouts)
+            if checked % SWEEP_BATCH == 0:
+                gevent.sleep(0)
 
 
 open_connections = OpenConnections()
