@@ -1,13 +1,13 @@
 """Posting to a room from any Django code: a WebSocket view, a view, a signal, a command."""
 
 import logging
-import math
 from dataclasses import dataclass
 import re
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from realtime import budgets
 from realtime.budgets import Rate, budget_holder, spend
 from realtime.channels import History
 from realtime.db import SharedReads, run_read, run_write
@@ -87,7 +87,7 @@ class PostingTooFast(Exception):
     """Over the poster's budget: nothing was stored. `retry_after`: in how many seconds it would be."""
 
     def __init__(self, poster, retry_after):
-        self.retry_after = math.ceil(retry_after * 100) / 100
+        self.retry_after = budgets.retry_after(retry_after)
         whose = "your account's" if poster.account else "your address's"
         super().__init__(f"Too many messages: over {whose} posting budget. "
                          f"Nothing was stored; send it again in {self.retry_after:g} s.")

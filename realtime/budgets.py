@@ -19,6 +19,7 @@ unreachable, the same arithmetic runs on a dict in this process: one worker's sh
 """
 
 import logging
+import math
 import random
 import time
 from pathlib import Path
@@ -61,6 +62,12 @@ def spend(budget, who, rate, cost=1):
     if rate.per_second <= 0:
         return 0.0
     return _store().spend(f"{budget}:{who}", rate, min(cost, rate.burst))
+
+
+def retry_after(wait):
+    """`wait` (what `spend` answered) as a client is told it: rounded up to the hundredth, so that
+    a retry after it is never early."""
+    return math.ceil(wait * 100) / 100
 
 
 def hold_off(wait):

@@ -7,10 +7,9 @@ message budget covers them all (docs/limits.md).
 """
 
 import logging
-import math
 
 from .. import conf
-from ..budgets import Rate, budget_holder, hold_off, spend
+from ..budgets import Rate, budget_holder, hold_off, retry_after, spend
 from ..db import run_read
 from ..envelope import ClientError, envelope
 from ..fanout.hub import get_hub, on_topic, text_frame, topic_head
@@ -48,9 +47,9 @@ class ChannelSocket:
                     conf.get("WEBSOCKET_GUEST_JOIN_BURST" if guest else "WEBSOCKET_JOIN_BURST"))
         wait = spend("join", budget_holder(self.user, self.request), rate)
         if wait:
-            retry_after = math.ceil(wait * 100) / 100
+            seconds = retry_after(wait)
             raise OverBudget(f"Too many joins: over your {'address' if guest else 'account'}'s join budget. "
-                             f"Join again in {retry_after:g} s.", retry_after)
+                             f"Join again in {seconds:g} s.", seconds)
 
     def hold_off_after(self, error):
         """After refusing `error`: a client over one of its budgets is not read for a moment

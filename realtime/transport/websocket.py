@@ -147,9 +147,9 @@ class WebSocket:
         for frame in frames:
             piece.append(frame)
             size += len(frame)
-            if size >= PACED_PIECE_BYTES and not self._send_piece(piece):
-                return False
             if size >= PACED_PIECE_BYTES:
+                if not self._send_piece(piece):
+                    return False
                 piece, size = [], 0
         return self._send_piece(piece) if piece else not self.closed
 
